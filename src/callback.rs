@@ -1,0 +1,312 @@
+//! The redirect back from the provider: untrusted input, parsed strictly and matched exactly
+//! against the redirect URI of the flow (RFC 8252 §7, RFC 9700 §4.1), plus the one-shot
+//! loopback listener (RFC 8252 §7.3).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+use crate::secret::{AuthorizationCode, CsrfState};
+
+/// Longest redirect URL accepted.
+pub const MAX_REDIRECT_LEN: usize = 8 * 1024;
+
+/// Why a redirect was refused. Messages never contain the code or the state.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedirectError {
+    /// Longer than [`MAX_REDIRECT_LEN`]: not something a provider sends.
+    #[error("the redirect URL is longer than 8 KiB and was refused; start the link again")]
+    TooLong,
+    /// Not a URL, or contains control characters (NUL, newlines).
+    #[error("the redirect URL is malformed and was refused; start the link again")]
+    Malformed,
+    /// Has a fragment or user info, which a genuine redirect never carries.
+    #[error("the redirect URL carries a fragment or user info and was refused; start the link again")]
+    UnexpectedPart,
+    /// Scheme, host, port or path differ from the redirect URI that was registered.
+    #[error("the redirect URL does not match Keylink's redirect URI and was refused")]
+    RedirectMismatch,
+    /// A parameter appears twice (parameter pollution).
+    #[error("the redirect URL repeats the parameter `{0}` and was refused; start the link again")]
+    DuplicateParameter(String),
+    /// No `state` parameter.
+    #[error("the redirect URL has no `state` parameter and was refused")]
+    MissingState,
+    /// No `code` and no `error`.
+    #[error("the redirect URL has neither a `code` nor an `error` and was refused; start the link again")]
+    MissingCode,
+    /// No pending flow has this state: a redirect that this user did not ask for, one already
+    /// used, or one whose link was cancelled.
+    #[error("this redirect does not belong to a sign-in started here (or was already used) and was refused; start the link again from Keylink")]
+    Unsolicited,
+    /// The flow it belongs to is older than 10 minutes.
+    #[error("the sign-in took longer than 10 minutes and expired; start the link again")]
+    Expired,
+    /// `iss` differs from the issuer the flow was started with (RFC 9207 mix-up defence).
+    #[error("the redirect names a different issuer than the one the sign-in was started with and was refused (possible mix-up attack); start the link again")]
+    IssuerMismatch,
+    /// The provider promised `iss` (RFC 9207) but the redirect has none.
+    #[error("the redirect lacks the `iss` parameter that this provider always sends and was refused; start the link again")]
+    MissingIssuer,
+    /// The provider reported an error (RFC 6749 §4.1.2.1), e.g. the user denied access.
+    #[error("the provider refused the sign-in: {error}{}; try linking again", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Provider {
+        /// The `error` code, sanitised.
+        error: String,
+        /// `error_description`, sanitised to plain text.
+        description: Option<String>,
+    },
+}
+
+/// The parameters of a redirect that passed the structural checks. The state has not been
+/// matched against a pending flow yet.
+#[derive(Debug)]
+pub struct AuthorizationResponse {
+    /// The URL without its query, for matching against the flow's redirect URI.
+    pub base: Url,
+    /// `state`.
+    pub state: CsrfState,
+    /// `code`, when the provider granted access.
+    pub code: Option<AuthorizationCode>,
+    /// `iss` (RFC 9207).
+    pub iss: Option<String>,
+    /// `error` and `error_description`, raw; shown only after the state matched.
+    pub error: Option<(String, Option<String>)>,
+}
+
+/// Parses a redirect URL strictly: size cap, no control characters, no fragment or user info,
+/// every parameter at most once, `state` required, and either `code` or `error`.
+pub fn parse_redirect(raw: &str) -> Result<AuthorizationResponse, RedirectError> {
+    if raw.len() > MAX_REDIRECT_LEN {
+        return Err(RedirectError::TooLong);
+    }
+    if raw.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(RedirectError::Malformed);
+    }
+    if raw.contains('#') {
+        return Err(RedirectError::UnexpectedPart);
+    }
+    let url = Url::parse(raw).map_err(|_| RedirectError::Malformed)?;
+    if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+        return Err(RedirectError::UnexpectedPart);
+    }
+    let mut state = None;
+    let mut code = None;
+    let mut iss = None;
+    let mut error = None;
+    let mut error_description = None;
+    let mut seen = std::collections::HashSet::new();
+    for (name, value) in url.query_pairs() {
+        if !seen.insert(name.to_string()) {
+            return Err(RedirectError::DuplicateParameter(printable(&name, 40)));
+        }
+        if value.chars().any(|c| c.is_control()) {
+            return Err(RedirectError::Malformed);
+        }
+        match &*name {
+            "state" => state = Some(CsrfState::new(value.into_owned())),
+            "code" => code = Some(AuthorizationCode::new(value.into_owned())),
+            "iss" => iss = Some(value.into_owned()),
+            "error" => error = Some(value.into_owned()),
+            "error_description" => error_description = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let state = state.ok_or(RedirectError::MissingState)?;
+    if code.is_none() && error.is_none() {
+        return Err(RedirectError::MissingCode);
+    }
+    let mut base = url;
+    base.set_query(None);
+    Ok(AuthorizationResponse {
+        base,
+        state,
+        code,
+        iss,
+        error: error.map(|e| (e, error_description)),
+    })
+}
+
+/// Exact redirect URI matching: scheme case-insensitively (URL parsing lower-cases it), host,
+/// port and path exactly. For loopback redirects the port is part of the flow's URI.
+pub fn redirect_matches(base: &Url, expected: &Url) -> bool {
+    base.scheme() == expected.scheme()
+        && base.host_str() == expected.host_str()
+        && base.port_or_known_default() == expected.port_or_known_default()
+        && base.path() == expected.path()
+}
+
+/// Checks `iss` against the flow's issuer, byte for byte (RFC 9207 §2.4).
+pub fn check_issuer(
+    iss: Option<&str>,
+    expected: Option<&str>,
+    required: bool,
+) -> Result<(), RedirectError> {
+    match (iss, expected) {
+        (Some(found), Some(expected)) if found == expected => Ok(()),
+        (Some(_), _) => Err(RedirectError::IssuerMismatch),
+        (None, Some(_)) if required => Err(RedirectError::MissingIssuer),
+        (None, _) => Ok(()),
+    }
+}
+
+/// Turns provider-supplied text into short, plain, printable text: control characters dropped,
+/// markup characters replaced, length capped.
+pub fn printable(text: &str, max: usize) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .map(|c| if matches!(c, '<' | '>' | '"' | '`') { '\'' } else { c })
+        .take(max)
+        .collect()
+}
+
+/// A one-shot HTTP listener on `127.0.0.1` with an ephemeral port (RFC 8252 §7.3, §8.3).
+#[derive(Debug)]
+pub struct LoopbackListener {
+    listener: TcpListener,
+    port: u16,
+}
+
+/// What the listener's handler decided about one request.
+#[derive(Debug)]
+pub enum LoopbackVerdict<T> {
+    /// The redirect was ours: answer with this page and stop listening.
+    Done(T, String),
+    /// Not ours (wrong state, wrong path, ...): answer 400 and keep listening.
+    Rejected(String),
+}
+
+/// Why waiting on the loopback listener ended without a result.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoopbackError {
+    /// Binding 127.0.0.1 failed.
+    #[error("cannot listen on 127.0.0.1 for the redirect ({0}); check that loopback networking works")]
+    Bind(String),
+    /// No valid redirect arrived in time.
+    #[error("no redirect arrived within the time limit; start the link again")]
+    TimedOut,
+    /// The caller cancelled.
+    #[error("the link was cancelled")]
+    Cancelled,
+}
+
+impl LoopbackListener {
+    /// Binds the literal `127.0.0.1` on an ephemeral port.
+    pub fn bind() -> Result<Self, LoopbackError> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .map_err(|e| LoopbackError::Bind(e.to_string()))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| LoopbackError::Bind(e.to_string()))?
+            .port();
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| LoopbackError::Bind(e.to_string()))?;
+        Ok(Self { listener, port })
+    }
+
+    /// The redirect URI to advertise: the same literal address that is bound.
+    pub fn redirect_uri(&self) -> Url {
+        // The format is fixed and always parses.
+        Url::parse(&format!("http://127.0.0.1:{}/callback", self.port))
+            .unwrap_or_else(|_| unreachable!("a loopback URL with a port always parses"))
+    }
+
+    /// Serves requests until `handle` accepts one, the deadline passes, or `cancelled` says so.
+    /// `handle` gets the full request URL.
+    pub fn serve<T>(
+        self,
+        deadline: Instant,
+        cancelled: impl Fn() -> bool,
+        mut handle: impl FnMut(&str) -> LoopbackVerdict<T>,
+    ) -> Result<T, LoopbackError> {
+        loop {
+            if cancelled() {
+                return Err(LoopbackError::Cancelled);
+            }
+            if Instant::now() >= deadline {
+                return Err(LoopbackError::TimedOut);
+            }
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if let Some(result) = self.answer(stream, &mut handle) {
+                        return Ok(result);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(25)),
+            }
+        }
+    }
+
+    fn answer<T>(
+        &self,
+        stream: TcpStream,
+        handle: &mut impl FnMut(&str) -> LoopbackVerdict<T>,
+    ) -> Option<T> {
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut reader = BufReader::new(std::io::Read::take(&stream, 16 * 1024));
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).is_err() {
+            return None;
+        }
+        // Drain the headers; their content is not needed.
+        let mut line = String::new();
+        while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+            line.clear();
+        }
+        drop(reader);
+        let mut stream = &stream;
+        let mut parts = request_line.split_whitespace();
+        let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
+            respond(&mut stream, 400, "Bad request.");
+            return None;
+        };
+        if method != "GET" || !target.starts_with('/') {
+            respond(&mut stream, 400, "Bad request.");
+            return None;
+        }
+        let url = format!("http://127.0.0.1:{}{}", self.port, target);
+        match handle(&url) {
+            LoopbackVerdict::Done(result, page) => {
+                respond(&mut stream, 200, &page);
+                Some(result)
+            }
+            LoopbackVerdict::Rejected(message) => {
+                respond(&mut stream, 400, &message);
+                None
+            }
+        }
+    }
+}
+
+fn respond(stream: &mut &TcpStream, status: u16, text: &str) {
+    let reason = if status == 200 { "OK" } else { "Bad Request" };
+    let body = format!(
+        "<!doctype html><meta charset=utf-8><title>Keylink</title>\
+         <body style=\"font-family:system-ui,sans-serif;margin:3em\"><p>{}</p></body>",
+        html_escape(text)
+    );
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\n\
+         Content-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\
+         Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.flush();
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests;

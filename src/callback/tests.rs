@@ -1,0 +1,79 @@
+use super::*;
+
+const REDIRECT: &str = "dev.keylink:/callback";
+
+fn parse(url: &str) -> Result<AuthorizationResponse, RedirectError> {
+    parse_redirect(url)
+}
+
+#[test]
+fn a_genuine_redirect_parses() {
+    let r = parse("dev.keylink:/callback?code=abc&state=xyz&iss=https%3A%2F%2Fidp.example").unwrap();
+    assert!(r.state.ct_eq("xyz"));
+    assert_eq!(r.code.as_ref().map(|c| c.secret()), Some("abc"));
+    assert_eq!(r.iss.as_deref(), Some("https://idp.example"));
+    assert!(redirect_matches(&r.base, &Url::parse(REDIRECT).unwrap()));
+}
+
+#[test]
+fn malformed_and_hostile_redirects_are_refused() {
+    let huge = format!("dev.keylink:/callback?code=a&state=b&pad={}", "x".repeat(1 << 20));
+    let cases: Vec<(&str, String)> = vec![
+        ("duplicate state", "dev.keylink:/callback?code=a&state=a&state=b".into()),
+        ("duplicate code", "dev.keylink:/callback?code=a&code=b&state=s".into()),
+        ("fragment", "dev.keylink:/callback#code=a&state=b".into()),
+        ("fragment after query", "dev.keylink:/callback?code=a&state=b#x".into()),
+        ("1 MiB", huge),
+        ("NUL", "dev.keylink:/callback?code=a%00&state=b".into()),
+        ("raw NUL", "dev.keylink:/callback?code=a\0&state=b".into()),
+        ("newline", "dev.keylink:/callback?code=a&state=b\n".into()),
+        ("no state", "dev.keylink:/callback?code=a".into()),
+        ("no code", "dev.keylink:/callback?state=a".into()),
+        ("userinfo", "http://user:pw@127.0.0.1:5000/callback?code=a&state=b".into()),
+        ("not a URL", "callback?code=a&state=b".into()),
+    ];
+    for (name, url) in cases {
+        assert!(parse(&url).is_err(), "{name} was accepted");
+    }
+}
+
+#[test]
+fn redirect_matching_is_exact() {
+    let deep = Url::parse(REDIRECT).unwrap();
+    let loopback = Url::parse("http://127.0.0.1:5000/callback").unwrap();
+    let table = [
+        ("dev.keylink:/callback?code=a&state=b", &deep, true),
+        ("DEV.KEYLINK:/callback?code=a&state=b", &deep, true),
+        ("dev.keylink:/callback/?code=a&state=b", &deep, false),
+        ("dev.keylink:/Callback?code=a&state=b", &deep, false),
+        ("dev.keylink:/settings?code=a&state=b", &deep, false),
+        ("dev.keylink://callback?code=a&state=b", &deep, false),
+        ("other.app:/callback?code=a&state=b", &deep, false),
+        ("http://127.0.0.1:5000/callback?code=a&state=b", &loopback, true),
+        ("http://127.0.0.1:5001/callback?code=a&state=b", &loopback, false),
+        ("http://localhost:5000/callback?code=a&state=b", &loopback, false),
+        ("https://127.0.0.1:5000/callback?code=a&state=b", &loopback, false),
+        ("http://127.0.0.1:5000/callback/x?code=a&state=b", &loopback, false),
+    ];
+    for (url, expected, matches) in table {
+        let r = parse(url).unwrap();
+        assert_eq!(redirect_matches(&r.base, expected), matches, "{url}");
+    }
+}
+
+#[test]
+fn issuer_is_compared_byte_for_byte() {
+    let idp = Some("https://idp.example");
+    assert!(check_issuer(Some("https://idp.example"), idp, true).is_ok());
+    assert!(check_issuer(Some("https://idp.example/"), idp, true).is_err());
+    assert!(check_issuer(Some("https://evil.example"), idp, false).is_err());
+    assert!(check_issuer(None, idp, true).is_err());
+    assert!(check_issuer(None, idp, false).is_ok());
+}
+
+#[test]
+fn provider_error_text_is_made_plain() {
+    let shown = printable("<script>alert(1)</script>\u{7}done", 300);
+    assert!(!shown.contains('<') && !shown.contains('>'));
+    assert!(!shown.contains('\u{7}'));
+}

@@ -1,0 +1,323 @@
+//! The `keylink` command line: the contract in the README (commands, JSON, exit codes), on top
+//! of the [`Keylink`] API.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::client::{Keylink, open_in_browser};
+use crate::clock::rfc3339;
+use crate::error::Error;
+use crate::store::{Account, AccountStatus};
+
+#[derive(Parser)]
+#[command(name = "keylink", version, about = "Link cloud accounts and get fresh access tokens from the OS keychain")]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// List the configured providers.
+    Providers {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Link an account: sign in at the provider in the browser.
+    Link {
+        /// Provider id (see `keylink providers`).
+        provider: String,
+        /// Seconds to wait for the sign-in.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        timeout: u64,
+        /// Print the URL instead of opening a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Print the linked account as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver a redirect URL (what the OS URL-scheme handler runs).
+    #[command(name = "open-url")]
+    OpenUrl {
+        /// The redirect URL. Other arguments around it are ignored.
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// List linked accounts (no secrets).
+    List {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a valid access token, refreshing it first if needed.
+    Token {
+        /// Account id or email.
+        account: String,
+        /// Refresh when the token expires within this many seconds.
+        #[arg(long, default_value_t = 60)]
+        min_ttl: u64,
+        /// Print JSON with the token and its expiry.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an account's tokens at the provider and delete them locally.
+    Unlink {
+        /// Account id or email.
+        account: String,
+    },
+    /// Check the keychain, configuration, providers and URL scheme registration.
+    Doctor,
+}
+
+/// The JSON form of an account (the documented contract).
+#[derive(Serialize)]
+struct AccountJson<'a> {
+    id: &'a str,
+    provider: &'a str,
+    issuer: &'a str,
+    subject: &'a str,
+    email: Option<&'a str>,
+    name: Option<&'a str>,
+    scopes: &'a [String],
+    linked_at: String,
+    expires_at: Option<String>,
+    status: AccountStatus,
+}
+
+impl<'a> From<&'a Account> for AccountJson<'a> {
+    fn from(a: &'a Account) -> Self {
+        AccountJson {
+            id: &a.id,
+            provider: &a.provider,
+            issuer: &a.issuer,
+            subject: &a.subject,
+            email: a.email.as_deref(),
+            name: a.name.as_deref(),
+            scopes: &a.scopes,
+            linked_at: rfc3339(a.linked_at),
+            expires_at: a.expires_at.map(rfc3339),
+            status: a.status,
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the CLI with the process arguments and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    init_logging();
+    match run(cli.command) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("keylink: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn print_json(value: &impl Serialize) {
+    // Serialising our own plain types cannot fail.
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+fn run(command: Commands) -> Result<(), Error> {
+    let keylink = Keylink::from_env()?;
+    match command {
+        Commands::Providers { json } => {
+            let providers = &keylink.config().providers;
+            if json {
+                #[derive(Serialize)]
+                struct P<'a> {
+                    id: &'a str,
+                    name: &'a str,
+                    issuer: Option<&'a str>,
+                    redirect: &'static str,
+                    scopes: &'a [String],
+                }
+                let list: Vec<P<'_>> = providers
+                    .values()
+                    .map(|p| P {
+                        id: &p.id,
+                        name: &p.name,
+                        issuer: p.issuer.as_deref(),
+                        redirect: match p.redirect {
+                            crate::provider::RedirectKind::DeepLink => "deep-link",
+                            crate::provider::RedirectKind::Loopback => "loopback",
+                        },
+                        scopes: &p.scopes,
+                    })
+                    .collect();
+                print_json(&list);
+            } else if providers.is_empty() {
+                eprintln!("No providers are configured; add one to the configuration file (see the README).");
+            } else {
+                for p in providers.values() {
+                    println!("{:<16} {}", p.id, p.name);
+                }
+            }
+            Ok(())
+        }
+        Commands::Link { provider, timeout, no_browser, json } => {
+            let request = keylink.start_link(&provider)?;
+            let name = keylink.provider(&provider)?.name.clone();
+            if no_browser {
+                eprintln!("Open this URL in your browser to link your {name} account:");
+                eprintln!("{}", request.authorization_url);
+            } else {
+                if let Err(e) = open_in_browser(&request.authorization_url) {
+                    keylink.cancel_link(&request.flow_id);
+                    return Err(e);
+                }
+                eprintln!("Continue in your browser to link your {name} account (waiting up to {timeout} s)...");
+            }
+            let account = keylink.wait_for_link(request, Duration::from_secs(timeout), || false)?;
+            if json {
+                print_json(&AccountJson::from(&account));
+            } else {
+                let who = account.email.as_deref().or(account.name.as_deref()).unwrap_or(&account.subject);
+                eprintln!("Linked {who} at {name}.");
+                println!("{}", account.id);
+            }
+            Ok(())
+        }
+        Commands::OpenUrl { args } => {
+            // The OS may add arguments around the URL; only a redirect URL is ever used.
+            let url = args
+                .iter()
+                .find(|a| looks_like_redirect(a))
+                .ok_or(crate::callback::RedirectError::RedirectMismatch)?;
+            let account = keylink.complete_redirect(url)?;
+            eprintln!("Linked {}.", account.email.as_deref().unwrap_or(&account.id));
+            Ok(())
+        }
+        Commands::List { json } => {
+            let accounts = keylink.accounts()?;
+            if json {
+                let list: Vec<AccountJson<'_>> = accounts.iter().map(AccountJson::from).collect();
+                print_json(&list);
+            } else if accounts.is_empty() {
+                eprintln!("No accounts are linked; run `keylink link <provider>`.");
+            } else {
+                for a in &accounts {
+                    let status = match a.status {
+                        AccountStatus::Ok => "ok",
+                        AccountStatus::NeedsRelink => "needs_relink",
+                    };
+                    println!(
+                        "{:<20} {:<10} {:<32} {}",
+                        a.id,
+                        a.provider,
+                        a.email.as_deref().or(a.name.as_deref()).unwrap_or(&a.subject),
+                        status
+                    );
+                }
+            }
+            Ok(())
+        }
+        Commands::Token { account, min_ttl, json } => {
+            let token = keylink.access_token(&account, min_ttl)?;
+            if json {
+                let a = keylink.account(&account)?;
+                #[derive(Serialize)]
+                struct T<'a> {
+                    account: &'a str,
+                    access_token: &'a str,
+                    expires_at: Option<String>,
+                }
+                print_json(&T {
+                    account: &a.id,
+                    access_token: token.secret(),
+                    expires_at: a.expires_at.map(rfc3339),
+                });
+            } else {
+                println!("{}", token.secret());
+            }
+            Ok(())
+        }
+        Commands::Unlink { account } => {
+            let report = keylink.unlink(&account)?;
+            match report.revocation {
+                Ok(true) => eprintln!("Revoked the tokens of {} at the provider.", report.account.id),
+                Ok(false) => eprintln!("The provider has no revocation endpoint; the tokens of {} were only deleted locally.", report.account.id),
+                Err(e) => eprintln!("warning: could not revoke the tokens of {} at the provider ({e}); they were deleted locally.", report.account.id),
+            }
+            eprintln!("Unlinked {}.", report.account.id);
+            Ok(())
+        }
+        Commands::Doctor => crate::cli::doctor(&keylink),
+    }
+}
+
+fn looks_like_redirect(arg: &str) -> bool {
+    let lower = arg.get(..20).unwrap_or(arg).to_ascii_lowercase();
+    lower.starts_with(&format!("{}:", crate::provider::URL_SCHEME)) || lower.starts_with("http://127.0.0.1:")
+}
+
+fn doctor(keylink: &Keylink) -> Result<(), Error> {
+    let mut failed = false;
+    let mut line = |status: &str, text: String| {
+        if status == "fail" {
+            failed = true;
+        }
+        println!("{status:<4}  {text}");
+    };
+    let files: Vec<String> = keylink.config().files.iter().map(|f| f.display().to_string()).collect();
+    line(
+        "ok",
+        if files.is_empty() { "configuration: no file, built-in defaults".into() } else { format!("configuration: {}", files.join(", ")) },
+    );
+    match keylink.secrets() {
+        Ok(store) => {
+            let probe = "doctor-probe";
+            let result = store
+                .set(probe, "probe")
+                .and_then(|_| store.get(probe))
+                .and_then(|v| store.delete(probe).map(|_| v));
+            match result {
+                Ok(Some(v)) if v.secret() == "probe" => line("ok", "keychain: reachable and writable".into()),
+                Ok(_) => line("fail", "keychain: a probe entry did not read back".into()),
+                Err(e) => line("fail", format!("keychain: {e}")),
+            }
+        }
+        Err(e) => line("fail", format!("keychain: {e}")),
+    }
+    for provider in keylink.config().providers.values() {
+        match keylink.metadata(provider) {
+            Ok(_) => line("ok", format!("provider {}: reachable", provider.id)),
+            Err(e) => line("fail", format!("provider {}: {e}", provider.id)),
+        }
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let mime = format!("x-scheme-handler/{}", crate::provider::URL_SCHEME);
+        match std::process::Command::new("xdg-mime").args(["query", "default", &mime]).output() {
+            Ok(out) if !String::from_utf8_lossy(&out.stdout).trim().is_empty() => {
+                line("ok", format!("URL scheme: {} opens with {}", crate::provider::URL_SCHEME, String::from_utf8_lossy(&out.stdout).trim()))
+            }
+            _ => line("warn", format!("URL scheme: nothing handles {}: links use `keylink open-url` until the Keylink app registers it", crate::provider::URL_SCHEME)),
+        }
+    }
+    if failed {
+        Err(Error::LinkFailed("some checks failed; see the lines marked fail".into()))
+    } else {
+        Ok(())
+    }
+}

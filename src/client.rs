@@ -1,0 +1,657 @@
+//! The one API every front end uses (the CLI, the desktop app, apps embedding Keylink):
+//! start a link, complete a redirect, list accounts, get a fresh access token, unlink.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::callback::{
+    AuthorizationResponse, LoopbackListener, LoopbackVerdict, RedirectError, check_issuer,
+    parse_redirect, printable, redirect_matches,
+};
+use crate::clock::{Clock, SystemClock, UnixTime};
+use crate::error::Error;
+use crate::exchange::{self, TokenSet};
+use crate::flow::{Claim, PendingFlow, PendingFlows};
+use crate::id_token::{self, Expected, Jwks};
+use crate::provider::{Config, Metadata, ProviderConfig, RedirectKind, discover};
+use crate::secret::AccessToken;
+use crate::store::{Account, AccountStatus, Index, Keychain, SecretStore, decode_tokens, encode_tokens};
+
+/// Keylink: configuration, data directory, keychain and caches of one process.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// # fn main() -> Result<(), keylink::Error> {
+/// let keylink = keylink::Keylink::from_env()?;
+/// // 1. Start: discovery, PKCE, state and nonce; the pending flow is saved.
+/// let request = keylink.start_link("demo")?;
+/// // 2. Send the user to the provider in the system browser.
+/// keylink::open_in_browser(&request.authorization_url)?;
+/// // 3. Wait for the redirect (delivered by the loopback listener, or by the OS running
+/// //    `keylink open-url <url>`, which calls `Keylink::complete_redirect`).
+/// let account = keylink.wait_for_link(request, Duration::from_secs(300), || false)?;
+/// // 4. Any time later, in any process: a fresh access token.
+/// let token = keylink.access_token(&account.id, 60)?;
+/// # let _ = token;
+/// # Ok(()) }
+/// ```
+pub struct Keylink {
+    config: Config,
+    data_dir: PathBuf,
+    http: reqwest::blocking::Client,
+    clock: Arc<dyn Clock>,
+    secrets: Mutex<Option<Arc<dyn SecretStore>>>,
+    metadata: Mutex<HashMap<String, Arc<Metadata>>>,
+    jwks: Mutex<HashMap<Url, Arc<Jwks>>>,
+}
+
+impl std::fmt::Debug for Keylink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keylink").field("data_dir", &self.data_dir).finish_non_exhaustive()
+    }
+}
+
+/// A started link: open `authorization_url` in the system browser, then wait.
+#[derive(Debug)]
+pub struct LinkRequest {
+    /// The pending flow's id.
+    pub flow_id: String,
+    /// Provider id.
+    pub provider: String,
+    /// The URL to open in the system browser. Contains only public values (the PKCE
+    /// challenge, not the verifier).
+    pub authorization_url: Url,
+    loopback: Option<LoopbackListener>,
+}
+
+/// What unlinking did.
+#[derive(Debug)]
+pub struct UnlinkReport {
+    /// The account that was removed.
+    pub account: Account,
+    /// Revocation at the provider: `Ok(true)` revoked, `Ok(false)` the provider has no
+    /// revocation endpoint, `Err` why it failed (the account was removed locally anyway).
+    pub revocation: Result<bool, String>,
+}
+
+/// The result of a completed flow, left for the process waiting on it.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Outcome {
+    Linked { account: String },
+    Failed { code: String, message: String },
+}
+
+/// The default data directory: `$KEYLINK_DATA_DIR`, else `$XDG_DATA_HOME/keylink`, else
+/// `~/.local/share/keylink`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KEYLINK_DATA_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("keylink")
+}
+
+impl Keylink {
+    /// Keylink as the environment configures it: [`Config::load`] and [`default_data_dir`].
+    pub fn from_env() -> Result<Self, Error> {
+        Self::new(Config::load()?, default_data_dir())
+    }
+
+    /// Keylink with an explicit configuration and data directory.
+    pub fn new(config: Config, data_dir: PathBuf) -> Result<Self, Error> {
+        let http = crate::http::client(&config.network)?;
+        Ok(Self {
+            config,
+            data_dir,
+            http,
+            clock: Arc::new(SystemClock),
+            secrets: Mutex::new(None),
+            metadata: Mutex::new(HashMap::new()),
+            jwks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Uses `store` instead of the OS keychain (tests, or embedders with their own store).
+    pub fn with_secret_store(self, store: Arc<dyn SecretStore>) -> Self {
+        *self.secrets.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
+        self
+    }
+
+    /// Uses `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The HTTP client (shared, with the configured roots and timeouts).
+    pub fn http(&self) -> &reqwest::blocking::Client {
+        &self.http
+    }
+
+    fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    /// The keychain, opened once per process.
+    pub fn secrets(&self) -> Result<Arc<dyn SecretStore>, Error> {
+        let mut slot = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(store) = slot.as_ref() {
+            return Ok(store.clone());
+        }
+        let store: Arc<dyn SecretStore> = Arc::new(Keychain::open()?);
+        *slot = Some(store.clone());
+        Ok(store)
+    }
+
+    fn index(&self) -> Index {
+        Index::new(&self.data_dir)
+    }
+
+    fn pending(&self) -> PendingFlows {
+        PendingFlows::new(&self.data_dir)
+    }
+
+    /// The configured provider `id`.
+    pub fn provider(&self, id: &str) -> Result<&ProviderConfig, Error> {
+        self.config.provider(id).ok_or_else(|| Error::UnknownProvider(printable(id, 64)))
+    }
+
+    /// The provider's metadata, discovered once per process.
+    pub fn metadata(&self, provider: &ProviderConfig) -> Result<Arc<Metadata>, Error> {
+        if let Some(m) = self.metadata.lock().unwrap_or_else(|p| p.into_inner()).get(&provider.id) {
+            return Ok(m.clone());
+        }
+        let m = Arc::new(discover(&self.http, provider)?);
+        self.metadata
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(provider.id.clone(), m.clone());
+        Ok(m)
+    }
+
+    fn jwks_for(&self, uri: &Url) -> Arc<Jwks> {
+        self.jwks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(uri.clone())
+            .or_insert_with(|| Arc::new(Jwks::new(uri.clone())))
+            .clone()
+    }
+
+    /// Starts linking an account at `provider`: discovery, PKCE S256, state and nonce, the
+    /// pending flow saved, and for loopback providers the listener bound.
+    pub fn start_link(&self, provider: &str) -> Result<LinkRequest, Error> {
+        let provider = self.provider(provider)?;
+        let metadata = self.metadata(provider)?;
+        if !crate::http::is_allowed_endpoint(&metadata.authorization_endpoint) {
+            return Err(Error::UnsafeAuthorizationUrl(printable(metadata.authorization_endpoint.as_str(), 200)));
+        }
+        let (loopback, redirect_uri) = match provider.redirect {
+            RedirectKind::DeepLink => (None, provider.redirect_uri.clone()),
+            RedirectKind::Loopback => {
+                let listener = LoopbackListener::bind()?;
+                let uri = listener.redirect_uri();
+                (Some(listener), uri)
+            }
+        };
+        let now = self.now();
+        self.pending().prune(now);
+        let (flow, authorization_url) = PendingFlow::start(provider, &metadata, redirect_uri, now);
+        self.pending().save(&flow)?;
+        tracing::info!(provider = %provider.id, flow = %flow.id, "authorization started");
+        Ok(LinkRequest {
+            flow_id: flow.id,
+            provider: provider.id.clone(),
+            authorization_url,
+            loopback,
+        })
+    }
+
+    /// Cancels a started link: its redirect will be refused from now on.
+    pub fn cancel_link(&self, flow_id: &str) {
+        self.pending().remove(flow_id);
+    }
+
+    /// Waits until the started link completes (in this process through the loopback listener,
+    /// or in any process through [`Keylink::complete_redirect`]), times out, or `cancelled`
+    /// returns true.
+    pub fn wait_for_link(
+        &self,
+        request: LinkRequest,
+        timeout: Duration,
+        cancelled: impl Fn() -> bool,
+    ) -> Result<Account, Error> {
+        let deadline = Instant::now() + timeout;
+        let flow_id = request.flow_id.clone();
+        let result = match request.loopback {
+            Some(listener) => listener
+                .serve(deadline, &cancelled, |url| match self.complete_redirect(url) {
+                    Ok(account) => LoopbackVerdict::Done(
+                        Ok(account),
+                        "Your account is linked. You can close this tab and return to Keylink.".into(),
+                    ),
+                    Err(Error::Redirect(e)) if is_not_ours(&e) => LoopbackVerdict::Rejected(e.to_string()),
+                    Err(e) => {
+                        let page = format!("Linking failed: {e}");
+                        LoopbackVerdict::Done(Err(e), page)
+                    }
+                })
+                .map_err(|e| match e {
+                    crate::callback::LoopbackError::TimedOut => Error::LinkTimedOut(timeout.as_secs()),
+                    other => Error::Loopback(other),
+                })
+                .and_then(|r| r),
+            None => self.wait_for_outcome(&flow_id, deadline, timeout, &cancelled),
+        };
+        if result.is_err() {
+            self.cancel_link(&flow_id);
+        }
+        let _ = std::fs::remove_file(self.outcome_path(&flow_id));
+        result
+    }
+
+    fn outcome_path(&self, flow_id: &str) -> PathBuf {
+        self.data_dir.join("outcomes").join(format!("{flow_id}.json"))
+    }
+
+    fn wait_for_outcome(
+        &self,
+        flow_id: &str,
+        deadline: Instant,
+        timeout: Duration,
+        cancelled: &impl Fn() -> bool,
+    ) -> Result<Account, Error> {
+        let path = self.outcome_path(flow_id);
+        loop {
+            if let Ok(bytes) = std::fs::read(&path) {
+                return match serde_json::from_slice::<Outcome>(&bytes) {
+                    Ok(Outcome::Linked { account }) => self.account(&account),
+                    Ok(Outcome::Failed { message, .. }) => Err(Error::LinkFailed(message)),
+                    Err(_) => Err(Error::LinkFailed("the result could not be read".into())),
+                };
+            }
+            if cancelled() {
+                return Err(Error::Loopback(crate::callback::LoopbackError::Cancelled));
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::LinkTimedOut(timeout.as_secs()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The result of a flow completed by another process, if it has arrived (for front ends
+    /// that poll instead of blocking in [`Keylink::wait_for_link`]).
+    pub fn take_outcome(&self, flow_id: &str) -> Option<Result<Account, Error>> {
+        let path = self.outcome_path(flow_id);
+        let bytes = std::fs::read(&path).ok()?;
+        let _ = std::fs::remove_file(&path);
+        Some(match serde_json::from_slice::<Outcome>(&bytes) {
+            Ok(Outcome::Linked { account }) => self.account(&account),
+            Ok(Outcome::Failed { message, .. }) => Err(Error::LinkFailed(message)),
+            Err(_) => Err(Error::LinkFailed("the result could not be read".into())),
+        })
+    }
+
+    /// Completes a flow from its redirect URL: strict parsing, the pending flow claimed by
+    /// `state` (at most once, across processes), exact redirect URI and `iss` checks, then the
+    /// code exchange, ID token validation and storage. Untrusted input: anything wrong is
+    /// refused before any token request.
+    pub fn complete_redirect(&self, url: &str) -> Result<Account, Error> {
+        let response = parse_redirect(url)?;
+        let now = self.now();
+        let flow = match self.pending().claim(response.state.secret(), now, |flow| {
+            redirect_matches(&response.base, &flow.redirect_uri)
+        }) {
+            Claim::Claimed(flow) => flow,
+            Claim::NoSuchFlow | Claim::AlreadyClaimed => return Err(RedirectError::Unsolicited.into()),
+            Claim::Expired => return Err(RedirectError::Expired.into()),
+        };
+        let flow_id = flow.id.clone();
+        let result = self.finish_flow(flow, response, now);
+        let outcome = match &result {
+            Ok(account) => Outcome::Linked { account: account.id.clone() },
+            Err(e) => Outcome::Failed { code: e.code().into(), message: e.to_string() },
+        };
+        if let Ok(bytes) = serde_json::to_vec(&outcome) {
+            let path = self.outcome_path(&flow_id);
+            if let Some(dir) = path.parent() {
+                let _ = crate::store::create_private_dir(dir);
+            }
+            let _ = crate::store::write_atomic(&path, &bytes);
+        }
+        result
+    }
+
+    fn finish_flow(&self, flow: PendingFlow, response: AuthorizationResponse, now: UnixTime) -> Result<Account, Error> {
+        check_issuer(response.iss.as_deref(), flow.issuer.as_deref(), flow.require_iss)?;
+        if let Some((error, description)) = response.error {
+            return Err(RedirectError::Provider {
+                error: printable(&error, 64),
+                description: description.map(|d| printable(&d, 300)),
+            }
+            .into());
+        }
+        let code = response.code.ok_or(RedirectError::MissingCode)?;
+        let provider = self.provider(&flow.provider)?;
+        let metadata = self.metadata(provider)?;
+        let tokens = exchange::exchange_code(
+            &self.http,
+            provider,
+            &metadata,
+            code,
+            &flow.verifier,
+            &flow.redirect_uri,
+            now,
+        )?;
+        let (issuer, subject, email, name) = self.identify(provider, &metadata, &flow, &tokens, now)?;
+        let account = Account {
+            id: account_id(&provider.id, &issuer, &subject),
+            provider: provider.id.clone(),
+            issuer,
+            subject,
+            email,
+            name,
+            scopes: tokens.scopes.clone().unwrap_or_else(|| provider.scopes.clone()),
+            linked_at: now,
+            expires_at: tokens.expires_at,
+            status: AccountStatus::Ok,
+        };
+        self.secrets()?.set(&account.id, &encode_tokens(&tokens))?;
+        let stored = account.clone();
+        self.index().update(move |accounts| {
+            accounts.retain(|a| a.id != stored.id);
+            accounts.push(stored);
+        })?;
+        tracing::info!(account = %account.id, "account linked");
+        Ok(account)
+    }
+
+    /// Who signed in: from the validated ID token, completed from userinfo where it lacks
+    /// name or email; for plain OAuth providers, from userinfo alone.
+    fn identify(
+        &self,
+        provider: &ProviderConfig,
+        metadata: &Metadata,
+        flow: &PendingFlow,
+        tokens: &TokenSet,
+        now: UnixTime,
+    ) -> Result<(String, String, Option<String>, Option<String>), Error> {
+        if provider.is_oidc() {
+            let id_token = tokens.id_token.as_ref().ok_or(id_token::IdTokenError::Missing)?;
+            let issuer = metadata.issuer.as_deref().ok_or_else(|| Error::NoIdentity("no issuer".into()))?;
+            let jwks_uri = metadata
+                .jwks_uri
+                .as_ref()
+                .ok_or_else(|| Error::NoIdentity("the provider publishes no jwks_uri".into()))?;
+            let algorithms = id_token::allowed_algorithms(&metadata.id_token_signing_alg_values_supported);
+            let expected = Expected {
+                issuer,
+                client_id: &provider.client_id,
+                nonce: &flow.nonce,
+                algorithms: &algorithms,
+            };
+            let claims = id_token::validate(id_token, &expected, &self.jwks_for(jwks_uri), &self.http, now)?;
+            let (mut email, mut name) = (claims.email, claims.name);
+            if email.is_none() || name.is_none() {
+                if let Some(endpoint) = &metadata.userinfo_endpoint {
+                    match fetch_userinfo(&self.http, endpoint, &tokens.access_token) {
+                        Ok(info) if info.subject.as_deref() == Some(claims.subject.as_str()) => {
+                            email = email.or(info.email);
+                            name = name.or(info.name);
+                        }
+                        Ok(_) => tracing::warn!("userinfo names a different subject; ignoring it"),
+                        Err(e) => tracing::warn!(error = %e, "userinfo unavailable"),
+                    }
+                }
+            }
+            return Ok((claims.issuer, claims.subject, email, name));
+        }
+        let endpoint = metadata
+            .userinfo_endpoint
+            .as_ref()
+            .ok_or_else(|| Error::NoIdentity("no ID token and no userinfo endpoint".into()))?;
+        let info = fetch_userinfo(&self.http, endpoint, &tokens.access_token).map_err(Error::NoIdentity)?;
+        let subject = info.subject.ok_or_else(|| Error::NoIdentity("userinfo has no subject".into()))?;
+        let issuer = metadata.token_endpoint.origin().ascii_serialization();
+        Ok((issuer, subject, info.email, info.name))
+    }
+
+    /// All linked accounts.
+    pub fn accounts(&self) -> Result<Vec<Account>, Error> {
+        Ok(self.index().accounts()?)
+    }
+
+    /// The account with this id, or the only one with this email.
+    pub fn account(&self, query: &str) -> Result<Account, Error> {
+        let accounts = self.accounts()?;
+        if let Some(a) = accounts.iter().find(|a| a.id == query) {
+            return Ok(a.clone());
+        }
+        let mut by_email = accounts.into_iter().filter(|a| a.email.as_deref() == Some(query));
+        match (by_email.next(), by_email.next()) {
+            (Some(a), None) => Ok(a),
+            (Some(_), Some(_)) => Err(Error::AmbiguousAccount(printable(query, 100))),
+            _ => Err(Error::UnknownAccount(printable(query, 100))),
+        }
+    }
+
+    /// A valid access token for the account, refreshed first when it expires within
+    /// `min_ttl` seconds. Refreshing is single-flight per account across processes (a file
+    /// lock), and the rotated refresh token is stored before the access token is returned.
+    pub fn access_token(&self, query: &str, min_ttl: u64) -> Result<AccessToken, Error> {
+        let account = self.account(query)?;
+        if account.status == AccountStatus::NeedsRelink {
+            return Err(Error::NeedsRelink(account.id));
+        }
+        let secrets = self.secrets()?;
+        let min_ttl = i64::try_from(min_ttl).unwrap_or(i64::MAX);
+        let fresh = |tokens: &TokenSet, now: UnixTime| match tokens.expires_at {
+            None => true,
+            Some(exp) => exp.saturating_sub(now) > min_ttl,
+        };
+        let load = || -> Result<TokenSet, Error> {
+            let raw = secrets.get(&account.id)?.ok_or_else(|| Error::NeedsRelink(account.id.clone()))?;
+            Ok(decode_tokens(&account.id, &raw)?)
+        };
+        let tokens = load()?;
+        if fresh(&tokens, self.now()) {
+            return Ok(tokens.access_token);
+        }
+        let _lock = self.account_lock(&account.id)?;
+        // Another process may have refreshed while we waited for the lock.
+        let tokens = load()?;
+        let now = self.now();
+        if fresh(&tokens, now) {
+            return Ok(tokens.access_token);
+        }
+        let refresh_token = tokens.refresh_token.clone().ok_or_else(|| Error::NoRefreshToken(account.id.clone()))?;
+        let provider = self.provider(&account.provider)?;
+        let metadata = self.metadata(provider)?;
+        match exchange::refresh(&self.http, provider, &metadata, &refresh_token, now) {
+            Ok(mut new) => {
+                // Keep what the provider did not resend (RFC 6749 §6: a new refresh token is optional).
+                if new.refresh_token.is_none() {
+                    new.refresh_token = tokens.refresh_token;
+                }
+                if new.id_token.is_none() {
+                    new.id_token = tokens.id_token;
+                }
+                secrets.set(&account.id, &encode_tokens(&new))?;
+                let expires_at = new.expires_at;
+                let scopes = new.scopes.clone();
+                self.index().update(|accounts| {
+                    if let Some(a) = accounts.iter_mut().find(|a| a.id == account.id) {
+                        a.expires_at = expires_at;
+                        if let Some(scopes) = scopes {
+                            a.scopes = scopes;
+                        }
+                    }
+                })?;
+                tracing::info!(account = %account.id, "access token refreshed");
+                Ok(new.access_token)
+            }
+            Err(e) if e.is_grant_dead() => {
+                // Only if nobody replaced the failing token in the meantime.
+                let still_same = load().ok().and_then(|t| t.refresh_token).is_some_and(|t| t == refresh_token);
+                if still_same {
+                    self.index().update(|accounts| {
+                        if let Some(a) = accounts.iter_mut().find(|a| a.id == account.id) {
+                            a.status = AccountStatus::NeedsRelink;
+                        }
+                    })?;
+                }
+                tracing::warn!(account = %account.id, error = %e, "refresh refused");
+                Err(Error::NeedsRelink(account.id))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn account_lock(&self, account: &str) -> Result<std::fs::File, Error> {
+        let dir = self.data_dir.join("locks");
+        let err = |e: std::io::Error| crate::store::StoreError::DataDir { path: dir.clone(), reason: e.to_string() };
+        crate::store::create_private_dir(&dir).map_err(err)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!("{account}.lock")))
+            .map_err(err)?;
+        file.lock().map_err(err)?;
+        Ok(file)
+    }
+
+    /// Unlinks an account: revokes its refresh token at the provider (RFC 7009) when possible,
+    /// then always deletes the keychain entry and the index entry.
+    pub fn unlink(&self, query: &str) -> Result<UnlinkReport, Error> {
+        let account = self.account(query)?;
+        let secrets = self.secrets()?;
+        let tokens = secrets.get(&account.id)?.and_then(|raw| decode_tokens(&account.id, &raw).ok());
+        let revocation = match tokens {
+            Some(tokens) => self.revoke(&account, &tokens),
+            None => Ok(false),
+        };
+        secrets.delete(&account.id)?;
+        let id = account.id.clone();
+        self.index().update(move |accounts| accounts.retain(|a| a.id != id))?;
+        Ok(UnlinkReport { account, revocation })
+    }
+
+    fn revoke(&self, account: &Account, tokens: &TokenSet) -> Result<bool, String> {
+        let provider = self.provider(&account.provider).map_err(|e| e.to_string())?;
+        let metadata = self.metadata(provider).map_err(|e| e.to_string())?;
+        let Some(endpoint) = &metadata.revocation_endpoint else {
+            return Ok(false);
+        };
+        let (token, hint) = match &tokens.refresh_token {
+            Some(rt) => (rt.secret(), "refresh_token"),
+            None => (tokens.access_token.secret(), "access_token"),
+        };
+        // RFC 7009 §2.1, sent directly: the oauth2 crate refuses http:// revocation endpoints
+        // even on loopback.
+        let mut form = vec![("token", token), ("token_type_hint", hint), ("client_id", provider.client_id.as_str())];
+        let secret;
+        if let Some(s) = &provider.client_secret {
+            secret = s.secret().to_owned();
+            form.push(("client_secret", secret.as_str()));
+        }
+        let response = self
+            .http
+            .post(endpoint.clone())
+            .form(&form)
+            .send()
+            .map_err(|e| crate::error::describe_reqwest(&e))?;
+        if response.status().is_success() {
+            Ok(true)
+        } else {
+            Err(format!("the provider answered HTTP {}", response.status()))
+        }
+    }
+}
+
+fn is_not_ours(e: &RedirectError) -> bool {
+    !matches!(e, RedirectError::Provider { .. } | RedirectError::IssuerMismatch | RedirectError::MissingIssuer)
+}
+
+/// A stable account id: the provider id and a hash of (issuer, subject) (SECURITY 20: never the
+/// email).
+pub fn account_id(provider: &str, issuer: &str, subject: &str) -> String {
+    let digest = Sha256::digest(format!("{issuer}\n{subject}").as_bytes());
+    let hex: String = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{provider}-{hex}")
+}
+
+struct UserInfo {
+    subject: Option<String>,
+    email: Option<String>,
+    name: Option<String>,
+}
+
+fn fetch_userinfo(http: &reqwest::blocking::Client, endpoint: &Url, token: &AccessToken) -> Result<UserInfo, String> {
+    let response = http
+        .get(endpoint.clone())
+        .bearer_auth(token.secret())
+        .header("accept", "application/json")
+        .send()
+        .map_err(|e| crate::error::describe_reqwest(&e))?;
+    if !response.status().is_success() {
+        return Err(format!("HTTP {}", response.status()));
+    }
+    let value: serde_json::Value = response.json().map_err(|_| "unreadable answer".to_owned())?;
+    let text = |k: &str| value.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let subject = text("sub").or_else(|| value.get("id").map(|v| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }));
+    Ok(UserInfo {
+        subject,
+        email: text("email"),
+        name: text("name").or_else(|| text("login")),
+    })
+}
+
+/// Opens `url` in the system browser: `$BROWSER <url>` when `BROWSER` is set, else the
+/// platform opener. Refuses anything but https (or http on loopback), so a hostile discovery
+/// document cannot make Keylink open `file:` or `smb:` URLs.
+pub fn open_in_browser(url: &Url) -> Result<(), Error> {
+    if !crate::http::is_allowed_endpoint(url) {
+        return Err(Error::UnsafeAuthorizationUrl(printable(url.as_str(), 200)));
+    }
+    match std::env::var_os("BROWSER").filter(|b| !b.is_empty()) {
+        Some(browser) => {
+            let mut child = Command::new(&browser)
+                .arg(url.as_str())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| Error::Browser(format!("{}: {e}", PathBuf::from(browser).display())))?;
+            // Reap it when it exits, without waiting for it.
+            std::thread::spawn(move || child.wait());
+            Ok(())
+        }
+        None => open::that_detached(url.as_str()).map_err(|e| Error::Browser(e.to_string())),
+    }
+}

@@ -1,0 +1,132 @@
+//! The top-level error: every module's error, with the exit code the CLI contract assigns.
+
+use crate::callback::{LoopbackError, RedirectError};
+use crate::exchange::ExchangeError;
+use crate::flow::PendingError;
+use crate::http::HttpError;
+use crate::id_token::IdTokenError;
+use crate::provider::{ConfigError, DiscoveryError};
+use crate::store::StoreError;
+
+/// Anything that can go wrong in Keylink. Messages say what happened and what to do, and
+/// never contain a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No provider with this id is configured.
+    #[error("no provider named \"{0}\" is configured; run `keylink providers` to see the configured ones")]
+    UnknownProvider(String),
+    /// No account matches.
+    #[error("no linked account matches \"{0}\"; run `keylink list` to see the linked accounts")]
+    UnknownAccount(String),
+    /// More than one account has this email.
+    #[error("more than one linked account has the email \"{0}\"; use the account id from `keylink list` instead")]
+    AmbiguousAccount(String),
+    /// The HTTP client could not be set up.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// Discovery failed or was refused.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// The authorization URL may not be opened.
+    #[error("the provider's authorization endpoint {0:?} is not an https URL; Keylink refuses to open it")]
+    UnsafeAuthorizationUrl(String),
+    /// The browser could not be started.
+    #[error("could not open a web browser ({0}); set BROWSER, or use --no-browser and open the printed URL yourself")]
+    Browser(String),
+    /// The redirect was refused.
+    #[error(transparent)]
+    Redirect(#[from] RedirectError),
+    /// Waiting for the redirect failed.
+    #[error(transparent)]
+    Loopback(#[from] LoopbackError),
+    /// No redirect arrived in time.
+    #[error("no sign-in arrived within {0} seconds; run the link again")]
+    LinkTimedOut(u64),
+    /// The process that received the redirect could not complete the link.
+    #[error("{0}")]
+    LinkFailed(String),
+    /// Pending flow storage failed.
+    #[error(transparent)]
+    Pending(#[from] PendingError),
+    /// The token endpoint failed.
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+    /// The ID token is invalid.
+    #[error(transparent)]
+    IdToken(#[from] IdTokenError),
+    /// The provider did not identify the account.
+    #[error("the provider did not say who signed in ({0}); check the provider's scopes include openid")]
+    NoIdentity(String),
+    /// The keychain or the index failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The account's grant is no longer valid.
+    #[error("the account {0} must be linked again (the provider no longer accepts its refresh token); run `keylink link` for its provider")]
+    NeedsRelink(String),
+    /// The token expires within min-ttl and cannot be refreshed.
+    #[error("the access token of {0} expires too soon and there is no refresh token; link the account again")]
+    NoRefreshToken(String),
+}
+
+impl Error {
+    /// The CLI exit code: 2 for usage or configuration errors, 3 when the account must be
+    /// linked again, 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) | Error::UnknownProvider(_) | Error::UnknownAccount(_) | Error::AmbiguousAccount(_) => 2,
+            Error::Http(HttpError::CaFile { .. }) => 2,
+            Error::NeedsRelink(_) | Error::NoRefreshToken(_) => 3,
+            _ => 1,
+        }
+    }
+
+    /// A short stable code for front ends to switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Config(_) | Error::Http(_) => "config",
+            Error::UnknownProvider(_) | Error::UnknownAccount(_) | Error::AmbiguousAccount(_) => "not_found",
+            Error::Redirect(_) => "redirect_rejected",
+            Error::LinkTimedOut(_) | Error::Loopback(_) => "timeout",
+            Error::NeedsRelink(_) | Error::NoRefreshToken(_) => "needs_relink",
+            Error::Store(_) => "keychain",
+            Error::Discovery(_) | Error::Exchange(_) | Error::IdToken(_) | Error::NoIdentity(_)
+            | Error::UnsafeAuthorizationUrl(_) => "provider",
+            Error::LinkFailed(_) => "link_failed",
+            Error::Browser(_) | Error::Pending(_) => "internal",
+        }
+    }
+}
+
+/// Describes a transport error without its URL's query (which may hold secrets) or any body.
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "the answer was cut off"
+    } else if e.is_request() {
+        "the request failed"
+    } else {
+        "transport error"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {}", printable_detail(&detail))
+    }
+}
+
+fn printable_detail(s: &str) -> String {
+    crate::callback::printable(s, 200)
+}

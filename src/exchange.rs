@@ -1,0 +1,339 @@
+//! The token endpoint: the authorization code exchange (RFC 6749 §4.1.3, with the PKCE
+//! verifier of RFC 7636 §4.5) and the refresh grant (RFC 6749 §6), through the `oauth2` crate.
+//!
+//! Token responses are read leniently where real providers deviate (RFC-violating but common:
+//! `expires_in` as a string, comma-separated scopes, an `error` body with HTTP 200) and
+//! strictly everywhere else. A response body is never logged or put into an error: it may hold
+//! tokens.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use oauth2::basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
+use oauth2::{
+    AuthUrl, ClientId, EndpointNotSet, EndpointSet, RedirectUrl, RequestTokenError, Scope,
+    StandardRevocableToken, TokenUrl,
+};
+use serde::{Deserialize, Deserializer, Serialize};
+use url::Url;
+use zeroize::Zeroize;
+
+use crate::callback::printable;
+use crate::clock::UnixTime;
+use crate::provider::{Metadata, ProviderConfig};
+use crate::secret::{AccessToken, AuthorizationCode, IdToken, PkceCodeVerifier, RefreshToken};
+
+/// Tokens as the token endpoint returned them, with the expiry made absolute at receipt.
+#[derive(Debug, Clone)]
+pub struct TokenSet {
+    /// The access token.
+    pub access_token: AccessToken,
+    /// The refresh token, when one was issued.
+    pub refresh_token: Option<RefreshToken>,
+    /// The ID token, for OpenID Connect providers.
+    pub id_token: Option<IdToken>,
+    /// When the access token expires; `None` when the provider did not say.
+    pub expires_at: Option<UnixTime>,
+    /// The granted scopes, when the provider returned them (they may differ from the request).
+    pub scopes: Option<Vec<String>>,
+}
+
+/// Why the token endpoint did not give tokens.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExchangeError {
+    /// The provider answered with an OAuth error (RFC 6749 §5.2), e.g. `invalid_grant`.
+    #[error("the provider refused the token request: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Rejected {
+        /// The error code.
+        error: String,
+        /// The description, as plain text.
+        description: Option<String>,
+    },
+    /// The provider is unreachable, timed out, or the connection broke.
+    #[error("the provider's token endpoint could not be reached ({0}); check the network and try again")]
+    Transport(String),
+    /// The provider answered 5xx or 429.
+    #[error("the provider's token endpoint is unavailable (HTTP {status}); try again later")]
+    Unavailable {
+        /// HTTP status.
+        status: u16,
+        /// `Retry-After`, in seconds, when sent.
+        retry_after: Option<u64>,
+    },
+    /// The answer was not a token response Keylink can read.
+    #[error("the provider's token endpoint sent an unreadable answer{0}; try again, and report it if it persists")]
+    Malformed(String),
+}
+
+impl ExchangeError {
+    /// True for the errors that mean the grant itself is dead and the account must be linked
+    /// again (RFC 6749 §5.2).
+    pub fn is_grant_dead(&self) -> bool {
+        matches!(self, ExchangeError::Rejected { error, .. }
+            if matches!(error.as_str(), "invalid_grant" | "invalid_client" | "unauthorized_client"))
+    }
+}
+
+/// The token response on the wire. Only the `oauth2` crate sees this type.
+#[derive(Debug, Serialize, Deserialize)]
+struct WireTokenResponse {
+    access_token: oauth2::AccessToken,
+    #[serde(default = "bearer", deserialize_with = "lenient_token_type")]
+    token_type: BasicTokenType,
+    #[serde(default, deserialize_with = "lenient_seconds")]
+    expires_in: Option<u64>,
+    refresh_token: Option<oauth2::RefreshToken>,
+    #[serde(default, rename = "scope", deserialize_with = "lenient_scopes")]
+    scopes: Option<Vec<Scope>>,
+    // The oauth2 crate's secret type keeps the ID token redacted in Debug until it is moved
+    // into Keylink's own `IdToken`.
+    id_token: Option<oauth2::AccessToken>,
+}
+
+fn bearer() -> BasicTokenType {
+    BasicTokenType::Bearer
+}
+
+fn lenient_token_type<'de, D: Deserializer<'de>>(d: D) -> Result<BasicTokenType, D::Error> {
+    // RFC 6749 §5.1: token_type is case-insensitive ("bearer" is common).
+    let raw = String::deserialize(d)?;
+    Ok(match raw.to_ascii_lowercase().as_str() {
+        "bearer" => BasicTokenType::Bearer,
+        "mac" => BasicTokenType::Mac,
+        _ => BasicTokenType::Extension(raw),
+    })
+}
+
+fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Seconds {
+        Number(u64),
+        Float(f64),
+        Text(String),
+    }
+    Ok(match Option::<Seconds>::deserialize(d)? {
+        None => None,
+        Some(Seconds::Number(n)) => Some(n),
+        Some(Seconds::Float(f)) if f.is_finite() && f >= 0.0 => Some(f as u64),
+        Some(Seconds::Float(_)) => None,
+        Some(Seconds::Text(s)) => s.trim().parse().ok(),
+    })
+}
+
+fn lenient_scopes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Scope>>, D::Error> {
+    let raw = Option::<String>::deserialize(d)?;
+    Ok(raw.map(|s| {
+        s.split(|c: char| c == ' ' || c == ',')
+            .filter(|s| !s.is_empty())
+            .map(|s| Scope::new(s.to_owned()))
+            .collect()
+    }))
+}
+
+impl oauth2::TokenResponse for WireTokenResponse {
+    type TokenType = BasicTokenType;
+
+    fn access_token(&self) -> &oauth2::AccessToken {
+        &self.access_token
+    }
+    fn token_type(&self) -> &BasicTokenType {
+        &self.token_type
+    }
+    fn expires_in(&self) -> Option<Duration> {
+        self.expires_in.map(Duration::from_secs)
+    }
+    fn refresh_token(&self) -> Option<&oauth2::RefreshToken> {
+        self.refresh_token.as_ref()
+    }
+    fn scopes(&self) -> Option<&Vec<Scope>> {
+        self.scopes.as_ref()
+    }
+}
+
+impl WireTokenResponse {
+    fn into_token_set(self, received_at: UnixTime) -> TokenSet {
+        TokenSet {
+            access_token: AccessToken::new(self.access_token.into_secret()),
+            refresh_token: self.refresh_token.map(|t| RefreshToken::new(t.into_secret())),
+            id_token: self.id_token.map(|t| IdToken::new(t.into_secret())),
+            expires_at: self
+                .expires_in
+                .map(|s| received_at.saturating_add(i64::try_from(s).unwrap_or(i64::MAX))),
+            scopes: self
+                .scopes
+                .map(|s| s.into_iter().map(|s| s.to_string()).collect()),
+        }
+    }
+}
+
+type TokenClient = oauth2::Client<
+    BasicErrorResponse,
+    WireTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+fn token_client(provider: &ProviderConfig, metadata: &Metadata) -> TokenClient {
+    let mut client = oauth2::Client::new(ClientId::new(provider.client_id.clone()))
+        .set_auth_uri(AuthUrl::from_url(metadata.authorization_endpoint.clone()))
+        .set_token_uri(TokenUrl::from_url(metadata.token_endpoint.clone()));
+    if let Some(secret) = &provider.client_secret {
+        client = client.set_client_secret(oauth2::ClientSecret::new(secret.secret().to_owned()));
+    }
+    client
+}
+
+/// What the HTTP layer saw, for classifying failures the `oauth2` crate reports without it.
+#[derive(Default)]
+struct Observed {
+    status: Cell<Option<u16>>,
+    retry_after: Cell<Option<u64>>,
+}
+
+fn observing<'a>(
+    http: &'a reqwest::blocking::Client,
+    seen: &'a Observed,
+) -> impl Fn(oauth2::HttpRequest) -> Result<oauth2::HttpResponse, oauth2::HttpClientError<reqwest::Error>> + 'a
+{
+    move |request| {
+        let response = oauth2::SyncHttpClient::call(http, request)?;
+        seen.status.set(Some(response.status().as_u16()));
+        seen.retry_after.set(
+            response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok()),
+        );
+        Ok(response)
+    }
+}
+
+/// Exchanges an authorization code for tokens. The code is sent exactly once: whatever
+/// happens, the caller must not retry with the same code (RFC 6749 §4.1.2).
+pub fn exchange_code(
+    http: &reqwest::blocking::Client,
+    provider: &ProviderConfig,
+    metadata: &Metadata,
+    code: AuthorizationCode,
+    verifier: &PkceCodeVerifier,
+    redirect_uri: &Url,
+    now: UnixTime,
+) -> Result<TokenSet, ExchangeError> {
+    let client = token_client(provider, metadata);
+    let seen = Observed::default();
+    let redirect = RedirectUrl::from_url(redirect_uri.clone());
+    let result = client
+        .exchange_code(oauth2::AuthorizationCode::new(code.secret().to_owned()))
+        .set_pkce_verifier(oauth2::PkceCodeVerifier::new(verifier.secret().to_owned()))
+        .set_redirect_uri(std::borrow::Cow::Owned(redirect))
+        .request(&observing(http, &seen));
+    classify(result, &seen, now)
+}
+
+/// Uses a refresh token (RFC 6749 §6).
+pub fn refresh(
+    http: &reqwest::blocking::Client,
+    provider: &ProviderConfig,
+    metadata: &Metadata,
+    refresh_token: &RefreshToken,
+    now: UnixTime,
+) -> Result<TokenSet, ExchangeError> {
+    let client = token_client(provider, metadata);
+    let seen = Observed::default();
+    let token = oauth2::RefreshToken::new(refresh_token.secret().to_owned());
+    let result = client
+        .exchange_refresh_token(&token)
+        .request(&observing(http, &seen));
+    classify(result, &seen, now)
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    error_description: Option<String>,
+}
+
+fn rejected(error: &str, description: Option<&str>) -> ExchangeError {
+    ExchangeError::Rejected {
+        error: printable(error, 64),
+        description: description.map(|d| printable(d, 300)),
+    }
+}
+
+fn classify(
+    result: Result<WireTokenResponse, RequestTokenError<oauth2::HttpClientError<reqwest::Error>, BasicErrorResponse>>,
+    seen: &Observed,
+    now: UnixTime,
+) -> Result<TokenSet, ExchangeError> {
+    let status = seen.status.get();
+    match result {
+        Ok(wire) => Ok(wire.into_token_set(now)),
+        Err(RequestTokenError::ServerResponse(e)) => {
+            Err(rejected(e.error().as_ref(), e.error_description().map(String::as_str)))
+        }
+        Err(RequestTokenError::Request(e)) => Err(ExchangeError::Transport(match e {
+            oauth2::HttpClientError::Reqwest(e) => crate::error::describe_reqwest(&e),
+            other => other.to_string(),
+        })),
+        Err(RequestTokenError::Parse(_, mut body)) => {
+            // An OAuth error with HTTP 200 (GitHub) or a 5xx page; the body may hold tokens,
+            // so it is read for an error code only and then wiped.
+            let error = serde_json::from_slice::<ErrorBody>(&body).ok();
+            body.zeroize();
+            match (error, status) {
+                (_, Some(s)) if s >= 500 || s == 429 => Err(ExchangeError::Unavailable {
+                    status: s,
+                    retry_after: seen.retry_after.get(),
+                }),
+                (Some(e), _) => Err(rejected(&e.error, e.error_description.as_deref())),
+                (None, Some(s)) => Err(ExchangeError::Malformed(format!(" (HTTP {s})"))),
+                (None, None) => Err(ExchangeError::Malformed(String::new())),
+            }
+        }
+        Err(RequestTokenError::Other(_)) => match status {
+            Some(s) if s >= 500 || s == 429 => Err(ExchangeError::Unavailable {
+                status: s,
+                retry_after: seen.retry_after.get(),
+            }),
+            Some(s) => Err(ExchangeError::Malformed(format!(" (HTTP {s})"))),
+            None => Err(ExchangeError::Malformed(String::new())),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(json: &str) -> WireTokenResponse {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn quirky_token_responses_are_understood() {
+        let t = wire(r#"{"access_token":"a","token_type":"bearer","expires_in":"3599","scope":"repo,user"}"#)
+            .into_token_set(1000);
+        assert_eq!(t.expires_at, Some(4599));
+        assert_eq!(t.scopes.as_deref(), Some(&["repo".to_owned(), "user".to_owned()][..]));
+        let no_expiry = wire(r#"{"access_token":"a","token_type":"Bearer"}"#).into_token_set(1000);
+        assert_eq!(no_expiry.expires_at, None);
+        assert!(no_expiry.refresh_token.is_none());
+    }
+
+    #[test]
+    fn debug_of_a_token_response_shows_no_token() {
+        let w = wire(r#"{"access_token":"canary-at","token_type":"Bearer","refresh_token":"canary-rt","id_token":"canary-id"}"#);
+        let first = format!("{w:?}");
+        let shown = format!("{first} {:?}", w.into_token_set(0));
+        assert!(!shown.contains("canary"), "{shown}");
+    }
+}

@@ -1,0 +1,328 @@
+//! The authorization request (RFC 6749 §4.1.1 with PKCE, RFC 7636, and OIDC's nonce) and the
+//! pending flow that remembers it until the redirect comes back.
+//!
+//! A pending flow is persisted in a 0600 file under the data directory for at most
+//! [`PENDING_FLOW_LIFETIME`] seconds, so whichever process receives the redirect can complete
+//! it. Claiming one is an atomic rename: of two processes handed the same redirect, exactly
+//! one wins.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use url::Url;
+use zeroize::Zeroizing;
+
+use crate::clock::UnixTime;
+use crate::provider::{Metadata, ProviderConfig};
+use crate::secret::{CsrfState, Nonce, PkceCodeVerifier};
+
+/// How long a started authorization may wait for its redirect.
+pub const PENDING_FLOW_LIFETIME: i64 = 600;
+
+fn random_token(bytes: usize) -> String {
+    let mut buf = Zeroizing::new(vec![0u8; bytes]);
+    rand::rng().fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(&*buf)
+}
+
+impl PkceCodeVerifier {
+    /// A fresh verifier: 32 random bytes, base64url, 43 characters from the unreserved set
+    /// (RFC 7636 §4.1).
+    pub fn generate() -> Self {
+        Self::new(random_token(32))
+    }
+
+    /// The S256 code challenge: `BASE64URL(SHA256(verifier))` (RFC 7636 §4.2). Keylink never
+    /// uses `plain`.
+    pub fn s256_challenge(&self) -> String {
+        URL_SAFE_NO_PAD.encode(Sha256::digest(self.secret().as_bytes()))
+    }
+}
+
+impl CsrfState {
+    /// A fresh `state` with 256 random bits (RFC 6749 §10.10 asks for at least 128).
+    pub fn generate() -> Self {
+        Self::new(random_token(32))
+    }
+}
+
+impl Nonce {
+    /// A fresh `nonce` with 256 random bits.
+    pub fn generate() -> Self {
+        Self::new(random_token(32))
+    }
+}
+
+/// A started authorization, waiting for its redirect.
+#[derive(Debug)]
+pub struct PendingFlow {
+    /// Random, non-secret id, used to report the outcome to the process waiting for it.
+    pub id: String,
+    /// Provider id.
+    pub provider: String,
+    /// Issuer the redirect's `iss` must equal (RFC 9207).
+    pub issuer: Option<String>,
+    /// The provider promised `iss` in every authorization response.
+    pub require_iss: bool,
+    /// The exact redirect URI sent in the request.
+    pub redirect_uri: Url,
+    /// `state`.
+    pub state: CsrfState,
+    /// PKCE verifier.
+    pub verifier: PkceCodeVerifier,
+    /// OIDC nonce.
+    pub nonce: Nonce,
+    /// When the flow started.
+    pub created_at: UnixTime,
+}
+
+impl PendingFlow {
+    /// Starts a flow for `provider` and returns it with the authorization URL to open.
+    pub fn start(
+        provider: &ProviderConfig,
+        metadata: &Metadata,
+        redirect_uri: Url,
+        now: UnixTime,
+    ) -> (PendingFlow, Url) {
+        let flow = PendingFlow {
+            id: hex(&Sha256::digest(random_token(16).as_bytes())[..8]),
+            provider: provider.id.clone(),
+            issuer: metadata.issuer.clone(),
+            require_iss: metadata.authorization_response_iss_parameter_supported,
+            redirect_uri,
+            state: CsrfState::generate(),
+            verifier: PkceCodeVerifier::generate(),
+            nonce: Nonce::generate(),
+            created_at: now,
+        };
+        let url = flow.authorization_url(provider, metadata);
+        (flow, url)
+    }
+
+    fn authorization_url(&self, provider: &ProviderConfig, metadata: &Metadata) -> Url {
+        let mut url = metadata.authorization_endpoint.clone();
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", &provider.client_id)
+                .append_pair("redirect_uri", self.redirect_uri.as_str())
+                .append_pair("scope", &provider.scopes.join(" "))
+                .append_pair("state", self.state.secret())
+                .append_pair("code_challenge", &self.verifier.s256_challenge())
+                .append_pair("code_challenge_method", "S256");
+            if provider.is_oidc() {
+                q.append_pair("nonce", self.nonce.secret());
+            }
+            for (name, value) in &provider.authorize_params {
+                q.append_pair(name, value);
+            }
+        }
+        url
+    }
+
+    /// True when the flow is older than [`PENDING_FLOW_LIFETIME`].
+    pub fn is_expired(&self, now: UnixTime) -> bool {
+        now - self.created_at > PENDING_FLOW_LIFETIME || now < self.created_at - 60
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The on-disk form of a pending flow. Lives only at the storage boundary.
+#[derive(Serialize, Deserialize)]
+struct PendingFlowFile<'a> {
+    id: &'a str,
+    provider: &'a str,
+    issuer: Option<&'a str>,
+    require_iss: bool,
+    redirect_uri: &'a str,
+    state: &'a str,
+    verifier: &'a str,
+    nonce: &'a str,
+    created_at: UnixTime,
+}
+
+/// Why a pending flow could not be stored or claimed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PendingError {
+    /// The data directory could not be written.
+    #[error("cannot write Keylink's data directory {dir} ({reason}); check its permissions or set KEYLINK_DATA_DIR")]
+    Io {
+        /// The directory.
+        dir: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+}
+
+/// The pending flows in `<data dir>/pending/`.
+#[derive(Debug, Clone)]
+pub struct PendingFlows {
+    dir: PathBuf,
+}
+
+/// What claiming a redirect's `state` found.
+#[derive(Debug)]
+pub enum Claim {
+    /// This process now owns the flow; nobody else can complete it.
+    Claimed(PendingFlow),
+    /// No pending flow has this state: unsolicited, already completed, or cancelled.
+    NoSuchFlow,
+    /// The flow existed but is older than the lifetime; it has been removed.
+    Expired,
+    /// Another process claimed it first (the same redirect was delivered twice).
+    AlreadyClaimed,
+}
+
+impl PendingFlows {
+    /// The pending flows under `data_dir`.
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            dir: data_dir.join("pending"),
+        }
+    }
+
+    fn io(&self, e: std::io::Error) -> PendingError {
+        PendingError::Io {
+            dir: self.dir.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Stores `flow`, replacing any other pending flow of the same provider (one at a time).
+    pub fn save(&self, flow: &PendingFlow) -> Result<(), PendingError> {
+        crate::store::create_private_dir(&self.dir).map_err(|e| self.io(e))?;
+        for (path, other) in self.read_all() {
+            if other.provider == flow.provider {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        let file = PendingFlowFile {
+            id: &flow.id,
+            provider: &flow.provider,
+            issuer: flow.issuer.as_deref(),
+            require_iss: flow.require_iss,
+            redirect_uri: flow.redirect_uri.as_str(),
+            state: flow.state.secret(),
+            verifier: flow.verifier.secret(),
+            nonce: flow.nonce.secret(),
+            created_at: flow.created_at,
+        };
+        let bytes = Zeroizing::new(serde_json::to_vec(&file).map_err(|e| self.io(e.into()))?);
+        crate::store::write_atomic(&self.dir.join(format!("{}.json", flow.id)), &bytes)
+            .map_err(|e| self.io(e))
+    }
+
+    /// Removes the flow with this id, if it is still pending (a cancelled or timed-out link).
+    pub fn remove(&self, id: &str) {
+        let _ = std::fs::remove_file(self.dir.join(format!("{id}.json")));
+    }
+
+    fn read_all(&self) -> Vec<(PathBuf, PendingFlow)> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter_map(|p| read_flow(&p).map(|f| (p, f)))
+            .collect()
+    }
+
+    /// Finds the flow whose state equals `state` (compared in constant time) and whose redirect
+    /// URI `accepts`, and claims it atomically: the file is renamed away, so a second delivery
+    /// of the same redirect finds nothing.
+    pub fn claim(
+        &self,
+        state: &str,
+        now: UnixTime,
+        accepts: impl Fn(&PendingFlow) -> bool,
+    ) -> Claim {
+        let mut outcome = Claim::NoSuchFlow;
+        for (path, flow) in self.read_all() {
+            if !flow.state.ct_eq(state) || !accepts(&flow) {
+                continue;
+            }
+            let claimed = path.with_extension(format!("claimed-{}", std::process::id()));
+            if std::fs::rename(&path, &claimed).is_err() {
+                outcome = Claim::AlreadyClaimed;
+                continue;
+            }
+            let flow = read_flow(&claimed);
+            let _ = std::fs::remove_file(&claimed);
+            return match flow {
+                Some(flow) if flow.is_expired(now) => Claim::Expired,
+                Some(flow) if flow.state.ct_eq(state) => Claim::Claimed(flow),
+                _ => Claim::AlreadyClaimed,
+            };
+        }
+        outcome
+    }
+
+    /// Deletes expired flows left behind by processes that ended.
+    pub fn prune(&self, now: UnixTime) {
+        for (path, flow) in self.read_all() {
+            if flow.is_expired(now) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+fn read_flow(path: &Path) -> Option<PendingFlow> {
+    let bytes = Zeroizing::new(std::fs::read(path).ok()?);
+    let f: PendingFlowFile<'_> = serde_json::from_slice(&bytes).ok()?;
+    Some(PendingFlow {
+        id: f.id.to_owned(),
+        provider: f.provider.to_owned(),
+        issuer: f.issuer.map(str::to_owned),
+        require_iss: f.require_iss,
+        redirect_uri: Url::parse(f.redirect_uri).ok()?,
+        state: CsrfState::new(f.state),
+        verifier: PkceCodeVerifier::new(f.verifier),
+        nonce: Nonce::new(f.nonce),
+        created_at: f.created_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc7636_appendix_b_vector() {
+        let verifier = PkceCodeVerifier::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+        assert_eq!(verifier.s256_challenge(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    }
+
+    #[test]
+    fn ten_thousand_verifiers_are_well_formed_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let v = PkceCodeVerifier::generate();
+            let s = v.secret();
+            assert!((43..=128).contains(&s.len()), "{}", s.len());
+            assert!(
+                s.chars().all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c)),
+                "verifier outside the unreserved set"
+            );
+            assert!(seen.insert(s.to_owned()), "duplicate verifier");
+        }
+    }
+
+    #[test]
+    fn state_and_nonce_carry_at_least_128_bits() {
+        // 32 random bytes in base64url: 43 characters of 6 bits each.
+        assert_eq!(CsrfState::generate().secret().len(), 43);
+        assert_eq!(Nonce::generate().secret().len(), 43);
+        assert_ne!(CsrfState::generate(), CsrfState::generate());
+    }
+}

@@ -1,0 +1,42 @@
+//! Keylink links a person's cloud accounts to a desktop app: OAuth 2.0 authorization code with
+//! PKCE in the system browser (RFC 8252), the redirect through a private-use URL scheme or a
+//! loopback listener, OpenID Connect ID token validation, and tokens kept in the OS keychain so
+//! a fresh access token is always one call away.
+//!
+//! Start with [`Keylink`]; its example shows the whole flow.
+
+#![warn(missing_docs)]
+
+mod callback;
+pub mod cli;
+mod client;
+mod clock;
+mod error;
+mod exchange;
+mod flow;
+mod http;
+mod id_token;
+mod provider;
+mod secret;
+mod store;
+
+pub use callback::{
+    AuthorizationResponse, LoopbackError, LoopbackListener, LoopbackVerdict, MAX_REDIRECT_LEN,
+    RedirectError, parse_redirect, redirect_matches,
+};
+pub use client::{Keylink, LinkRequest, UnlinkReport, account_id, default_data_dir, open_in_browser};
+pub use clock::{Clock, FixedClock, SystemClock, UnixTime, parse_rfc3339, rfc3339};
+pub use error::Error;
+pub use exchange::{ExchangeError, TokenSet};
+pub use flow::{PENDING_FLOW_LIFETIME, PendingError, PendingFlow};
+pub use http::{HttpError, NetworkSettings, is_allowed_endpoint};
+pub use id_token::{Expected, IdClaims, IdTokenError, Jwks, allowed_algorithms, validate as validate_id_token};
+pub use provider::{
+    Config, ConfigError, DEFAULT_DEEP_LINK_REDIRECT, DiscoveryError, EndpointOverrides, Metadata,
+    ProviderConfig, RedirectKind, URL_SCHEME, discover,
+};
+pub use secret::{
+    AccessToken, AuthorizationCode, ClientSecret, CsrfState, IdToken, Nonce, PkceCodeVerifier,
+    RefreshToken, SecretString,
+};
+pub use store::{Account, AccountStatus, Index, KEYCHAIN_SERVICE, Keychain, SecretStore, StoreError};

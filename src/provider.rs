@@ -1,0 +1,584 @@
+//! Providers: the layered TOML configuration (built-in presets < system policy < user file),
+//! and OpenID Connect Discovery / RFC 8414 metadata with the exact-issuer and S256 checks.
+//!
+//! A [`Config`] that exists is valid: every URL is parsed and allowed, every provider is usable.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::http::{NetworkSettings, is_allowed_endpoint};
+use crate::secret::ClientSecret;
+
+/// The private-use URI scheme of Keylink (reverse domain name, RFC 8252 §7.1).
+pub const URL_SCHEME: &str = "dev.keylink";
+/// The deep-link redirect URI used when a provider does not set `redirect_uri`.
+pub const DEFAULT_DEEP_LINK_REDIRECT: &str = "dev.keylink:/callback";
+/// Path of the system policy file that IT admins deploy.
+pub const SYSTEM_POLICY_FILE: &str = "/etc/keylink/keylink.toml";
+
+/// What is wrong with a configuration file. Every message names the file, the key and the
+/// problem.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file exists but could not be read (permissions, a directory, ...).
+    #[error("cannot read the configuration file {file}: {reason}")]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The file is not valid TOML, or a key has the wrong type or is unknown.
+    #[error("{file}:{line}: {message}; fix the configuration file")]
+    Syntax {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line of the problem.
+        line: usize,
+        /// The parser's description (never the file's text, which may hold a client secret).
+        message: String,
+    },
+    /// A key has a value that parses but is not acceptable.
+    #[error("{file}: `{key}` {problem}")]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// Dotted key, e.g. `providers.demo.issuer`.
+        key: String,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+    /// `KEYLINK_CONFIG` names a file that does not exist.
+    #[error("the configuration file {0} named by KEYLINK_CONFIG does not exist; create it or unset KEYLINK_CONFIG")]
+    Missing(PathBuf),
+}
+
+/// How the redirect reaches Keylink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedirectKind {
+    /// A private-use URI scheme handled by the OS (RFC 8252 §7.1).
+    DeepLink,
+    /// A one-shot listener on `http://127.0.0.1:<ephemeral>/callback` (RFC 8252 §7.3).
+    Loopback,
+}
+
+/// One configured provider, validated.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// Key under `[providers]`, used on the command line.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// OpenID issuer; discovery happens at `<issuer>/.well-known/openid-configuration`.
+    pub issuer: Option<String>,
+    /// The OAuth client id.
+    pub client_id: String,
+    /// Only for providers that demand one from desktop apps.
+    pub client_secret: Option<ClientSecret>,
+    /// Requested scopes.
+    pub scopes: Vec<String>,
+    /// Redirect transport.
+    pub redirect: RedirectKind,
+    /// Deep-link redirect URI (ignored for loopback, whose port is chosen per flow).
+    pub redirect_uri: Url,
+    /// Explicit endpoints, overriding discovery.
+    pub endpoints: EndpointOverrides,
+    /// Extra query parameters of the authorization request.
+    pub authorize_params: BTreeMap<String, String>,
+    /// Set by a locked system policy: the user file cannot replace this provider.
+    pub locked: bool,
+}
+
+impl ProviderConfig {
+    /// True when this is an OpenID Connect provider (an ID token is expected and checked).
+    pub fn is_oidc(&self) -> bool {
+        self.issuer.is_some() && self.scopes.iter().any(|s| s == "openid")
+    }
+}
+
+/// Endpoints given explicitly in the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointOverrides {
+    /// Authorization endpoint (RFC 6749 §3.1).
+    pub authorization_endpoint: Option<Url>,
+    /// Token endpoint (RFC 6749 §3.2).
+    pub token_endpoint: Option<Url>,
+    /// Revocation endpoint (RFC 7009).
+    pub revocation_endpoint: Option<Url>,
+    /// Userinfo endpoint (OIDC Core §5.3).
+    pub userinfo_endpoint: Option<Url>,
+    /// JWKS (RFC 7517) of the issuer.
+    pub jwks_uri: Option<Url>,
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Providers by id.
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Network settings.
+    pub network: NetworkSettings,
+    /// The files that were read, in order.
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    network: Option<RawNetwork>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    name: Option<String>,
+    issuer: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scopes: Option<Vec<String>>,
+    redirect: Option<RedirectKind>,
+    redirect_uri: Option<String>,
+    preset: Option<String>,
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<String>,
+    revocation_endpoint: Option<String>,
+    userinfo_endpoint: Option<String>,
+    jwks_uri: Option<String>,
+    #[serde(default)]
+    authorize_params: BTreeMap<String, String>,
+    #[serde(default)]
+    locked: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    ca_file: Option<PathBuf>,
+    timeout_secs: Option<u64>,
+}
+
+/// Authorization parameters Keylink sets itself; a config may not override them.
+const RESERVED_PARAMS: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+];
+
+impl Config {
+    /// Loads the configuration the documented way: the system policy file, then
+    /// `KEYLINK_CONFIG` or `$XDG_CONFIG_HOME/keylink/keylink.toml` (each optional, except that a
+    /// file named by `KEYLINK_CONFIG` must exist).
+    pub fn load() -> Result<Config, ConfigError> {
+        let mut files = Vec::new();
+        let system = PathBuf::from(SYSTEM_POLICY_FILE);
+        if system.is_file() {
+            files.push(system);
+        }
+        match std::env::var_os("KEYLINK_CONFIG") {
+            Some(path) => {
+                let path = PathBuf::from(path);
+                if !path.exists() {
+                    return Err(ConfigError::Missing(path));
+                }
+                files.push(path);
+            }
+            None => {
+                if let Some(path) = default_user_file().filter(|p| p.is_file()) {
+                    files.push(path);
+                }
+            }
+        }
+        Config::from_files(&files)
+    }
+
+    /// Loads and layers the given files, later ones winning (except over locked providers).
+    pub fn from_files(files: &[PathBuf]) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        for file in files {
+            let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Read {
+                file: file.clone(),
+                reason: e.to_string(),
+            })?;
+            config.layer(file, &text)?;
+        }
+        Ok(config)
+    }
+
+    /// Parses one file's text and layers it over what is already there.
+    pub fn layer(&mut self, file: &Path, text: &str) -> Result<(), ConfigError> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| syntax_error(file, text, &e))?;
+        for (id, provider) in raw.providers {
+            let parsed = parse_provider(file, &id, provider)?;
+            if let Some(existing) = self.providers.get(&id).filter(|p| p.locked) {
+                tracing::warn!(provider = %existing.id, file = %file.display(),
+                    "ignoring a provider that the system policy locks");
+                continue;
+            }
+            self.providers.insert(id, parsed);
+        }
+        if let Some(net) = raw.network {
+            if let Some(ca) = net.ca_file {
+                let ca = if ca.is_relative() {
+                    file.parent().unwrap_or(Path::new(".")).join(ca)
+                } else {
+                    ca
+                };
+                self.network.ca_file = Some(ca);
+            }
+            if let Some(secs) = net.timeout_secs {
+                if secs == 0 || secs > 600 {
+                    return Err(invalid(file, "network.timeout_secs", "must be between 1 and 600"));
+                }
+                self.network.timeout = Some(Duration::from_secs(secs));
+            }
+        }
+        self.files.push(file.to_owned());
+        Ok(())
+    }
+
+    /// The provider with this id, or an error listing the configured ones.
+    pub fn provider(&self, id: &str) -> Option<&ProviderConfig> {
+        self.providers.get(id)
+    }
+}
+
+fn default_user_file() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("keylink").join("keylink.toml"))
+}
+
+fn syntax_error(file: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let line = e
+        .span()
+        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1)
+        .unwrap_or(1);
+    ConfigError::Syntax {
+        file: file.to_owned(),
+        line,
+        message: e.message().trim().to_owned(),
+    }
+}
+
+fn invalid(file: &Path, key: &str, problem: &str) -> ConfigError {
+    ConfigError::Invalid {
+        file: file.to_owned(),
+        key: key.to_owned(),
+        problem: problem.to_owned(),
+    }
+}
+
+fn parse_endpoint(file: &Path, key: &str, value: Option<String>) -> Result<Option<Url>, ConfigError> {
+    let Some(value) = value else { return Ok(None) };
+    let url = Url::parse(&value)
+        .map_err(|e| invalid(file, key, &format!("is not a valid URL ({e})")))?;
+    if !is_allowed_endpoint(&url) {
+        return Err(invalid(
+            file,
+            key,
+            "must be an https:// URL (http:// is accepted only for 127.0.0.1, [::1] or localhost)",
+        ));
+    }
+    Ok(Some(url))
+}
+
+fn parse_provider(file: &Path, id: &str, raw: RawProvider) -> Result<ProviderConfig, ConfigError> {
+    let key = |k: &str| format!("providers.{id}.{k}");
+    if id.is_empty()
+        || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(invalid(
+            file,
+            &format!("providers.{id}"),
+            "is not a valid provider id; use letters, digits, '-' and '_'",
+        ));
+    }
+    if let Some(preset) = &raw.preset {
+        return Err(invalid(
+            file,
+            &key("preset"),
+            &format!("names the preset \"{preset}\", which this version of Keylink does not know; remove it and set the endpoints explicitly"),
+        ));
+    }
+    let client_id = raw
+        .client_id
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| invalid(file, &key("client_id"), "is missing; set the client id registered at the provider"))?;
+    let issuer = match raw.issuer {
+        Some(issuer) => {
+            let url = Url::parse(&issuer)
+                .map_err(|e| invalid(file, &key("issuer"), &format!("is not a valid URL ({e})")))?;
+            if !is_allowed_endpoint(&url) || url.query().is_some() || url.fragment().is_some() {
+                return Err(invalid(
+                    file,
+                    &key("issuer"),
+                    "must be an https:// URL without query or fragment (http:// only for loopback hosts)",
+                ));
+            }
+            // Kept exactly as written: discovery must return this very string (RFC 8414 §3.3).
+            Some(issuer)
+        }
+        None => None,
+    };
+    let endpoints = EndpointOverrides {
+        authorization_endpoint: parse_endpoint(file, &key("authorization_endpoint"), raw.authorization_endpoint)?,
+        token_endpoint: parse_endpoint(file, &key("token_endpoint"), raw.token_endpoint)?,
+        revocation_endpoint: parse_endpoint(file, &key("revocation_endpoint"), raw.revocation_endpoint)?,
+        userinfo_endpoint: parse_endpoint(file, &key("userinfo_endpoint"), raw.userinfo_endpoint)?,
+        jwks_uri: parse_endpoint(file, &key("jwks_uri"), raw.jwks_uri)?,
+    };
+    if issuer.is_none()
+        && (endpoints.authorization_endpoint.is_none() || endpoints.token_endpoint.is_none())
+    {
+        return Err(invalid(
+            file,
+            &format!("providers.{id}"),
+            "needs either `issuer` (for discovery) or both `authorization_endpoint` and `token_endpoint`",
+        ));
+    }
+    let scopes = raw.scopes.unwrap_or_else(|| {
+        ["openid", "profile", "email", "offline_access"].map(String::from).to_vec()
+    });
+    if let Some(bad) = scopes.iter().find(|s| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control())) {
+        return Err(invalid(file, &key("scopes"), &format!("contains the invalid scope {bad:?}; scopes are single words")));
+    }
+    let redirect = raw.redirect.unwrap_or(RedirectKind::DeepLink);
+    let redirect_uri = match raw.redirect_uri {
+        Some(uri) => {
+            let url = Url::parse(&uri)
+                .map_err(|e| invalid(file, &key("redirect_uri"), &format!("is not a valid URL ({e})")))?;
+            if redirect == RedirectKind::DeepLink && !url.scheme().contains('.') {
+                return Err(invalid(
+                    file,
+                    &key("redirect_uri"),
+                    "must use a reverse-domain private-use scheme such as dev.keylink:/callback (RFC 8252 §7.1)",
+                ));
+            }
+            if url.fragment().is_some() || url.query().is_some() {
+                return Err(invalid(file, &key("redirect_uri"), "must not have a query or fragment"));
+            }
+            url
+        }
+        None => Url::parse(DEFAULT_DEEP_LINK_REDIRECT).map_err(|e| invalid(file, &key("redirect_uri"), &e.to_string()))?,
+    };
+    if let Some(reserved) = raw.authorize_params.keys().find(|k| RESERVED_PARAMS.contains(&k.as_str())) {
+        return Err(invalid(
+            file,
+            &format!("providers.{id}.authorize_params.{reserved}"),
+            "is set by Keylink itself and cannot be configured",
+        ));
+    }
+    Ok(ProviderConfig {
+        id: id.to_owned(),
+        name: raw.name.unwrap_or_else(|| id.to_owned()),
+        issuer,
+        client_id,
+        client_secret: raw.client_secret.map(ClientSecret::new),
+        scopes,
+        redirect,
+        redirect_uri,
+        endpoints,
+        authorize_params: raw.authorize_params,
+        locked: raw.locked,
+    })
+}
+
+/// Provider metadata after discovery and overrides.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    /// The issuer, exactly as configured (and as the discovery document states it).
+    pub issuer: Option<String>,
+    /// Authorization endpoint.
+    pub authorization_endpoint: Url,
+    /// Token endpoint.
+    pub token_endpoint: Url,
+    /// JWKS of the issuer.
+    pub jwks_uri: Option<Url>,
+    /// Userinfo endpoint.
+    pub userinfo_endpoint: Option<Url>,
+    /// Revocation endpoint (RFC 7009).
+    pub revocation_endpoint: Option<Url>,
+    /// Signing algorithms the issuer uses for ID tokens.
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    /// RFC 9207: the provider always returns `iss` in authorization responses.
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+/// Why discovery failed or was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscoveryError {
+    /// The discovery document could not be fetched.
+    #[error("could not fetch the discovery document of {issuer} ({reason}); check the network and the provider's issuer setting")]
+    Unreachable {
+        /// Configured issuer.
+        issuer: String,
+        /// Transport error or HTTP status.
+        reason: String,
+    },
+    /// The discovery document is not valid JSON metadata.
+    #[error("the discovery document of {issuer} is malformed ({reason}); check the provider's issuer setting")]
+    Malformed {
+        /// Configured issuer.
+        issuer: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The document's `issuer` differs from the configured one (RFC 8414 §3.3): a mix-up or a
+    /// wrong configuration, e.g. a trailing slash.
+    #[error("the provider's discovery document names the issuer {found:?} but {expected:?} is configured; they must match exactly, so fix `issuer` in the configuration")]
+    IssuerMismatch {
+        /// Configured issuer.
+        expected: String,
+        /// Issuer in the document.
+        found: String,
+    },
+    /// The provider does not support PKCE S256, which Keylink always uses (RFC 9700 §2.1.1).
+    #[error("the provider {issuer} does not support PKCE with S256, which Keylink requires; use a provider that does")]
+    NoS256 {
+        /// Configured issuer.
+        issuer: String,
+    },
+    /// An endpoint uses a scheme other than https (or http on loopback).
+    #[error("the provider's {name} {url:?} is not an https URL; Keylink refuses to use it")]
+    InsecureEndpoint {
+        /// Which endpoint.
+        name: &'static str,
+        /// The offending value, which is provider-supplied and not secret.
+        url: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawMetadata {
+    issuer: String,
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<String>,
+    jwks_uri: Option<String>,
+    userinfo_endpoint: Option<String>,
+    revocation_endpoint: Option<String>,
+    code_challenge_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    id_token_signing_alg_values_supported: Vec<String>,
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
+}
+
+/// Fetches and checks the metadata of `provider`, or builds it from explicit endpoints for
+/// providers without discovery.
+pub fn discover(
+    http: &reqwest::blocking::Client,
+    provider: &ProviderConfig,
+) -> Result<Metadata, DiscoveryError> {
+    let overrides = &provider.endpoints;
+    let Some(issuer) = &provider.issuer else {
+        // parse_provider guarantees both endpoints exist without an issuer.
+        let (Some(auth), Some(token)) =
+            (&overrides.authorization_endpoint, &overrides.token_endpoint)
+        else {
+            return Err(DiscoveryError::Malformed {
+                issuer: provider.id.clone(),
+                reason: "no issuer and no explicit endpoints".into(),
+            });
+        };
+        return Ok(Metadata {
+            issuer: None,
+            authorization_endpoint: auth.clone(),
+            token_endpoint: token.clone(),
+            jwks_uri: overrides.jwks_uri.clone(),
+            userinfo_endpoint: overrides.userinfo_endpoint.clone(),
+            revocation_endpoint: overrides.revocation_endpoint.clone(),
+            id_token_signing_alg_values_supported: Vec::new(),
+            authorization_response_iss_parameter_supported: false,
+        });
+    };
+    let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+    let unreachable = |reason: String| DiscoveryError::Unreachable {
+        issuer: issuer.clone(),
+        reason,
+    };
+    let response = http
+        .get(&url)
+        .header("accept", "application/json")
+        .send()
+        .map_err(|e| unreachable(crate::error::describe_reqwest(&e)))?;
+    if !response.status().is_success() {
+        return Err(unreachable(format!("HTTP {}", response.status())));
+    }
+    let body = response.bytes().map_err(|e| unreachable(crate::error::describe_reqwest(&e)))?;
+    let raw: RawMetadata = serde_json::from_slice(&body).map_err(|e| DiscoveryError::Malformed {
+        issuer: issuer.clone(),
+        reason: e.to_string(),
+    })?;
+    metadata_from_document(provider, issuer, raw)
+}
+
+fn metadata_from_document(
+    provider: &ProviderConfig,
+    issuer: &str,
+    raw: RawMetadata,
+) -> Result<Metadata, DiscoveryError> {
+    if raw.issuer != issuer {
+        return Err(DiscoveryError::IssuerMismatch {
+            expected: issuer.to_owned(),
+            found: raw.issuer,
+        });
+    }
+    if let Some(methods) = &raw.code_challenge_methods_supported {
+        if !methods.iter().any(|m| m == "S256") {
+            return Err(DiscoveryError::NoS256 {
+                issuer: issuer.to_owned(),
+            });
+        }
+    }
+    let endpoint = |name: &'static str,
+                    configured: &Option<Url>,
+                    found: Option<String>|
+     -> Result<Option<Url>, DiscoveryError> {
+        if let Some(url) = configured {
+            return Ok(Some(url.clone()));
+        }
+        let Some(found) = found else { return Ok(None) };
+        match Url::parse(&found) {
+            Ok(url) if is_allowed_endpoint(&url) => Ok(Some(url)),
+            _ => Err(DiscoveryError::InsecureEndpoint { name, url: found }),
+        }
+    };
+    let o = &provider.endpoints;
+    let missing = |name: &str| DiscoveryError::Malformed {
+        issuer: issuer.to_owned(),
+        reason: format!("it has no {name}"),
+    };
+    Ok(Metadata {
+        issuer: Some(issuer.to_owned()),
+        authorization_endpoint: endpoint("authorization_endpoint", &o.authorization_endpoint, raw.authorization_endpoint)?
+            .ok_or_else(|| missing("authorization_endpoint"))?,
+        token_endpoint: endpoint("token_endpoint", &o.token_endpoint, raw.token_endpoint)?
+            .ok_or_else(|| missing("token_endpoint"))?,
+        jwks_uri: endpoint("jwks_uri", &o.jwks_uri, raw.jwks_uri)?,
+        userinfo_endpoint: endpoint("userinfo_endpoint", &o.userinfo_endpoint, raw.userinfo_endpoint)?,
+        revocation_endpoint: endpoint("revocation_endpoint", &o.revocation_endpoint, raw.revocation_endpoint)?,
+        id_token_signing_alg_values_supported: raw.id_token_signing_alg_values_supported,
+        authorization_response_iss_parameter_supported: raw
+            .authorization_response_iss_parameter_supported,
+    })
+}
+
+#[cfg(test)]
+mod tests;

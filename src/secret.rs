@@ -1,0 +1,110 @@
+//! Secret values: tokens, PKCE verifiers, state, nonces, codes and client secrets.
+//!
+//! Every secret lives in a type whose `Debug` prints `Name([redacted])`, which is not
+//! `Serialize`, and which zeroizes its memory on drop. The value is reachable only through
+//! `.secret()`, so every place that exposes one is easy to find.
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+macro_rules! secret_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq)]
+        pub struct $name(Zeroizing<String>);
+
+        impl $name {
+            /// Wraps a secret value.
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(Zeroizing::new(value.into()))
+            }
+
+            /// The secret value itself. Never log or display it.
+            pub fn secret(&self) -> &str {
+                &self.0
+            }
+
+            /// Compares with another value in constant time.
+            pub fn ct_eq(&self, other: &str) -> bool {
+                self.0.as_bytes().ct_eq(other.as_bytes()).into()
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($name), "([redacted])"))
+            }
+        }
+    };
+}
+
+secret_type!(
+    /// An OAuth 2.0 access token (RFC 6749 §1.4).
+    AccessToken
+);
+secret_type!(
+    /// An OAuth 2.0 refresh token (RFC 6749 §1.5).
+    RefreshToken
+);
+secret_type!(
+    /// An OpenID Connect ID token, still in its compact JWS form (OIDC Core §2).
+    IdToken
+);
+secret_type!(
+    /// A PKCE code verifier (RFC 7636 §4.1).
+    PkceCodeVerifier
+);
+secret_type!(
+    /// The `state` parameter binding a redirect to the flow that started it (RFC 6749 §10.12).
+    CsrfState
+);
+secret_type!(
+    /// The OpenID Connect `nonce` binding an ID token to the flow (OIDC Core §3.1.2.1).
+    Nonce
+);
+secret_type!(
+    /// An authorization code (RFC 6749 §4.1.2).
+    AuthorizationCode
+);
+secret_type!(
+    /// A client secret, for the few providers that demand one from desktop apps.
+    ClientSecret
+);
+secret_type!(
+    /// A secret value of any other kind, e.g. raw keychain contents.
+    SecretString
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let canary = "canary-9f1c2e";
+        let all: Vec<String> = vec![
+            format!("{:?}", AccessToken::new(canary)),
+            format!("{:?}", RefreshToken::new(canary)),
+            format!("{:?}", IdToken::new(canary)),
+            format!("{:?}", PkceCodeVerifier::new(canary)),
+            format!("{:?}", CsrfState::new(canary)),
+            format!("{:?}", Nonce::new(canary)),
+            format!("{:?}", AuthorizationCode::new(canary)),
+            format!("{:?}", ClientSecret::new(canary)),
+            format!("{:?}", SecretString::new(canary)),
+        ];
+        for shown in &all {
+            assert!(!shown.contains(canary), "{shown}");
+            assert!(shown.ends_with("([redacted])"), "{shown}");
+        }
+        assert_eq!(all[0], "AccessToken([redacted])");
+    }
+
+    #[test]
+    fn constant_time_comparison_matches_equality() {
+        let state = CsrfState::new("abc");
+        assert!(state.ct_eq("abc"));
+        assert!(!state.ct_eq("abd"));
+        assert!(!state.ct_eq("ab"));
+    }
+}

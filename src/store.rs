@@ -1,0 +1,353 @@
+//! Storage: tokens in the OS keychain (Secret Service, macOS Keychain, Windows Credential
+//! Manager through the `keyring-core` stores), non-secret account metadata in an index file
+//! written atomically, and the private data directory itself.
+//!
+//! There is no plaintext fallback: without a keychain, Keylink says so and stores nothing.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::clock::UnixTime;
+use crate::exchange::TokenSet;
+use crate::secret::{AccessToken, IdToken, RefreshToken, SecretString};
+
+/// The keychain service name under which every Keylink entry lives.
+pub const KEYCHAIN_SERVICE: &str = "dev.keylink";
+
+/// Why storage failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// There is no keychain to talk to.
+    #[error("no keychain is available ({reason}); {fix}")]
+    NoKeychain {
+        /// What the platform said.
+        reason: String,
+        /// What the user can do.
+        fix: &'static str,
+    },
+    /// The keychain is locked and could not be unlocked.
+    #[error("the keychain is locked ({0}); unlock it (e.g. log in to the desktop session) and try again")]
+    Locked(String),
+    /// The keychain refused or failed an operation.
+    #[error("the keychain failed ({0}); try again, and run `keylink doctor` if it persists")]
+    Keychain(String),
+    /// A stored token set cannot be read (written by an incompatible version or damaged).
+    #[error("the stored tokens of {0} are unreadable; unlink and link the account again")]
+    Corrupt(String),
+    /// The data directory or the index could not be read or written.
+    #[error("cannot use Keylink's data directory {path} ({reason}); check its permissions or set KEYLINK_DATA_DIR")]
+    DataDir {
+        /// The path involved.
+        path: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+}
+
+/// Where secrets are kept. The real implementation is [`Keychain`]; tests may use others.
+pub trait SecretStore: Send + Sync + std::fmt::Debug {
+    /// The secret under `key`, if any.
+    fn get(&self, key: &str) -> Result<Option<SecretString>, StoreError>;
+    /// Stores `value` under `key`, replacing what was there.
+    fn set(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// Deletes `key`; deleting a missing key succeeds.
+    fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// The OS keychain.
+pub struct Keychain {
+    store: Arc<keyring_core::CredentialStore>,
+}
+
+impl std::fmt::Debug for Keychain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keychain")
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+const NO_KEYCHAIN_FIX: &str = "Keylink stores tokens only in the Secret Service: install and start gnome-keyring or KeePassXC (with its Secret Service integration) in your desktop session";
+#[cfg(target_os = "macos")]
+const NO_KEYCHAIN_FIX: &str = "Keylink stores tokens only in the macOS Keychain: check that your login keychain is available";
+#[cfg(target_os = "windows")]
+const NO_KEYCHAIN_FIX: &str = "Keylink stores tokens only in Windows Credential Manager: check that it is available";
+#[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd", target_os = "macos", target_os = "windows")))]
+const NO_KEYCHAIN_FIX: &str = "this platform has no supported keychain";
+
+impl Keychain {
+    /// Connects to the platform keychain (one connection per process: keep the value).
+    pub fn open() -> Result<Self, StoreError> {
+        let store = platform_store().map_err(|e| StoreError::NoKeychain {
+            reason: describe_keyring_error(&e),
+            fix: NO_KEYCHAIN_FIX,
+        })?;
+        Ok(Self { store })
+    }
+
+    fn entry(&self, key: &str) -> Result<keyring_core::Entry, StoreError> {
+        keyring_core::Entry::new_in_store(&self.store, KEYCHAIN_SERVICE, key).map_err(map_keyring_error)
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none()
+        && std::env::var_os("XDG_RUNTIME_DIR").is_none()
+    {
+        return Err(keyring_core::Error::NoStorageAccess(
+            "there is no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)".into(),
+        ));
+    }
+    let store: Arc<keyring_core::CredentialStore> = zbus_secret_service_keyring_store::Store::new()?;
+    Ok(store)
+}
+
+#[cfg(target_os = "macos")]
+fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+    let store: Arc<keyring_core::CredentialStore> = apple_native_keyring_store::keychain::Store::new()?;
+    Ok(store)
+}
+
+#[cfg(target_os = "windows")]
+fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+    let store: Arc<keyring_core::CredentialStore> = windows_native_keyring_store::Store::new()?;
+    Ok(store)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd", target_os = "macos", target_os = "windows")))]
+fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+    Err(keyring_core::Error::NoDefaultStore)
+}
+
+/// Describes a keyring error without any payload it carries (some variants hold secret bytes).
+fn describe_keyring_error(e: &keyring_core::Error) -> String {
+    use keyring_core::Error as E;
+    match e {
+        E::PlatformFailure(inner) | E::NoStorageAccess(inner) => {
+            crate::callback::printable(&inner.to_string(), 200)
+        }
+        E::NoEntry => "no such entry".into(),
+        E::BadEncoding(_) | E::BadDataFormat(..) => "an entry holds data in an unexpected format".into(),
+        E::BadStoreFormat(_) => "the store is in an unexpected format".into(),
+        E::TooLong(what, max) => format!("{what} is longer than {max}"),
+        E::Invalid(what, why) => format!("{what} {why}"),
+        E::Ambiguous(_) => "more than one entry matches".into(),
+        E::NoDefaultStore => "no keychain store for this platform".into(),
+        E::NotSupportedByStore(what) => format!("not supported: {what}"),
+        _ => "unknown keychain error".into(),
+    }
+}
+
+fn map_keyring_error(e: keyring_core::Error) -> StoreError {
+    let text = describe_keyring_error(&e);
+    match e {
+        keyring_core::Error::NoStorageAccess(_) if text.to_lowercase().contains("lock") => {
+            StoreError::Locked(text)
+        }
+        keyring_core::Error::NoStorageAccess(_) => StoreError::NoKeychain {
+            reason: text,
+            fix: NO_KEYCHAIN_FIX,
+        },
+        _ => StoreError::Keychain(text),
+    }
+}
+
+impl SecretStore for Keychain {
+    fn get(&self, key: &str) -> Result<Option<SecretString>, StoreError> {
+        match self.entry(key)?.get_secret() {
+            Ok(bytes) => {
+                let bytes = Zeroizing::new(bytes);
+                let text = std::str::from_utf8(&bytes)
+                    .map_err(|_| StoreError::Corrupt(key.to_owned()))?;
+                Ok(Some(SecretString::new(text)))
+            }
+            Err(keyring_core::Error::NoEntry) => Ok(None),
+            Err(e) => Err(map_keyring_error(e)),
+        }
+    }
+
+    fn set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.entry(key)?.set_secret(value.as_bytes()).map_err(map_keyring_error)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self.entry(key)?.delete_credential() {
+            Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
+            Err(e) => Err(map_keyring_error(e)),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredTokens<'a> {
+    v: u8,
+    access_token: &'a str,
+    refresh_token: Option<&'a str>,
+    id_token: Option<&'a str>,
+    expires_at: Option<UnixTime>,
+}
+
+/// Serialises a token set for the keychain. The buffer is wiped on drop.
+pub fn encode_tokens(tokens: &TokenSet) -> Zeroizing<String> {
+    let stored = StoredTokens {
+        v: 1,
+        access_token: tokens.access_token.secret(),
+        refresh_token: tokens.refresh_token.as_ref().map(|t| t.secret()),
+        id_token: tokens.id_token.as_ref().map(|t| t.secret()),
+        expires_at: tokens.expires_at,
+    };
+    // Serialising plain strings and numbers cannot fail.
+    Zeroizing::new(serde_json::to_string(&stored).unwrap_or_default())
+}
+
+/// Reads a token set back from the keychain.
+pub fn decode_tokens(account: &str, raw: &SecretString) -> Result<TokenSet, StoreError> {
+    let stored: StoredTokens<'_> =
+        serde_json::from_str(raw.secret()).map_err(|_| StoreError::Corrupt(account.to_owned()))?;
+    if stored.v != 1 {
+        return Err(StoreError::Corrupt(account.to_owned()));
+    }
+    Ok(TokenSet {
+        access_token: AccessToken::new(stored.access_token),
+        refresh_token: stored.refresh_token.map(RefreshToken::new),
+        id_token: stored.id_token.map(IdToken::new),
+        expires_at: stored.expires_at,
+        scopes: None,
+    })
+}
+
+/// Whether an account's tokens are usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    /// Tokens are stored and the grant is believed valid.
+    Ok,
+    /// The provider refused the refresh token: the user must link again.
+    NeedsRelink,
+}
+
+/// Non-secret metadata of a linked account, as kept in the index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Stable id: provider id and a hash of (issuer, subject).
+    pub id: String,
+    /// Provider id.
+    pub provider: String,
+    /// Issuer.
+    pub issuer: String,
+    /// Subject at the issuer.
+    pub subject: String,
+    /// Email, when the provider shared it.
+    pub email: Option<String>,
+    /// Display name, when the provider shared it.
+    pub name: Option<String>,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// When the account was linked.
+    pub linked_at: UnixTime,
+    /// When the stored access token expires.
+    pub expires_at: Option<UnixTime>,
+    /// Status.
+    pub status: AccountStatus,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct IndexFile {
+    accounts: Vec<Account>,
+}
+
+/// The account index, `<data dir>/accounts.json`.
+#[derive(Debug, Clone)]
+pub struct Index {
+    path: PathBuf,
+    lock_path: PathBuf,
+}
+
+impl Index {
+    /// The index under `data_dir`.
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            path: data_dir.join("accounts.json"),
+            lock_path: data_dir.join("accounts.lock"),
+        }
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::DataDir {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// All accounts.
+    pub fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => Ok(serde_json::from_slice::<IndexFile>(&bytes).map_err(|e| self.err(e))?.accounts),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// Applies `change` to the account list under an exclusive lock and writes it atomically.
+    pub fn update<T>(&self, change: impl FnOnce(&mut Vec<Account>) -> T) -> Result<T, StoreError> {
+        if let Some(dir) = self.path.parent() {
+            create_private_dir(dir).map_err(|e| self.err(e))?;
+        }
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock_path)
+            .map_err(|e| self.err(e))?;
+        lock.lock().map_err(|e| self.err(e))?;
+        let mut accounts = self.accounts()?;
+        let result = change(&mut accounts);
+        let bytes = serde_json::to_vec_pretty(&IndexFile { accounts }).map_err(|e| self.err(e))?;
+        write_atomic(&self.path, &bytes).map_err(|e| self.err(e))?;
+        Ok(result)
+    }
+}
+
+/// Creates `dir` (and parents) readable by the owner only.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Writes `bytes` to `path` atomically: a 0600 temporary file in the same directory, fsync,
+/// rename over the target, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let result = (|| {
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
