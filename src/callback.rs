@@ -24,7 +24,9 @@ pub enum RedirectError {
     #[error("the redirect URL is malformed and was refused; start the link again")]
     Malformed,
     /// Has a fragment or user info, which a genuine redirect never carries.
-    #[error("the redirect URL carries a fragment or user info and was refused; start the link again")]
+    #[error(
+        "the redirect URL carries a fragment or user info and was refused; start the link again"
+    )]
     UnexpectedPart,
     /// Scheme, host, port or path differ from the redirect URI that was registered.
     #[error("the redirect URL does not match Keylink's redirect URI and was refused")]
@@ -36,20 +38,28 @@ pub enum RedirectError {
     #[error("the redirect URL has no `state` parameter and was refused")]
     MissingState,
     /// No `code` and no `error`.
-    #[error("the redirect URL has neither a `code` nor an `error` and was refused; start the link again")]
+    #[error(
+        "the redirect URL has neither a `code` nor an `error` and was refused; start the link again"
+    )]
     MissingCode,
     /// No pending flow has this state: a redirect that this user did not ask for, one already
     /// used, or one whose link was cancelled.
-    #[error("this redirect does not belong to a sign-in started here (or was already used) and was refused; start the link again from Keylink")]
+    #[error(
+        "this redirect does not belong to a sign-in started here (or was already used) and was refused; start the link again from Keylink"
+    )]
     Unsolicited,
     /// The flow it belongs to is older than 10 minutes.
     #[error("the sign-in took longer than 10 minutes and expired; start the link again")]
     Expired,
     /// `iss` differs from the issuer the flow was started with (RFC 9207 mix-up defence).
-    #[error("the redirect names a different issuer than the one the sign-in was started with and was refused (possible mix-up attack); start the link again")]
+    #[error(
+        "the redirect names a different issuer than the one the sign-in was started with and was refused (possible mix-up attack); start the link again"
+    )]
     IssuerMismatch,
     /// The provider promised `iss` (RFC 9207) but the redirect has none.
-    #[error("the redirect lacks the `iss` parameter that this provider always sends and was refused; start the link again")]
+    #[error(
+        "the redirect lacks the `iss` parameter that this provider always sends and was refused; start the link again"
+    )]
     MissingIssuer,
     /// The provider reported an error (RFC 6749 §4.1.2.1), e.g. the user denied access.
     #[error("the provider refused the sign-in: {error}{}; try linking again", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
@@ -158,7 +168,13 @@ pub fn check_issuer(
 pub fn printable(text: &str, max: usize) -> String {
     text.chars()
         .filter(|c| !c.is_control())
-        .map(|c| if matches!(c, '<' | '>' | '"' | '`') { '\'' } else { c })
+        .map(|c| {
+            if matches!(c, '<' | '>' | '"' | '`') {
+                '\''
+            } else {
+                c
+            }
+        })
         .take(max)
         .collect()
 }
@@ -184,7 +200,9 @@ pub enum LoopbackVerdict<T> {
 #[non_exhaustive]
 pub enum LoopbackError {
     /// Binding 127.0.0.1 failed.
-    #[error("cannot listen on 127.0.0.1 for the redirect ({0}); check that loopback networking works")]
+    #[error(
+        "cannot listen on 127.0.0.1 for the redirect ({0}); check that loopback networking works"
+    )]
     Bind(String),
     /// No valid redirect arrived in time.
     #[error("no redirect arrived within the time limit; start the link again")]
@@ -305,7 +323,10 @@ fn respond(stream: &mut &TcpStream, status: u16, text: &str) {
 }
 
 fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

@@ -12,7 +12,11 @@ use crate::error::Error;
 use crate::store::{Account, AccountStatus};
 
 #[derive(Parser)]
-#[command(name = "keylink", version, about = "Link cloud accounts and get fresh access tokens from the OS keychain")]
+#[command(
+    name = "keylink",
+    version,
+    about = "Link cloud accounts and get fresh access tokens from the OS keychain"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Commands,
@@ -135,7 +139,10 @@ pub fn main() -> i32 {
 
 fn print_json(value: &impl Serialize) {
     // Serialising our own plain types cannot fail.
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 fn run(command: Commands) -> Result<(), Error> {
@@ -167,7 +174,9 @@ fn run(command: Commands) -> Result<(), Error> {
                     .collect();
                 print_json(&list);
             } else if providers.is_empty() {
-                eprintln!("No providers are configured; add one to the configuration file (see the README).");
+                eprintln!(
+                    "No providers are configured; add one to the configuration file (see the README)."
+                );
             } else {
                 for p in providers.values() {
                     println!("{:<16} {}", p.id, p.name);
@@ -175,7 +184,12 @@ fn run(command: Commands) -> Result<(), Error> {
             }
             Ok(())
         }
-        Commands::Link { provider, timeout, no_browser, json } => {
+        Commands::Link {
+            provider,
+            timeout,
+            no_browser,
+            json,
+        } => {
             let request = keylink.start_link(&provider)?;
             let name = keylink.provider(&provider)?.name.clone();
             if no_browser {
@@ -186,13 +200,19 @@ fn run(command: Commands) -> Result<(), Error> {
                     keylink.cancel_link(&request.flow_id);
                     return Err(e);
                 }
-                eprintln!("Continue in your browser to link your {name} account (waiting up to {timeout} s)...");
+                eprintln!(
+                    "Continue in your browser to link your {name} account (waiting up to {timeout} s)..."
+                );
             }
             let account = keylink.wait_for_link(request, Duration::from_secs(timeout), || false)?;
             if json {
                 print_json(&AccountJson::from(&account));
             } else {
-                let who = account.email.as_deref().or(account.name.as_deref()).unwrap_or(&account.subject);
+                let who = account
+                    .email
+                    .as_deref()
+                    .or(account.name.as_deref())
+                    .unwrap_or(&account.subject);
                 eprintln!("Linked {who} at {name}.");
                 println!("{}", account.id);
             }
@@ -205,7 +225,10 @@ fn run(command: Commands) -> Result<(), Error> {
                 .find(|a| looks_like_redirect(a))
                 .ok_or(crate::callback::RedirectError::RedirectMismatch)?;
             let account = keylink.complete_redirect(url)?;
-            eprintln!("Linked {}.", account.email.as_deref().unwrap_or(&account.id));
+            eprintln!(
+                "Linked {}.",
+                account.email.as_deref().unwrap_or(&account.id)
+            );
             Ok(())
         }
         Commands::List { json } => {
@@ -225,14 +248,21 @@ fn run(command: Commands) -> Result<(), Error> {
                         "{:<20} {:<10} {:<32} {}",
                         a.id,
                         a.provider,
-                        a.email.as_deref().or(a.name.as_deref()).unwrap_or(&a.subject),
+                        a.email
+                            .as_deref()
+                            .or(a.name.as_deref())
+                            .unwrap_or(&a.subject),
                         status
                     );
                 }
             }
             Ok(())
         }
-        Commands::Token { account, min_ttl, json } => {
+        Commands::Token {
+            account,
+            min_ttl,
+            json,
+        } => {
             let token = keylink.access_token(&account, min_ttl)?;
             if json {
                 let a = keylink.account(&account)?;
@@ -255,9 +285,18 @@ fn run(command: Commands) -> Result<(), Error> {
         Commands::Unlink { account } => {
             let report = keylink.unlink(&account)?;
             match report.revocation {
-                Ok(true) => eprintln!("Revoked the tokens of {} at the provider.", report.account.id),
-                Ok(false) => eprintln!("The provider has no revocation endpoint; the tokens of {} were only deleted locally.", report.account.id),
-                Err(e) => eprintln!("warning: could not revoke the tokens of {} at the provider ({e}); they were deleted locally.", report.account.id),
+                Ok(true) => eprintln!(
+                    "Revoked the tokens of {} at the provider.",
+                    report.account.id
+                ),
+                Ok(false) => eprintln!(
+                    "The provider has no revocation endpoint; the tokens of {} were only deleted locally.",
+                    report.account.id
+                ),
+                Err(e) => eprintln!(
+                    "warning: could not revoke the tokens of {} at the provider ({e}); they were deleted locally.",
+                    report.account.id
+                ),
             }
             eprintln!("Unlinked {}.", report.account.id);
             Ok(())
@@ -268,7 +307,8 @@ fn run(command: Commands) -> Result<(), Error> {
 
 fn looks_like_redirect(arg: &str) -> bool {
     let lower = arg.get(..20).unwrap_or(arg).to_ascii_lowercase();
-    lower.starts_with(&format!("{}:", crate::provider::URL_SCHEME)) || lower.starts_with("http://127.0.0.1:")
+    lower.starts_with(&format!("{}:", crate::provider::URL_SCHEME))
+        || lower.starts_with("http://127.0.0.1:")
 }
 
 fn doctor(keylink: &Keylink) -> Result<(), Error> {
@@ -279,10 +319,19 @@ fn doctor(keylink: &Keylink) -> Result<(), Error> {
         }
         println!("{status:<4}  {text}");
     };
-    let files: Vec<String> = keylink.config().files.iter().map(|f| f.display().to_string()).collect();
+    let files: Vec<String> = keylink
+        .config()
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
     line(
         "ok",
-        if files.is_empty() { "configuration: no file, built-in defaults".into() } else { format!("configuration: {}", files.join(", ")) },
+        if files.is_empty() {
+            "configuration: no file, built-in defaults".into()
+        } else {
+            format!("configuration: {}", files.join(", "))
+        },
     );
     match keylink.secrets() {
         Ok(store) => {
@@ -292,7 +341,9 @@ fn doctor(keylink: &Keylink) -> Result<(), Error> {
                 .and_then(|_| store.get(probe))
                 .and_then(|v| store.delete(probe).map(|_| v));
             match result {
-                Ok(Some(v)) if v.secret() == "probe" => line("ok", "keychain: reachable and writable".into()),
+                Ok(Some(v)) if v.secret() == "probe" => {
+                    line("ok", "keychain: reachable and writable".into())
+                }
                 Ok(_) => line("fail", "keychain: a probe entry did not read back".into()),
                 Err(e) => line("fail", format!("keychain: {e}")),
             }
@@ -308,15 +359,31 @@ fn doctor(keylink: &Keylink) -> Result<(), Error> {
     #[cfg(target_os = "linux")]
     {
         let mime = format!("x-scheme-handler/{}", crate::provider::URL_SCHEME);
-        match std::process::Command::new("xdg-mime").args(["query", "default", &mime]).output() {
-            Ok(out) if !String::from_utf8_lossy(&out.stdout).trim().is_empty() => {
-                line("ok", format!("URL scheme: {} opens with {}", crate::provider::URL_SCHEME, String::from_utf8_lossy(&out.stdout).trim()))
-            }
-            _ => line("warn", format!("URL scheme: nothing handles {}: links use `keylink open-url` until the Keylink app registers it", crate::provider::URL_SCHEME)),
+        match std::process::Command::new("xdg-mime")
+            .args(["query", "default", &mime])
+            .output()
+        {
+            Ok(out) if !String::from_utf8_lossy(&out.stdout).trim().is_empty() => line(
+                "ok",
+                format!(
+                    "URL scheme: {} opens with {}",
+                    crate::provider::URL_SCHEME,
+                    String::from_utf8_lossy(&out.stdout).trim()
+                ),
+            ),
+            _ => line(
+                "warn",
+                format!(
+                    "URL scheme: nothing handles {}: links use `keylink open-url` until the Keylink app registers it",
+                    crate::provider::URL_SCHEME
+                ),
+            ),
         }
     }
     if failed {
-        Err(Error::LinkFailed("some checks failed; see the lines marked fail".into()))
+        Err(Error::LinkFailed(
+            "some checks failed; see the lines marked fail".into(),
+        ))
     } else {
         Ok(())
     }

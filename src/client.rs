@@ -22,7 +22,9 @@ use crate::flow::{Claim, PendingFlow, PendingFlows};
 use crate::id_token::{self, Expected, Jwks};
 use crate::provider::{Config, Metadata, ProviderConfig, RedirectKind, discover};
 use crate::secret::AccessToken;
-use crate::store::{Account, AccountStatus, Index, Keychain, SecretStore, decode_tokens, encode_tokens};
+use crate::store::{
+    Account, AccountStatus, Index, Keychain, SecretStore, decode_tokens, encode_tokens,
+};
 
 /// Keylink: configuration, data directory, keychain and caches of one process.
 ///
@@ -54,7 +56,9 @@ pub struct Keylink {
 
 impl std::fmt::Debug for Keylink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keylink").field("data_dir", &self.data_dir).finish_non_exhaustive()
+        f.debug_struct("Keylink")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -175,12 +179,19 @@ impl Keylink {
 
     /// The configured provider `id`.
     pub fn provider(&self, id: &str) -> Result<&ProviderConfig, Error> {
-        self.config.provider(id).ok_or_else(|| Error::UnknownProvider(printable(id, 64)))
+        self.config
+            .provider(id)
+            .ok_or_else(|| Error::UnknownProvider(printable(id, 64)))
     }
 
     /// The provider's metadata, discovered once per process.
     pub fn metadata(&self, provider: &ProviderConfig) -> Result<Arc<Metadata>, Error> {
-        if let Some(m) = self.metadata.lock().unwrap_or_else(|p| p.into_inner()).get(&provider.id) {
+        if let Some(m) = self
+            .metadata
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&provider.id)
+        {
             return Ok(m.clone());
         }
         let m = Arc::new(discover(&self.http, provider)?);
@@ -204,9 +215,14 @@ impl Keylink {
     /// pending flow saved, and for loopback providers the listener bound.
     pub fn start_link(&self, provider: &str) -> Result<LinkRequest, Error> {
         let provider = self.provider(provider)?;
+        // Without a keychain the tokens could not be kept: say so before the user signs in.
+        self.secrets()?;
         let metadata = self.metadata(provider)?;
         if !crate::http::is_allowed_endpoint(&metadata.authorization_endpoint) {
-            return Err(Error::UnsafeAuthorizationUrl(printable(metadata.authorization_endpoint.as_str(), 200)));
+            return Err(Error::UnsafeAuthorizationUrl(printable(
+                metadata.authorization_endpoint.as_str(),
+                200,
+            )));
         }
         let (loopback, redirect_uri) = match provider.redirect {
             RedirectKind::DeepLink => (None, provider.redirect_uri.clone()),
@@ -247,19 +263,26 @@ impl Keylink {
         let flow_id = request.flow_id.clone();
         let result = match request.loopback {
             Some(listener) => listener
-                .serve(deadline, &cancelled, |url| match self.complete_redirect(url) {
-                    Ok(account) => LoopbackVerdict::Done(
-                        Ok(account),
-                        "Your account is linked. You can close this tab and return to Keylink.".into(),
-                    ),
-                    Err(Error::Redirect(e)) if is_not_ours(&e) => LoopbackVerdict::Rejected(e.to_string()),
-                    Err(e) => {
-                        let page = format!("Linking failed: {e}");
-                        LoopbackVerdict::Done(Err(e), page)
+                .serve(deadline, &cancelled, |url| {
+                    match self.complete_redirect(url) {
+                        Ok(account) => LoopbackVerdict::Done(
+                            Ok(account),
+                            "Your account is linked. You can close this tab and return to Keylink."
+                                .into(),
+                        ),
+                        Err(Error::Redirect(e)) if is_not_ours(&e) => {
+                            LoopbackVerdict::Rejected(e.to_string())
+                        }
+                        Err(e) => {
+                            let page = format!("Linking failed: {e}");
+                            LoopbackVerdict::Done(Err(e), page)
+                        }
                     }
                 })
                 .map_err(|e| match e {
-                    crate::callback::LoopbackError::TimedOut => Error::LinkTimedOut(timeout.as_secs()),
+                    crate::callback::LoopbackError::TimedOut => {
+                        Error::LinkTimedOut(timeout.as_secs())
+                    }
                     other => Error::Loopback(other),
                 })
                 .and_then(|r| r),
@@ -273,7 +296,9 @@ impl Keylink {
     }
 
     fn outcome_path(&self, flow_id: &str) -> PathBuf {
-        self.data_dir.join("outcomes").join(format!("{flow_id}.json"))
+        self.data_dir
+            .join("outcomes")
+            .join(format!("{flow_id}.json"))
     }
 
     fn wait_for_outcome(
@@ -325,15 +350,22 @@ impl Keylink {
         let flow = match self.pending().claim(response.state.secret(), now, |flow| {
             redirect_matches(&response.base, &flow.redirect_uri)
         }) {
-            Claim::Claimed(flow) => flow,
-            Claim::NoSuchFlow | Claim::AlreadyClaimed => return Err(RedirectError::Unsolicited.into()),
+            Claim::Claimed(flow) => *flow,
+            Claim::NoSuchFlow | Claim::AlreadyClaimed => {
+                return Err(RedirectError::Unsolicited.into());
+            }
             Claim::Expired => return Err(RedirectError::Expired.into()),
         };
         let flow_id = flow.id.clone();
         let result = self.finish_flow(flow, response, now);
         let outcome = match &result {
-            Ok(account) => Outcome::Linked { account: account.id.clone() },
-            Err(e) => Outcome::Failed { code: e.code().into(), message: e.to_string() },
+            Ok(account) => Outcome::Linked {
+                account: account.id.clone(),
+            },
+            Err(e) => Outcome::Failed {
+                code: e.code().into(),
+                message: e.to_string(),
+            },
         };
         if let Ok(bytes) = serde_json::to_vec(&outcome) {
             let path = self.outcome_path(&flow_id);
@@ -345,8 +377,17 @@ impl Keylink {
         result
     }
 
-    fn finish_flow(&self, flow: PendingFlow, response: AuthorizationResponse, now: UnixTime) -> Result<Account, Error> {
-        check_issuer(response.iss.as_deref(), flow.issuer.as_deref(), flow.require_iss)?;
+    fn finish_flow(
+        &self,
+        flow: PendingFlow,
+        response: AuthorizationResponse,
+        now: UnixTime,
+    ) -> Result<Account, Error> {
+        check_issuer(
+            response.iss.as_deref(),
+            flow.issuer.as_deref(),
+            flow.require_iss,
+        )?;
         if let Some((error, description)) = response.error {
             return Err(RedirectError::Provider {
                 error: printable(&error, 64),
@@ -366,7 +407,8 @@ impl Keylink {
             &flow.redirect_uri,
             now,
         )?;
-        let (issuer, subject, email, name) = self.identify(provider, &metadata, &flow, &tokens, now)?;
+        let (issuer, subject, email, name) =
+            self.identify(provider, &metadata, &flow, &tokens, now)?;
         let account = Account {
             id: account_id(&provider.id, &issuer, &subject),
             provider: provider.id.clone(),
@@ -374,7 +416,10 @@ impl Keylink {
             subject,
             email,
             name,
-            scopes: tokens.scopes.clone().unwrap_or_else(|| provider.scopes.clone()),
+            scopes: tokens
+                .scopes
+                .clone()
+                .unwrap_or_else(|| provider.scopes.clone()),
             linked_at: now,
             expires_at: tokens.expires_at,
             status: AccountStatus::Ok,
@@ -400,31 +445,46 @@ impl Keylink {
         now: UnixTime,
     ) -> Result<(String, String, Option<String>, Option<String>), Error> {
         if provider.is_oidc() {
-            let id_token = tokens.id_token.as_ref().ok_or(id_token::IdTokenError::Missing)?;
-            let issuer = metadata.issuer.as_deref().ok_or_else(|| Error::NoIdentity("no issuer".into()))?;
+            let id_token = tokens
+                .id_token
+                .as_ref()
+                .ok_or(id_token::IdTokenError::Missing)?;
+            let issuer = metadata
+                .issuer
+                .as_deref()
+                .ok_or_else(|| Error::NoIdentity("no issuer".into()))?;
             let jwks_uri = metadata
                 .jwks_uri
                 .as_ref()
                 .ok_or_else(|| Error::NoIdentity("the provider publishes no jwks_uri".into()))?;
-            let algorithms = id_token::allowed_algorithms(&metadata.id_token_signing_alg_values_supported);
+            let algorithms =
+                id_token::allowed_algorithms(&metadata.id_token_signing_alg_values_supported);
             let expected = Expected {
                 issuer,
                 client_id: &provider.client_id,
                 nonce: &flow.nonce,
                 algorithms: &algorithms,
             };
-            let claims = id_token::validate(id_token, &expected, &self.jwks_for(jwks_uri), &self.http, now)?;
+            let claims = id_token::validate(
+                id_token,
+                &expected,
+                &self.jwks_for(jwks_uri),
+                &self.http,
+                now,
+            )?;
             let (mut email, mut name) = (claims.email, claims.name);
-            if email.is_none() || name.is_none() {
-                if let Some(endpoint) = &metadata.userinfo_endpoint {
-                    match fetch_userinfo(&self.http, endpoint, &tokens.access_token) {
-                        Ok(info) if info.subject.as_deref() == Some(claims.subject.as_str()) => {
-                            email = email.or(info.email);
-                            name = name.or(info.name);
-                        }
-                        Ok(_) => tracing::warn!("userinfo names a different subject; ignoring it"),
-                        Err(e) => tracing::warn!(error = %e, "userinfo unavailable"),
+            // Name and email from userinfo when the ID token lacks them (OIDC Core §5.3.2:
+            // only if userinfo speaks about the same subject).
+            if (email.is_none() || name.is_none())
+                && let Some(endpoint) = &metadata.userinfo_endpoint
+            {
+                match fetch_userinfo(&self.http, endpoint, &tokens.access_token) {
+                    Ok(info) if info.subject.as_deref() == Some(claims.subject.as_str()) => {
+                        email = email.or(info.email);
+                        name = name.or(info.name);
                     }
+                    Ok(_) => tracing::warn!("userinfo names a different subject; ignoring it"),
+                    Err(e) => tracing::warn!(error = %e, "userinfo unavailable"),
                 }
             }
             return Ok((claims.issuer, claims.subject, email, name));
@@ -433,8 +493,11 @@ impl Keylink {
             .userinfo_endpoint
             .as_ref()
             .ok_or_else(|| Error::NoIdentity("no ID token and no userinfo endpoint".into()))?;
-        let info = fetch_userinfo(&self.http, endpoint, &tokens.access_token).map_err(Error::NoIdentity)?;
-        let subject = info.subject.ok_or_else(|| Error::NoIdentity("userinfo has no subject".into()))?;
+        let info = fetch_userinfo(&self.http, endpoint, &tokens.access_token)
+            .map_err(Error::NoIdentity)?;
+        let subject = info
+            .subject
+            .ok_or_else(|| Error::NoIdentity("userinfo has no subject".into()))?;
         let issuer = metadata.token_endpoint.origin().ascii_serialization();
         Ok((issuer, subject, info.email, info.name))
     }
@@ -450,7 +513,9 @@ impl Keylink {
         if let Some(a) = accounts.iter().find(|a| a.id == query) {
             return Ok(a.clone());
         }
-        let mut by_email = accounts.into_iter().filter(|a| a.email.as_deref() == Some(query));
+        let mut by_email = accounts
+            .into_iter()
+            .filter(|a| a.email.as_deref() == Some(query));
         match (by_email.next(), by_email.next()) {
             (Some(a), None) => Ok(a),
             (Some(_), Some(_)) => Err(Error::AmbiguousAccount(printable(query, 100))),
@@ -473,7 +538,9 @@ impl Keylink {
             Some(exp) => exp.saturating_sub(now) > min_ttl,
         };
         let load = || -> Result<TokenSet, Error> {
-            let raw = secrets.get(&account.id)?.ok_or_else(|| Error::NeedsRelink(account.id.clone()))?;
+            let raw = secrets
+                .get(&account.id)?
+                .ok_or_else(|| Error::NeedsRelink(account.id.clone()))?;
             Ok(decode_tokens(&account.id, &raw)?)
         };
         let tokens = load()?;
@@ -487,7 +554,10 @@ impl Keylink {
         if fresh(&tokens, now) {
             return Ok(tokens.access_token);
         }
-        let refresh_token = tokens.refresh_token.clone().ok_or_else(|| Error::NoRefreshToken(account.id.clone()))?;
+        let refresh_token = tokens
+            .refresh_token
+            .clone()
+            .ok_or_else(|| Error::NoRefreshToken(account.id.clone()))?;
         let provider = self.provider(&account.provider)?;
         let metadata = self.metadata(provider)?;
         match exchange::refresh(&self.http, provider, &metadata, &refresh_token, now) {
@@ -515,7 +585,10 @@ impl Keylink {
             }
             Err(e) if e.is_grant_dead() => {
                 // Only if nobody replaced the failing token in the meantime.
-                let still_same = load().ok().and_then(|t| t.refresh_token).is_some_and(|t| t == refresh_token);
+                let still_same = load()
+                    .ok()
+                    .and_then(|t| t.refresh_token)
+                    .is_some_and(|t| t == refresh_token);
                 if still_same {
                     self.index().update(|accounts| {
                         if let Some(a) = accounts.iter_mut().find(|a| a.id == account.id) {
@@ -532,7 +605,10 @@ impl Keylink {
 
     fn account_lock(&self, account: &str) -> Result<std::fs::File, Error> {
         let dir = self.data_dir.join("locks");
-        let err = |e: std::io::Error| crate::store::StoreError::DataDir { path: dir.clone(), reason: e.to_string() };
+        let err = |e: std::io::Error| crate::store::StoreError::DataDir {
+            path: dir.clone(),
+            reason: e.to_string(),
+        };
         crate::store::create_private_dir(&dir).map_err(err)?;
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -549,19 +625,27 @@ impl Keylink {
     pub fn unlink(&self, query: &str) -> Result<UnlinkReport, Error> {
         let account = self.account(query)?;
         let secrets = self.secrets()?;
-        let tokens = secrets.get(&account.id)?.and_then(|raw| decode_tokens(&account.id, &raw).ok());
+        let tokens = secrets
+            .get(&account.id)?
+            .and_then(|raw| decode_tokens(&account.id, &raw).ok());
         let revocation = match tokens {
             Some(tokens) => self.revoke(&account, &tokens),
             None => Ok(false),
         };
         secrets.delete(&account.id)?;
         let id = account.id.clone();
-        self.index().update(move |accounts| accounts.retain(|a| a.id != id))?;
-        Ok(UnlinkReport { account, revocation })
+        self.index()
+            .update(move |accounts| accounts.retain(|a| a.id != id))?;
+        Ok(UnlinkReport {
+            account,
+            revocation,
+        })
     }
 
     fn revoke(&self, account: &Account, tokens: &TokenSet) -> Result<bool, String> {
-        let provider = self.provider(&account.provider).map_err(|e| e.to_string())?;
+        let provider = self
+            .provider(&account.provider)
+            .map_err(|e| e.to_string())?;
         let metadata = self.metadata(provider).map_err(|e| e.to_string())?;
         let Some(endpoint) = &metadata.revocation_endpoint else {
             return Ok(false);
@@ -572,7 +656,11 @@ impl Keylink {
         };
         // RFC 7009 §2.1, sent directly: the oauth2 crate refuses http:// revocation endpoints
         // even on loopback.
-        let mut form = vec![("token", token), ("token_type_hint", hint), ("client_id", provider.client_id.as_str())];
+        let mut form = vec![
+            ("token", token),
+            ("token_type_hint", hint),
+            ("client_id", provider.client_id.as_str()),
+        ];
         let secret;
         if let Some(s) = &provider.client_secret {
             secret = s.secret().to_owned();
@@ -593,7 +681,12 @@ impl Keylink {
 }
 
 fn is_not_ours(e: &RedirectError) -> bool {
-    !matches!(e, RedirectError::Provider { .. } | RedirectError::IssuerMismatch | RedirectError::MissingIssuer)
+    !matches!(
+        e,
+        RedirectError::Provider { .. }
+            | RedirectError::IssuerMismatch
+            | RedirectError::MissingIssuer
+    )
 }
 
 /// A stable account id: the provider id and a hash of (issuer, subject) (SECURITY 20: never the
@@ -610,7 +703,11 @@ struct UserInfo {
     name: Option<String>,
 }
 
-fn fetch_userinfo(http: &reqwest::blocking::Client, endpoint: &Url, token: &AccessToken) -> Result<UserInfo, String> {
+fn fetch_userinfo(
+    http: &reqwest::blocking::Client,
+    endpoint: &Url,
+    token: &AccessToken,
+) -> Result<UserInfo, String> {
     let response = http
         .get(endpoint.clone())
         .bearer_auth(token.secret())
@@ -620,12 +717,16 @@ fn fetch_userinfo(http: &reqwest::blocking::Client, endpoint: &Url, token: &Acce
     if !response.status().is_success() {
         return Err(format!("HTTP {}", response.status()));
     }
-    let value: serde_json::Value = response.json().map_err(|_| "unreadable answer".to_owned())?;
+    let value: serde_json::Value = response
+        .json()
+        .map_err(|_| "unreadable answer".to_owned())?;
     let text = |k: &str| value.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-    let subject = text("sub").or_else(|| value.get("id").map(|v| match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }));
+    let subject = text("sub").or_else(|| {
+        value.get("id").map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    });
     Ok(UserInfo {
         subject,
         email: text("email"),
@@ -647,7 +748,9 @@ pub fn open_in_browser(url: &Url) -> Result<(), Error> {
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .spawn()
-                .map_err(|e| Error::Browser(format!("{}: {e}", PathBuf::from(browser).display())))?;
+                .map_err(|e| {
+                    Error::Browser(format!("{}: {e}", PathBuf::from(browser).display()))
+                })?;
             // Reap it when it exits, without waiting for it.
             std::thread::spawn(move || child.wait());
             Ok(())

@@ -47,5 +47,7 @@ pub fn rfc3339(t: UnixTime) -> String {
 /// Parses an RFC 3339 time into a Unix time.
 pub fn parse_rfc3339(s: &str) -> Option<UnixTime> {
     use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::parse(s, &Rfc3339).ok().map(|dt| dt.unix_timestamp())
+    time::OffsetDateTime::parse(s, &Rfc3339)
+        .ok()
+        .map(|dt| dt.unix_timestamp())
 }

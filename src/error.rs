@@ -17,13 +17,17 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// No provider with this id is configured.
-    #[error("no provider named \"{0}\" is configured; run `keylink providers` to see the configured ones")]
+    #[error(
+        "no provider named \"{0}\" is configured; run `keylink providers` to see the configured ones"
+    )]
     UnknownProvider(String),
     /// No account matches.
     #[error("no linked account matches \"{0}\"; run `keylink list` to see the linked accounts")]
     UnknownAccount(String),
     /// More than one account has this email.
-    #[error("more than one linked account has the email \"{0}\"; use the account id from `keylink list` instead")]
+    #[error(
+        "more than one linked account has the email \"{0}\"; use the account id from `keylink list` instead"
+    )]
     AmbiguousAccount(String),
     /// The HTTP client could not be set up.
     #[error(transparent)]
@@ -32,10 +36,14 @@ pub enum Error {
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
     /// The authorization URL may not be opened.
-    #[error("the provider's authorization endpoint {0:?} is not an https URL; Keylink refuses to open it")]
+    #[error(
+        "the provider's authorization endpoint {0:?} is not an https URL; Keylink refuses to open it"
+    )]
     UnsafeAuthorizationUrl(String),
     /// The browser could not be started.
-    #[error("could not open a web browser ({0}); set BROWSER, or use --no-browser and open the printed URL yourself")]
+    #[error(
+        "could not open a web browser ({0}); set BROWSER, or use --no-browser and open the printed URL yourself"
+    )]
     Browser(String),
     /// The redirect was refused.
     #[error(transparent)]
@@ -59,16 +67,22 @@ pub enum Error {
     #[error(transparent)]
     IdToken(#[from] IdTokenError),
     /// The provider did not identify the account.
-    #[error("the provider did not say who signed in ({0}); check the provider's scopes include openid")]
+    #[error(
+        "the provider did not say who signed in ({0}); check the provider's scopes include openid"
+    )]
     NoIdentity(String),
     /// The keychain or the index failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The account's grant is no longer valid.
-    #[error("the account {0} must be linked again (the provider no longer accepts its refresh token); run `keylink link` for its provider")]
+    #[error(
+        "the account {0} must be linked again (the provider no longer accepts its refresh token); run `keylink link` for its provider"
+    )]
     NeedsRelink(String),
     /// The token expires within min-ttl and cannot be refreshed.
-    #[error("the access token of {0} expires too soon and there is no refresh token; link the account again")]
+    #[error(
+        "the access token of {0} expires too soon and there is no refresh token; link the account again"
+    )]
     NoRefreshToken(String),
 }
 
@@ -77,7 +91,10 @@ impl Error {
     /// linked again, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) | Error::UnknownProvider(_) | Error::UnknownAccount(_) | Error::AmbiguousAccount(_) => 2,
+            Error::Config(_)
+            | Error::UnknownProvider(_)
+            | Error::UnknownAccount(_)
+            | Error::AmbiguousAccount(_) => 2,
             Error::Http(HttpError::CaFile { .. }) => 2,
             Error::NeedsRelink(_) | Error::NoRefreshToken(_) => 3,
             _ => 1,
@@ -88,12 +105,17 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Config(_) | Error::Http(_) => "config",
-            Error::UnknownProvider(_) | Error::UnknownAccount(_) | Error::AmbiguousAccount(_) => "not_found",
+            Error::UnknownProvider(_) | Error::UnknownAccount(_) | Error::AmbiguousAccount(_) => {
+                "not_found"
+            }
             Error::Redirect(_) => "redirect_rejected",
             Error::LinkTimedOut(_) | Error::Loopback(_) => "timeout",
             Error::NeedsRelink(_) | Error::NoRefreshToken(_) => "needs_relink",
             Error::Store(_) => "keychain",
-            Error::Discovery(_) | Error::Exchange(_) | Error::IdToken(_) | Error::NoIdentity(_)
+            Error::Discovery(_)
+            | Error::Exchange(_)
+            | Error::IdToken(_)
+            | Error::NoIdentity(_)
             | Error::UnsafeAuthorizationUrl(_) => "provider",
             Error::LinkFailed(_) => "link_failed",
             Error::Browser(_) | Error::Pending(_) => "internal",

@@ -9,7 +9,10 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use oauth2::basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
 use oauth2::{
     AuthUrl, ClientId, EndpointNotSet, EndpointSet, RedirectUrl, RequestTokenError, Scope,
     StandardRevocableToken, TokenUrl,
@@ -51,7 +54,9 @@ pub enum ExchangeError {
         description: Option<String>,
     },
     /// The provider is unreachable, timed out, or the connection broke.
-    #[error("the provider's token endpoint could not be reached ({0}); check the network and try again")]
+    #[error(
+        "the provider's token endpoint could not be reached ({0}); check the network and try again"
+    )]
     Transport(String),
     /// The provider answered 5xx or 429.
     #[error("the provider's token endpoint is unavailable (HTTP {status}); try again later")]
@@ -62,7 +67,9 @@ pub enum ExchangeError {
         retry_after: Option<u64>,
     },
     /// The answer was not a token response Keylink can read.
-    #[error("the provider's token endpoint sent an unreadable answer{0}; try again, and report it if it persists")]
+    #[error(
+        "the provider's token endpoint sent an unreadable answer{0}; try again, and report it if it persists"
+    )]
     Malformed(String),
 }
 
@@ -125,7 +132,7 @@ fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Er
 fn lenient_scopes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Scope>>, D::Error> {
     let raw = Option::<String>::deserialize(d)?;
     Ok(raw.map(|s| {
-        s.split(|c: char| c == ' ' || c == ',')
+        s.split([' ', ','])
             .filter(|s| !s.is_empty())
             .map(|s| Scope::new(s.to_owned()))
             .collect()
@@ -156,7 +163,9 @@ impl WireTokenResponse {
     fn into_token_set(self, received_at: UnixTime) -> TokenSet {
         TokenSet {
             access_token: AccessToken::new(self.access_token.into_secret()),
-            refresh_token: self.refresh_token.map(|t| RefreshToken::new(t.into_secret())),
+            refresh_token: self
+                .refresh_token
+                .map(|t| RefreshToken::new(t.into_secret())),
             id_token: self.id_token.map(|t| IdToken::new(t.into_secret())),
             expires_at: self
                 .expires_in
@@ -201,8 +210,10 @@ struct Observed {
 fn observing<'a>(
     http: &'a reqwest::blocking::Client,
     seen: &'a Observed,
-) -> impl Fn(oauth2::HttpRequest) -> Result<oauth2::HttpResponse, oauth2::HttpClientError<reqwest::Error>> + 'a
-{
+) -> impl Fn(
+    oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, oauth2::HttpClientError<reqwest::Error>>
++ 'a {
     move |request| {
         let response = oauth2::SyncHttpClient::call(http, request)?;
         seen.status.set(Some(response.status().as_u16()));
@@ -270,16 +281,20 @@ fn rejected(error: &str, description: Option<&str>) -> ExchangeError {
 }
 
 fn classify(
-    result: Result<WireTokenResponse, RequestTokenError<oauth2::HttpClientError<reqwest::Error>, BasicErrorResponse>>,
+    result: Result<
+        WireTokenResponse,
+        RequestTokenError<oauth2::HttpClientError<reqwest::Error>, BasicErrorResponse>,
+    >,
     seen: &Observed,
     now: UnixTime,
 ) -> Result<TokenSet, ExchangeError> {
     let status = seen.status.get();
     match result {
         Ok(wire) => Ok(wire.into_token_set(now)),
-        Err(RequestTokenError::ServerResponse(e)) => {
-            Err(rejected(e.error().as_ref(), e.error_description().map(String::as_str)))
-        }
+        Err(RequestTokenError::ServerResponse(e)) => Err(rejected(
+            e.error().as_ref(),
+            e.error_description().map(String::as_str),
+        )),
         Err(RequestTokenError::Request(e)) => Err(ExchangeError::Transport(match e {
             oauth2::HttpClientError::Reqwest(e) => crate::error::describe_reqwest(&e),
             other => other.to_string(),
@@ -320,10 +335,15 @@ mod tests {
 
     #[test]
     fn quirky_token_responses_are_understood() {
-        let t = wire(r#"{"access_token":"a","token_type":"bearer","expires_in":"3599","scope":"repo,user"}"#)
-            .into_token_set(1000);
+        let t = wire(
+            r#"{"access_token":"a","token_type":"bearer","expires_in":"3599","scope":"repo,user"}"#,
+        )
+        .into_token_set(1000);
         assert_eq!(t.expires_at, Some(4599));
-        assert_eq!(t.scopes.as_deref(), Some(&["repo".to_owned(), "user".to_owned()][..]));
+        assert_eq!(
+            t.scopes.as_deref(),
+            Some(&["repo".to_owned(), "user".to_owned()][..])
+        );
         let no_expiry = wire(r#"{"access_token":"a","token_type":"Bearer"}"#).into_token_set(1000);
         assert_eq!(no_expiry.expires_at, None);
         assert!(no_expiry.refresh_token.is_none());
@@ -331,7 +351,9 @@ mod tests {
 
     #[test]
     fn debug_of_a_token_response_shows_no_token() {
-        let w = wire(r#"{"access_token":"canary-at","token_type":"Bearer","refresh_token":"canary-rt","id_token":"canary-id"}"#);
+        let w = wire(
+            r#"{"access_token":"canary-at","token_type":"Bearer","refresh_token":"canary-rt","id_token":"canary-id"}"#,
+        );
         let first = format!("{w:?}");
         let shown = format!("{first} {:?}", w.into_token_set(0));
         assert!(!shown.contains("canary"), "{shown}");

@@ -153,7 +153,9 @@ struct PendingFlowFile<'a> {
 #[non_exhaustive]
 pub enum PendingError {
     /// The data directory could not be written.
-    #[error("cannot write Keylink's data directory {dir} ({reason}); check its permissions or set KEYLINK_DATA_DIR")]
+    #[error(
+        "cannot write Keylink's data directory {dir} ({reason}); check its permissions or set KEYLINK_DATA_DIR"
+    )]
     Io {
         /// The directory.
         dir: PathBuf,
@@ -172,7 +174,7 @@ pub struct PendingFlows {
 #[derive(Debug)]
 pub enum Claim {
     /// This process now owns the flow; nobody else can complete it.
-    Claimed(PendingFlow),
+    Claimed(Box<PendingFlow>),
     /// No pending flow has this state: unsolicited, already completed, or cancelled.
     NoSuchFlow,
     /// The flow existed but is older than the lifetime; it has been removed.
@@ -260,7 +262,7 @@ impl PendingFlows {
             let _ = std::fs::remove_file(&claimed);
             return match flow {
                 Some(flow) if flow.is_expired(now) => Claim::Expired,
-                Some(flow) if flow.state.ct_eq(state) => Claim::Claimed(flow),
+                Some(flow) if flow.state.ct_eq(state) => Claim::Claimed(Box::new(flow)),
                 _ => Claim::AlreadyClaimed,
             };
         }
@@ -300,7 +302,10 @@ mod tests {
     #[test]
     fn rfc7636_appendix_b_vector() {
         let verifier = PkceCodeVerifier::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
-        assert_eq!(verifier.s256_challenge(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert_eq!(
+            verifier.s256_challenge(),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
     }
 
     #[test]
@@ -311,7 +316,8 @@ mod tests {
             let s = v.secret();
             assert!((43..=128).contains(&s.len()), "{}", s.len());
             assert!(
-                s.chars().all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c)),
+                s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c)),
                 "verifier outside the unreserved set"
             );
             assert!(seen.insert(s.to_owned()), "duplicate verifier");

@@ -53,7 +53,9 @@ pub fn client(settings: &NetworkSettings) -> Result<reqwest::blocking::Client, H
             builder = builder.add_root_certificate(cert);
         }
     }
-    builder.build().map_err(|e| HttpError::Client(e.to_string()))
+    builder
+        .build()
+        .map_err(|e| HttpError::Client(e.to_string()))
 }
 
 fn load_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, HttpError> {

@@ -27,20 +27,28 @@ pub const REFETCH_INTERVAL: i64 = 60;
 #[non_exhaustive]
 pub enum IdTokenError {
     /// An OpenID provider answered without an ID token.
-    #[error("the provider returned no ID token although `openid` was requested; the sign-in was refused")]
+    #[error(
+        "the provider returned no ID token although `openid` was requested; the sign-in was refused"
+    )]
     Missing,
     /// Not a well-formed JWS, or its header or claims cannot be read (a string `exp` lands here).
     #[error("the ID token is malformed ({0}) and was refused")]
     Malformed(String),
     /// The header's algorithm is not on the allow-list (`none`, HS*, or one the issuer does
     /// not use).
-    #[error("the ID token is signed with {0}, which this provider does not use; the sign-in was refused")]
+    #[error(
+        "the ID token is signed with {0}, which this provider does not use; the sign-in was refused"
+    )]
     DisallowedAlgorithm(String),
     /// No key in the issuer's JWKS matches the token's key id, even after a refetch.
-    #[error("the ID token is signed with a key the provider does not publish; the sign-in was refused")]
+    #[error(
+        "the ID token is signed with a key the provider does not publish; the sign-in was refused"
+    )]
     UnknownKey,
     /// The JWKS could not be fetched and no earlier copy exists.
-    #[error("the provider's signing keys could not be fetched ({0}); check the network and try again")]
+    #[error(
+        "the provider's signing keys could not be fetched ({0}); check the network and try again"
+    )]
     JwksUnavailable(String),
     /// The signature does not verify.
     #[error("the ID token's signature is invalid; the sign-in was refused")]
@@ -52,13 +60,17 @@ pub enum IdTokenError {
     #[error("the ID token was issued to a different client; the sign-in was refused")]
     AudienceMismatch,
     /// `nonce` missing or different.
-    #[error("the ID token does not belong to this sign-in (nonce mismatch); the sign-in was refused")]
+    #[error(
+        "the ID token does not belong to this sign-in (nonce mismatch); the sign-in was refused"
+    )]
     NonceMismatch,
     /// `exp` has passed.
     #[error("the ID token has expired; check the computer's clock and link again")]
     Expired,
     /// `iat` is in the future or older than 10 minutes, or `nbf` is in the future.
-    #[error("the ID token's issue time is not plausible; check the computer's clock and link again")]
+    #[error(
+        "the ID token's issue time is not plausible; check the computer's clock and link again"
+    )]
     BadIssueTime,
 }
 
@@ -92,13 +104,19 @@ pub struct Expected<'a> {
 /// it advertises none (OIDC Discovery §3 default).
 pub fn allowed_algorithms(advertised: &[String]) -> Vec<Algorithm> {
     use Algorithm::*;
-    let asymmetric = [RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA];
+    let asymmetric = [
+        RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA,
+    ];
     let allowed: Vec<Algorithm> = advertised
         .iter()
         .filter_map(|a| a.parse::<Algorithm>().ok())
         .filter(|a| asymmetric.contains(a))
         .collect();
-    if allowed.is_empty() { vec![RS256] } else { allowed }
+    if allowed.is_empty() {
+        vec![RS256]
+    } else {
+        allowed
+    }
 }
 
 #[derive(Deserialize)]
@@ -200,7 +218,10 @@ fn fetch_jwks(http: &reqwest::blocking::Client, uri: &Url) -> Result<JwkSet, IdT
         .send()
         .map_err(|e| IdTokenError::JwksUnavailable(crate::error::describe_reqwest(&e)))?;
     if !response.status().is_success() {
-        return Err(IdTokenError::JwksUnavailable(format!("HTTP {}", response.status())));
+        return Err(IdTokenError::JwksUnavailable(format!(
+            "HTTP {}",
+            response.status()
+        )));
     }
     let body = response
         .bytes()
@@ -223,9 +244,18 @@ fn fetch_jwks(http: &reqwest::blocking::Client, uri: &Url) -> Result<JwkSet, IdT
 fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
     let family_ok = matches!(
         (&jwk.algorithm, alg),
-        (AlgorithmParameters::RSA(_), Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512)
-            | (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256 | Algorithm::ES384)
-            | (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA)
+        (
+            AlgorithmParameters::RSA(_),
+            Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::PS384
+                | Algorithm::PS512
+        ) | (
+            AlgorithmParameters::EllipticCurve(_),
+            Algorithm::ES256 | Algorithm::ES384
+        ) | (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA)
     );
     let use_ok = !matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption));
     family_ok && use_ok
@@ -234,7 +264,9 @@ fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
 fn find_key(set: &JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<Jwk> {
     let mut candidates = set.keys.iter().filter(|k| key_fits(k, alg));
     match kid {
-        Some(kid) => candidates.find(|k| k.common.key_id.as_deref() == Some(kid)).cloned(),
+        Some(kid) => candidates
+            .find(|k| k.common.key_id.as_deref() == Some(kid))
+            .cloned(),
         None => {
             // Without a kid, only an unambiguous key is acceptable.
             let first = candidates.next()?;
@@ -254,7 +286,10 @@ pub fn validate(
     let header = jsonwebtoken::decode_header(token.secret())
         .map_err(|e| IdTokenError::Malformed(describe_jwt_error(&e)))?;
     if !expected.algorithms.contains(&header.alg) {
-        return Err(IdTokenError::DisallowedAlgorithm(format!("{:?}", header.alg)));
+        return Err(IdTokenError::DisallowedAlgorithm(format!(
+            "{:?}",
+            header.alg
+        )));
     }
     // header.jku / header.jwk / header.x5u are deliberately never looked at.
     let jwk = jwks.key_for(http, header.kid.as_deref(), header.alg, now)?;
@@ -266,12 +301,12 @@ pub fn validate(
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    let data = jsonwebtoken::decode::<RawClaims>(token.secret(), &key, &validation).map_err(|e| {
-        match e.kind() {
+    let data = jsonwebtoken::decode::<RawClaims>(token.secret(), &key, &validation).map_err(
+        |e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::InvalidSignature => IdTokenError::BadSignature,
             _ => IdTokenError::Malformed(describe_jwt_error(&e)),
-        }
-    })?;
+        },
+    )?;
     check_claims(data.claims, expected, now)
 }
 
@@ -286,7 +321,11 @@ fn describe_jwt_error(e: &jsonwebtoken::errors::Error) -> String {
     }
 }
 
-fn check_claims(c: RawClaims, expected: &Expected<'_>, now: UnixTime) -> Result<IdClaims, IdTokenError> {
+fn check_claims(
+    c: RawClaims,
+    expected: &Expected<'_>,
+    now: UnixTime,
+) -> Result<IdClaims, IdTokenError> {
     if c.iss != expected.issuer {
         return Err(IdTokenError::IssuerMismatch);
     }

@@ -24,13 +24,17 @@ pub use callback::{
     AuthorizationResponse, LoopbackError, LoopbackListener, LoopbackVerdict, MAX_REDIRECT_LEN,
     RedirectError, parse_redirect, redirect_matches,
 };
-pub use client::{Keylink, LinkRequest, UnlinkReport, account_id, default_data_dir, open_in_browser};
+pub use client::{
+    Keylink, LinkRequest, UnlinkReport, account_id, default_data_dir, open_in_browser,
+};
 pub use clock::{Clock, FixedClock, SystemClock, UnixTime, parse_rfc3339, rfc3339};
 pub use error::Error;
 pub use exchange::{ExchangeError, TokenSet};
 pub use flow::{PENDING_FLOW_LIFETIME, PendingError, PendingFlow};
 pub use http::{HttpError, NetworkSettings, is_allowed_endpoint};
-pub use id_token::{Expected, IdClaims, IdTokenError, Jwks, allowed_algorithms, validate as validate_id_token};
+pub use id_token::{
+    Expected, IdClaims, IdTokenError, Jwks, allowed_algorithms, validate as validate_id_token,
+};
 pub use provider::{
     Config, ConfigError, DEFAULT_DEEP_LINK_REDIRECT, DiscoveryError, EndpointOverrides, Metadata,
     ProviderConfig, RedirectKind, URL_SCHEME, discover,
@@ -39,4 +43,6 @@ pub use secret::{
     AccessToken, AuthorizationCode, ClientSecret, CsrfState, IdToken, Nonce, PkceCodeVerifier,
     RefreshToken, SecretString,
 };
-pub use store::{Account, AccountStatus, Index, KEYCHAIN_SERVICE, Keychain, SecretStore, StoreError};
+pub use store::{
+    Account, AccountStatus, Index, KEYCHAIN_SERVICE, Keychain, SecretStore, StoreError,
+};

@@ -54,7 +54,9 @@ pub enum ConfigError {
         problem: String,
     },
     /// `KEYLINK_CONFIG` names a file that does not exist.
-    #[error("the configuration file {0} named by KEYLINK_CONFIG does not exist; create it or unset KEYLINK_CONFIG")]
+    #[error(
+        "the configuration file {0} named by KEYLINK_CONFIG does not exist; create it or unset KEYLINK_CONFIG"
+    )]
     Missing(PathBuf),
 }
 
@@ -241,7 +243,11 @@ impl Config {
             }
             if let Some(secs) = net.timeout_secs {
                 if secs == 0 || secs > 600 {
-                    return Err(invalid(file, "network.timeout_secs", "must be between 1 and 600"));
+                    return Err(invalid(
+                        file,
+                        "network.timeout_secs",
+                        "must be between 1 and 600",
+                    ));
                 }
                 self.network.timeout = Some(Duration::from_secs(secs));
             }
@@ -284,10 +290,14 @@ fn invalid(file: &Path, key: &str, problem: &str) -> ConfigError {
     }
 }
 
-fn parse_endpoint(file: &Path, key: &str, value: Option<String>) -> Result<Option<Url>, ConfigError> {
+fn parse_endpoint(
+    file: &Path,
+    key: &str,
+    value: Option<String>,
+) -> Result<Option<Url>, ConfigError> {
     let Some(value) = value else { return Ok(None) };
-    let url = Url::parse(&value)
-        .map_err(|e| invalid(file, key, &format!("is not a valid URL ({e})")))?;
+    let url =
+        Url::parse(&value).map_err(|e| invalid(file, key, &format!("is not a valid URL ({e})")))?;
     if !is_allowed_endpoint(&url) {
         return Err(invalid(
             file,
@@ -301,7 +311,9 @@ fn parse_endpoint(file: &Path, key: &str, value: Option<String>) -> Result<Optio
 fn parse_provider(file: &Path, id: &str, raw: RawProvider) -> Result<ProviderConfig, ConfigError> {
     let key = |k: &str| format!("providers.{id}.{k}");
     if id.is_empty()
-        || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         return Err(invalid(
             file,
@@ -313,13 +325,21 @@ fn parse_provider(file: &Path, id: &str, raw: RawProvider) -> Result<ProviderCon
         return Err(invalid(
             file,
             &key("preset"),
-            &format!("names the preset \"{preset}\", which this version of Keylink does not know; remove it and set the endpoints explicitly"),
+            &format!(
+                "names the preset \"{preset}\", which this version of Keylink does not know; remove it and set the endpoints explicitly"
+            ),
         ));
     }
     let client_id = raw
         .client_id
         .filter(|c| !c.trim().is_empty())
-        .ok_or_else(|| invalid(file, &key("client_id"), "is missing; set the client id registered at the provider"))?;
+        .ok_or_else(|| {
+            invalid(
+                file,
+                &key("client_id"),
+                "is missing; set the client id registered at the provider",
+            )
+        })?;
     let issuer = match raw.issuer {
         Some(issuer) => {
             let url = Url::parse(&issuer)
@@ -337,9 +357,17 @@ fn parse_provider(file: &Path, id: &str, raw: RawProvider) -> Result<ProviderCon
         None => None,
     };
     let endpoints = EndpointOverrides {
-        authorization_endpoint: parse_endpoint(file, &key("authorization_endpoint"), raw.authorization_endpoint)?,
+        authorization_endpoint: parse_endpoint(
+            file,
+            &key("authorization_endpoint"),
+            raw.authorization_endpoint,
+        )?,
         token_endpoint: parse_endpoint(file, &key("token_endpoint"), raw.token_endpoint)?,
-        revocation_endpoint: parse_endpoint(file, &key("revocation_endpoint"), raw.revocation_endpoint)?,
+        revocation_endpoint: parse_endpoint(
+            file,
+            &key("revocation_endpoint"),
+            raw.revocation_endpoint,
+        )?,
         userinfo_endpoint: parse_endpoint(file, &key("userinfo_endpoint"), raw.userinfo_endpoint)?,
         jwks_uri: parse_endpoint(file, &key("jwks_uri"), raw.jwks_uri)?,
     };
@@ -353,16 +381,30 @@ fn parse_provider(file: &Path, id: &str, raw: RawProvider) -> Result<ProviderCon
         ));
     }
     let scopes = raw.scopes.unwrap_or_else(|| {
-        ["openid", "profile", "email", "offline_access"].map(String::from).to_vec()
+        ["openid", "profile", "email", "offline_access"]
+            .map(String::from)
+            .to_vec()
     });
-    if let Some(bad) = scopes.iter().find(|s| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control())) {
-        return Err(invalid(file, &key("scopes"), &format!("contains the invalid scope {bad:?}; scopes are single words")));
+    if let Some(bad) = scopes
+        .iter()
+        .find(|s| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return Err(invalid(
+            file,
+            &key("scopes"),
+            &format!("contains the invalid scope {bad:?}; scopes are single words"),
+        ));
     }
     let redirect = raw.redirect.unwrap_or(RedirectKind::DeepLink);
     let redirect_uri = match raw.redirect_uri {
         Some(uri) => {
-            let url = Url::parse(&uri)
-                .map_err(|e| invalid(file, &key("redirect_uri"), &format!("is not a valid URL ({e})")))?;
+            let url = Url::parse(&uri).map_err(|e| {
+                invalid(
+                    file,
+                    &key("redirect_uri"),
+                    &format!("is not a valid URL ({e})"),
+                )
+            })?;
             if redirect == RedirectKind::DeepLink && !url.scheme().contains('.') {
                 return Err(invalid(
                     file,
@@ -371,13 +413,22 @@ fn parse_provider(file: &Path, id: &str, raw: RawProvider) -> Result<ProviderCon
                 ));
             }
             if url.fragment().is_some() || url.query().is_some() {
-                return Err(invalid(file, &key("redirect_uri"), "must not have a query or fragment"));
+                return Err(invalid(
+                    file,
+                    &key("redirect_uri"),
+                    "must not have a query or fragment",
+                ));
             }
             url
         }
-        None => Url::parse(DEFAULT_DEEP_LINK_REDIRECT).map_err(|e| invalid(file, &key("redirect_uri"), &e.to_string()))?,
+        None => Url::parse(DEFAULT_DEEP_LINK_REDIRECT)
+            .map_err(|e| invalid(file, &key("redirect_uri"), &e.to_string()))?,
     };
-    if let Some(reserved) = raw.authorize_params.keys().find(|k| RESERVED_PARAMS.contains(&k.as_str())) {
+    if let Some(reserved) = raw
+        .authorize_params
+        .keys()
+        .find(|k| RESERVED_PARAMS.contains(&k.as_str()))
+    {
         return Err(invalid(
             file,
             &format!("providers.{id}.authorize_params.{reserved}"),
@@ -425,7 +476,9 @@ pub struct Metadata {
 #[non_exhaustive]
 pub enum DiscoveryError {
     /// The discovery document could not be fetched.
-    #[error("could not fetch the discovery document of {issuer} ({reason}); check the network and the provider's issuer setting")]
+    #[error(
+        "could not fetch the discovery document of {issuer} ({reason}); check the network and the provider's issuer setting"
+    )]
     Unreachable {
         /// Configured issuer.
         issuer: String,
@@ -433,7 +486,9 @@ pub enum DiscoveryError {
         reason: String,
     },
     /// The discovery document is not valid JSON metadata.
-    #[error("the discovery document of {issuer} is malformed ({reason}); check the provider's issuer setting")]
+    #[error(
+        "the discovery document of {issuer} is malformed ({reason}); check the provider's issuer setting"
+    )]
     Malformed {
         /// Configured issuer.
         issuer: String,
@@ -442,7 +497,9 @@ pub enum DiscoveryError {
     },
     /// The document's `issuer` differs from the configured one (RFC 8414 §3.3): a mix-up or a
     /// wrong configuration, e.g. a trailing slash.
-    #[error("the provider's discovery document names the issuer {found:?} but {expected:?} is configured; they must match exactly, so fix `issuer` in the configuration")]
+    #[error(
+        "the provider's discovery document names the issuer {found:?} but {expected:?} is configured; they must match exactly, so fix `issuer` in the configuration"
+    )]
     IssuerMismatch {
         /// Configured issuer.
         expected: String,
@@ -450,7 +507,9 @@ pub enum DiscoveryError {
         found: String,
     },
     /// The provider does not support PKCE S256, which Keylink always uses (RFC 9700 §2.1.1).
-    #[error("the provider {issuer} does not support PKCE with S256, which Keylink requires; use a provider that does")]
+    #[error(
+        "the provider {issuer} does not support PKCE with S256, which Keylink requires; use a provider that does"
+    )]
     NoS256 {
         /// Configured issuer.
         issuer: String,
@@ -508,7 +567,10 @@ pub fn discover(
             authorization_response_iss_parameter_supported: false,
         });
     };
-    let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
     let unreachable = |reason: String| DiscoveryError::Unreachable {
         issuer: issuer.clone(),
         reason,
@@ -521,11 +583,14 @@ pub fn discover(
     if !response.status().is_success() {
         return Err(unreachable(format!("HTTP {}", response.status())));
     }
-    let body = response.bytes().map_err(|e| unreachable(crate::error::describe_reqwest(&e)))?;
-    let raw: RawMetadata = serde_json::from_slice(&body).map_err(|e| DiscoveryError::Malformed {
-        issuer: issuer.clone(),
-        reason: e.to_string(),
-    })?;
+    let body = response
+        .bytes()
+        .map_err(|e| unreachable(crate::error::describe_reqwest(&e)))?;
+    let raw: RawMetadata =
+        serde_json::from_slice(&body).map_err(|e| DiscoveryError::Malformed {
+            issuer: issuer.clone(),
+            reason: e.to_string(),
+        })?;
     metadata_from_document(provider, issuer, raw)
 }
 
@@ -540,12 +605,13 @@ fn metadata_from_document(
             found: raw.issuer,
         });
     }
-    if let Some(methods) = &raw.code_challenge_methods_supported {
-        if !methods.iter().any(|m| m == "S256") {
-            return Err(DiscoveryError::NoS256 {
-                issuer: issuer.to_owned(),
-            });
-        }
+    // Absent means "not advertised", which many providers that do support S256 leave out.
+    if let Some(methods) = &raw.code_challenge_methods_supported
+        && !methods.iter().any(|m| m == "S256")
+    {
+        return Err(DiscoveryError::NoS256 {
+            issuer: issuer.to_owned(),
+        });
     }
     let endpoint = |name: &'static str,
                     configured: &Option<Url>,
@@ -567,13 +633,25 @@ fn metadata_from_document(
     };
     Ok(Metadata {
         issuer: Some(issuer.to_owned()),
-        authorization_endpoint: endpoint("authorization_endpoint", &o.authorization_endpoint, raw.authorization_endpoint)?
-            .ok_or_else(|| missing("authorization_endpoint"))?,
+        authorization_endpoint: endpoint(
+            "authorization_endpoint",
+            &o.authorization_endpoint,
+            raw.authorization_endpoint,
+        )?
+        .ok_or_else(|| missing("authorization_endpoint"))?,
         token_endpoint: endpoint("token_endpoint", &o.token_endpoint, raw.token_endpoint)?
             .ok_or_else(|| missing("token_endpoint"))?,
         jwks_uri: endpoint("jwks_uri", &o.jwks_uri, raw.jwks_uri)?,
-        userinfo_endpoint: endpoint("userinfo_endpoint", &o.userinfo_endpoint, raw.userinfo_endpoint)?,
-        revocation_endpoint: endpoint("revocation_endpoint", &o.revocation_endpoint, raw.revocation_endpoint)?,
+        userinfo_endpoint: endpoint(
+            "userinfo_endpoint",
+            &o.userinfo_endpoint,
+            raw.userinfo_endpoint,
+        )?,
+        revocation_endpoint: endpoint(
+            "revocation_endpoint",
+            &o.revocation_endpoint,
+            raw.revocation_endpoint,
+        )?,
         id_token_signing_alg_values_supported: raw.id_token_signing_alg_values_supported,
         authorization_response_iss_parameter_supported: raw
             .authorization_response_iss_parameter_supported,

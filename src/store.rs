@@ -32,7 +32,9 @@ pub enum StoreError {
         fix: &'static str,
     },
     /// The keychain is locked and could not be unlocked.
-    #[error("the keychain is locked ({0}); unlock it (e.g. log in to the desktop session) and try again")]
+    #[error(
+        "the keychain is locked ({0}); unlock it (e.g. log in to the desktop session) and try again"
+    )]
     Locked(String),
     /// The keychain refused or failed an operation.
     #[error("the keychain failed ({0}); try again, and run `keylink doctor` if it persists")]
@@ -41,7 +43,9 @@ pub enum StoreError {
     #[error("the stored tokens of {0} are unreadable; unlink and link the account again")]
     Corrupt(String),
     /// The data directory or the index could not be read or written.
-    #[error("cannot use Keylink's data directory {path} ({reason}); check its permissions or set KEYLINK_DATA_DIR")]
+    #[error(
+        "cannot use Keylink's data directory {path} ({reason}); check its permissions or set KEYLINK_DATA_DIR"
+    )]
     DataDir {
         /// The path involved.
         path: PathBuf,
@@ -74,10 +78,18 @@ impl std::fmt::Debug for Keychain {
 #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
 const NO_KEYCHAIN_FIX: &str = "Keylink stores tokens only in the Secret Service: install and start gnome-keyring or KeePassXC (with its Secret Service integration) in your desktop session";
 #[cfg(target_os = "macos")]
-const NO_KEYCHAIN_FIX: &str = "Keylink stores tokens only in the macOS Keychain: check that your login keychain is available";
+const NO_KEYCHAIN_FIX: &str =
+    "Keylink stores tokens only in the macOS Keychain: check that your login keychain is available";
 #[cfg(target_os = "windows")]
-const NO_KEYCHAIN_FIX: &str = "Keylink stores tokens only in Windows Credential Manager: check that it is available";
-#[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd", target_os = "macos", target_os = "windows")))]
+const NO_KEYCHAIN_FIX: &str =
+    "Keylink stores tokens only in Windows Credential Manager: check that it is available";
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "macos",
+    target_os = "windows"
+)))]
 const NO_KEYCHAIN_FIX: &str = "this platform has no supported keychain";
 
 impl Keychain {
@@ -91,7 +103,8 @@ impl Keychain {
     }
 
     fn entry(&self, key: &str) -> Result<keyring_core::Entry, StoreError> {
-        keyring_core::Entry::new_in_store(&self.store, KEYCHAIN_SERVICE, key).map_err(map_keyring_error)
+        keyring_core::Entry::new_in_store(&self.store, KEYCHAIN_SERVICE, key)
+            .map_err(map_keyring_error)
     }
 }
 
@@ -104,13 +117,15 @@ fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> 
             "there is no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)".into(),
         ));
     }
-    let store: Arc<keyring_core::CredentialStore> = zbus_secret_service_keyring_store::Store::new()?;
+    let store: Arc<keyring_core::CredentialStore> =
+        zbus_secret_service_keyring_store::Store::new()?;
     Ok(store)
 }
 
 #[cfg(target_os = "macos")]
 fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
-    let store: Arc<keyring_core::CredentialStore> = apple_native_keyring_store::keychain::Store::new()?;
+    let store: Arc<keyring_core::CredentialStore> =
+        apple_native_keyring_store::keychain::Store::new()?;
     Ok(store)
 }
 
@@ -120,7 +135,13 @@ fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> 
     Ok(store)
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd", target_os = "macos", target_os = "windows")))]
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "macos",
+    target_os = "windows"
+)))]
 fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
     Err(keyring_core::Error::NoDefaultStore)
 }
@@ -133,7 +154,9 @@ fn describe_keyring_error(e: &keyring_core::Error) -> String {
             crate::callback::printable(&inner.to_string(), 200)
         }
         E::NoEntry => "no such entry".into(),
-        E::BadEncoding(_) | E::BadDataFormat(..) => "an entry holds data in an unexpected format".into(),
+        E::BadEncoding(_) | E::BadDataFormat(..) => {
+            "an entry holds data in an unexpected format".into()
+        }
         E::BadStoreFormat(_) => "the store is in an unexpected format".into(),
         E::TooLong(what, max) => format!("{what} is longer than {max}"),
         E::Invalid(what, why) => format!("{what} {why}"),
@@ -163,8 +186,8 @@ impl SecretStore for Keychain {
         match self.entry(key)?.get_secret() {
             Ok(bytes) => {
                 let bytes = Zeroizing::new(bytes);
-                let text = std::str::from_utf8(&bytes)
-                    .map_err(|_| StoreError::Corrupt(key.to_owned()))?;
+                let text =
+                    std::str::from_utf8(&bytes).map_err(|_| StoreError::Corrupt(key.to_owned()))?;
                 Ok(Some(SecretString::new(text)))
             }
             Err(keyring_core::Error::NoEntry) => Ok(None),
@@ -173,7 +196,9 @@ impl SecretStore for Keychain {
     }
 
     fn set(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.entry(key)?.set_secret(value.as_bytes()).map_err(map_keyring_error)
+        self.entry(key)?
+            .set_secret(value.as_bytes())
+            .map_err(map_keyring_error)
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -288,7 +313,9 @@ impl Index {
     /// All accounts.
     pub fn accounts(&self) -> Result<Vec<Account>, StoreError> {
         match std::fs::read(&self.path) {
-            Ok(bytes) => Ok(serde_json::from_slice::<IndexFile>(&bytes).map_err(|e| self.err(e))?.accounts),
+            Ok(bytes) => Ok(serde_json::from_slice::<IndexFile>(&bytes)
+                .map_err(|e| self.err(e))?
+                .accounts),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(self.err(e)),
         }

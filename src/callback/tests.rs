@@ -8,7 +8,8 @@ fn parse(url: &str) -> Result<AuthorizationResponse, RedirectError> {
 
 #[test]
 fn a_genuine_redirect_parses() {
-    let r = parse("dev.keylink:/callback?code=abc&state=xyz&iss=https%3A%2F%2Fidp.example").unwrap();
+    let r =
+        parse("dev.keylink:/callback?code=abc&state=xyz&iss=https%3A%2F%2Fidp.example").unwrap();
     assert!(r.state.ct_eq("xyz"));
     assert_eq!(r.code.as_ref().map(|c| c.secret()), Some("abc"));
     assert_eq!(r.iss.as_deref(), Some("https://idp.example"));
@@ -17,19 +18,34 @@ fn a_genuine_redirect_parses() {
 
 #[test]
 fn malformed_and_hostile_redirects_are_refused() {
-    let huge = format!("dev.keylink:/callback?code=a&state=b&pad={}", "x".repeat(1 << 20));
+    let huge = format!(
+        "dev.keylink:/callback?code=a&state=b&pad={}",
+        "x".repeat(1 << 20)
+    );
     let cases: Vec<(&str, String)> = vec![
-        ("duplicate state", "dev.keylink:/callback?code=a&state=a&state=b".into()),
-        ("duplicate code", "dev.keylink:/callback?code=a&code=b&state=s".into()),
+        (
+            "duplicate state",
+            "dev.keylink:/callback?code=a&state=a&state=b".into(),
+        ),
+        (
+            "duplicate code",
+            "dev.keylink:/callback?code=a&code=b&state=s".into(),
+        ),
         ("fragment", "dev.keylink:/callback#code=a&state=b".into()),
-        ("fragment after query", "dev.keylink:/callback?code=a&state=b#x".into()),
+        (
+            "fragment after query",
+            "dev.keylink:/callback?code=a&state=b#x".into(),
+        ),
         ("1 MiB", huge),
         ("NUL", "dev.keylink:/callback?code=a%00&state=b".into()),
         ("raw NUL", "dev.keylink:/callback?code=a\0&state=b".into()),
         ("newline", "dev.keylink:/callback?code=a&state=b\n".into()),
         ("no state", "dev.keylink:/callback?code=a".into()),
         ("no code", "dev.keylink:/callback?state=a".into()),
-        ("userinfo", "http://user:pw@127.0.0.1:5000/callback?code=a&state=b".into()),
+        (
+            "userinfo",
+            "http://user:pw@127.0.0.1:5000/callback?code=a&state=b".into(),
+        ),
         ("not a URL", "callback?code=a&state=b".into()),
     ];
     for (name, url) in cases {
@@ -49,11 +65,31 @@ fn redirect_matching_is_exact() {
         ("dev.keylink:/settings?code=a&state=b", &deep, false),
         ("dev.keylink://callback?code=a&state=b", &deep, false),
         ("other.app:/callback?code=a&state=b", &deep, false),
-        ("http://127.0.0.1:5000/callback?code=a&state=b", &loopback, true),
-        ("http://127.0.0.1:5001/callback?code=a&state=b", &loopback, false),
-        ("http://localhost:5000/callback?code=a&state=b", &loopback, false),
-        ("https://127.0.0.1:5000/callback?code=a&state=b", &loopback, false),
-        ("http://127.0.0.1:5000/callback/x?code=a&state=b", &loopback, false),
+        (
+            "http://127.0.0.1:5000/callback?code=a&state=b",
+            &loopback,
+            true,
+        ),
+        (
+            "http://127.0.0.1:5001/callback?code=a&state=b",
+            &loopback,
+            false,
+        ),
+        (
+            "http://localhost:5000/callback?code=a&state=b",
+            &loopback,
+            false,
+        ),
+        (
+            "https://127.0.0.1:5000/callback?code=a&state=b",
+            &loopback,
+            false,
+        ),
+        (
+            "http://127.0.0.1:5000/callback/x?code=a&state=b",
+            &loopback,
+            false,
+        ),
     ];
     for (url, expected, matches) in table {
         let r = parse(url).unwrap();

@@ -118,9 +118,13 @@ fn hs256_signed_with_the_public_key_is_refused() {
     let s = setup();
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some("test-key-1".into());
-    let forged = jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(PUBLIC_KEY)).unwrap();
+    let forged =
+        jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(PUBLIC_KEY)).unwrap();
     let err = s.check(&IdToken::new(forged)).unwrap_err();
-    assert!(matches!(err, IdTokenError::DisallowedAlgorithm(_)), "{err:?}");
+    assert!(
+        matches!(err, IdTokenError::DisallowedAlgorithm(_)),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -150,21 +154,60 @@ fn header_supplied_keys_are_ignored() {
 #[test]
 fn claims_are_checked_against_the_clock_and_the_flow() {
     let s = setup();
-    let cases: Vec<(&str, serde_json::Value, fn(&IdTokenError) -> bool)> = vec![
-        ("wrong issuer", json!({"iss": "https://evil.example"}), |e| matches!(e, IdTokenError::IssuerMismatch)),
-        ("trailing slash issuer", json!({"iss": "https://idp.example/"}), |e| matches!(e, IdTokenError::IssuerMismatch)),
-        ("wrong audience", json!({"aud": "someone-else"}), |e| matches!(e, IdTokenError::AudienceMismatch)),
-        ("extra audience without azp", json!({"aud": [CLIENT, "other"]}), |e| matches!(e, IdTokenError::AudienceMismatch)),
-        ("azp of another client", json!({"aud": [CLIENT, "other"], "azp": "other"}), |e| matches!(e, IdTokenError::AudienceMismatch)),
-        ("wrong nonce", json!({"nonce": "n-456"}), |e| matches!(e, IdTokenError::NonceMismatch)),
-        ("missing nonce", json!({"nonce": null}), |e| matches!(e, IdTokenError::NonceMismatch)),
-        ("expired beyond leeway", json!({"exp": NOW - 61}), |e| matches!(e, IdTokenError::Expired)),
-        ("issued in the future", json!({"iat": NOW + 120}), |e| matches!(e, IdTokenError::BadIssueTime)),
-        ("issued too long ago", json!({"iat": NOW - 601}), |e| matches!(e, IdTokenError::BadIssueTime)),
-        ("not yet valid", json!({"nbf": NOW + 120}), |e| matches!(e, IdTokenError::BadIssueTime)),
-        ("string exp (CVE-2026-25537)", json!({"exp": "99999999999"}), |e| matches!(e, IdTokenError::Malformed(_))),
-        ("missing exp", json!({"exp": null}), |e| matches!(e, IdTokenError::Malformed(_))),
-        ("missing sub", json!({"sub": null}), |e| matches!(e, IdTokenError::Malformed(_))),
+    type Case = (&'static str, serde_json::Value, fn(&IdTokenError) -> bool);
+    let cases: Vec<Case> = vec![
+        (
+            "wrong issuer",
+            json!({"iss": "https://evil.example"}),
+            |e| matches!(e, IdTokenError::IssuerMismatch),
+        ),
+        (
+            "trailing slash issuer",
+            json!({"iss": "https://idp.example/"}),
+            |e| matches!(e, IdTokenError::IssuerMismatch),
+        ),
+        ("wrong audience", json!({"aud": "someone-else"}), |e| {
+            matches!(e, IdTokenError::AudienceMismatch)
+        }),
+        (
+            "extra audience without azp",
+            json!({"aud": [CLIENT, "other"]}),
+            |e| matches!(e, IdTokenError::AudienceMismatch),
+        ),
+        (
+            "azp of another client",
+            json!({"aud": [CLIENT, "other"], "azp": "other"}),
+            |e| matches!(e, IdTokenError::AudienceMismatch),
+        ),
+        ("wrong nonce", json!({"nonce": "n-456"}), |e| {
+            matches!(e, IdTokenError::NonceMismatch)
+        }),
+        ("missing nonce", json!({"nonce": null}), |e| {
+            matches!(e, IdTokenError::NonceMismatch)
+        }),
+        ("expired beyond leeway", json!({"exp": NOW - 61}), |e| {
+            matches!(e, IdTokenError::Expired)
+        }),
+        ("issued in the future", json!({"iat": NOW + 120}), |e| {
+            matches!(e, IdTokenError::BadIssueTime)
+        }),
+        ("issued too long ago", json!({"iat": NOW - 601}), |e| {
+            matches!(e, IdTokenError::BadIssueTime)
+        }),
+        ("not yet valid", json!({"nbf": NOW + 120}), |e| {
+            matches!(e, IdTokenError::BadIssueTime)
+        }),
+        (
+            "string exp (CVE-2026-25537)",
+            json!({"exp": "99999999999"}),
+            |e| matches!(e, IdTokenError::Malformed(_)),
+        ),
+        ("missing exp", json!({"exp": null}), |e| {
+            matches!(e, IdTokenError::Malformed(_))
+        }),
+        ("missing sub", json!({"sub": null}), |e| {
+            matches!(e, IdTokenError::Malformed(_))
+        }),
     ];
     for (name, change, expected) in cases {
         let mut c = claims();
@@ -194,7 +237,8 @@ fn a_hundred_unknown_kids_cause_at_most_one_refetch() {
     // The keys were fetched two minutes ago, so an unknown kid now may trigger a refetch.
     let mut earlier = claims();
     earlier["iat"] = json!(NOW - 120);
-    s.check_at(&sign(&earlier, "test-key-1"), NOW - 120).unwrap();
+    s.check_at(&sign(&earlier, "test-key-1"), NOW - 120)
+        .unwrap();
     assert_eq!(s.hits.load(Ordering::SeqCst), 1);
     std::thread::scope(|scope| {
         for i in 0..100 {
@@ -205,7 +249,11 @@ fn a_hundred_unknown_kids_cause_at_most_one_refetch() {
             });
         }
     });
-    assert_eq!(s.hits.load(Ordering::SeqCst), 2, "exactly one shared refetch");
+    assert_eq!(
+        s.hits.load(Ordering::SeqCst),
+        2,
+        "exactly one shared refetch"
+    );
     // The known key still works from the cache.
     s.check(&sign(&claims(), "test-key-1")).unwrap();
     assert_eq!(s.hits.load(Ordering::SeqCst), 2);

@@ -1,0 +1,77 @@
+use crate::support::{Home, stderr};
+
+#[test]
+fn a_bad_configuration_file_is_named_with_its_key_and_exits_2() {
+    let home = Home::with_config(
+        "[providers.demo]\nissuer = \"http://login.example.com\"\nclient_id = \"x\"\n",
+        None,
+    );
+    let out = home.run(&["providers"]);
+    assert_eq!(out.status.code(), Some(2));
+    let message = stderr(&out);
+    assert!(
+        message.contains(&home.config.display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("providers.demo.issuer"), "{message}");
+    assert!(message.contains("https://"), "{message}");
+}
+
+#[test]
+fn a_missing_keylink_config_file_is_a_configuration_error() {
+    let home = Home::with_config("", None);
+    let out = home
+        .keylink()
+        .arg("list")
+        .env("KEYLINK_CONFIG", home.dir.path().join("nope.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("KEYLINK_CONFIG"), "{}", stderr(&out));
+}
+
+#[test]
+fn usage_errors_and_unknown_names_exit_2() {
+    let home = Home::with_config("", None);
+    assert_eq!(home.run(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(home.run(&["link"]).status.code(), Some(2));
+    let unknown = home.run(&["link", "nowhere"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        stderr(&unknown).contains("keylink providers"),
+        "{}",
+        stderr(&unknown)
+    );
+    assert_eq!(
+        home.run(&["token", "nobody@example.test"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn list_prints_an_empty_json_array_when_nothing_is_linked() {
+    let home = Home::with_config("", None);
+    assert_eq!(home.ok(&["list", "--json"]).trim(), "[]");
+}
+
+#[test]
+fn without_a_keychain_linking_refuses_to_start() {
+    let home = Home::with_config(
+        "[providers.demo]\nissuer = \"https://127.0.0.1:9\"\nclient_id = \"x\"\n",
+        None,
+    );
+    let out = home
+        .keylink()
+        .args(["link", "demo", "--no-browser", "--timeout", "5"])
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let message = stderr(&out);
+    assert!(
+        message.contains("no keychain") && message.contains("gnome-keyring"),
+        "{message}"
+    );
+    assert!(!home.data.join("pending").exists(), "a flow was started");
+}

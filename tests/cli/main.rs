@@ -1,0 +1,16 @@
+//! End-to-end tests of the real `keylink` binary against the real test identity provider
+//! (npm `oidc-provider` over TLS), the private gnome-keyring of the test session, and a
+//! fault-injecting provider for attacks a certified provider will not help with.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+// Linking through both redirect transports, tokens, refresh, unlink, several accounts.
+mod link;
+// Hostile and broken redirects: unsolicited, replayed, concurrent, mix-up, malformed.
+mod redirect;
+// Hostile providers: unsafe endpoints, bad discovery, forged ID tokens, odd token responses.
+mod provider_faults;
+// Configuration errors, usage errors and a missing keychain.
+mod config;

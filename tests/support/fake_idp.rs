@@ -1,0 +1,217 @@
+//! A fault-injecting OpenID provider for what a certified provider will not produce: forged
+//! ID tokens, hostile discovery documents, odd token responses. Plain HTTP on 127.0.0.1 (which
+//! Keylink accepts for loopback hosts), one thread per connection.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+pub const PRIVATE_KEY: &[u8] = include_bytes!("../fixtures/test-rsa.pem");
+pub const PUBLIC_KEY: &[u8] = include_bytes!("../fixtures/test-rsa.pub.pem");
+pub const JWKS: &str = include_str!("../fixtures/test-rsa.jwks.json");
+pub const CLIENT_ID: &str = "fake-client";
+
+#[derive(Default)]
+struct State {
+    discovery_overrides: serde_json::Map<String, Value>,
+    token_response: Option<(u16, String)>,
+    token_requests: usize,
+    last_token_form: HashMap<String, String>,
+}
+
+/// The fake provider. Dropping it stops accepting connections.
+pub struct FakeIdp {
+    pub issuer: String,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    pub requests: Arc<AtomicUsize>,
+}
+
+impl FakeIdp {
+    pub fn start() -> FakeIdp {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(State::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (s, st, rq, iss) = (
+            state.clone(),
+            stop.clone(),
+            requests.clone(),
+            issuer.clone(),
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                rq.fetch_add(1, Ordering::SeqCst);
+                let (s, iss) = (s.clone(), iss.clone());
+                std::thread::spawn(move || serve(stream, &s, &iss));
+            }
+        });
+        FakeIdp {
+            issuer,
+            state,
+            stop,
+            requests,
+        }
+    }
+
+    /// Replaces fields of the discovery document (a `null` removes the field).
+    pub fn set_discovery(&self, fields: Value) {
+        let mut state = self.state.lock().unwrap();
+        for (k, v) in fields.as_object().unwrap() {
+            state.discovery_overrides.insert(k.clone(), v.clone());
+        }
+    }
+
+    /// The next token endpoint answers with this status and body.
+    pub fn set_token_response(&self, status: u16, body: Value) {
+        self.state.lock().unwrap().token_response = Some((status, body.to_string()));
+    }
+
+    pub fn token_requests(&self) -> usize {
+        self.state.lock().unwrap().token_requests
+    }
+
+    /// Standard ID token claims for `nonce`, valid now.
+    pub fn claims(&self, nonce: &str) -> Value {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        json!({
+            "iss": self.issuer, "sub": "fake-user", "aud": CLIENT_ID, "exp": now + 300,
+            "iat": now, "nonce": nonce, "email": "fake@example.test", "name": "Fake User"
+        })
+    }
+
+    /// A token response carrying `id_token`.
+    pub fn token_body(id_token: &str) -> Value {
+        json!({
+            "access_token": "fake-access-token-canary", "token_type": "Bearer", "expires_in": 300,
+            "refresh_token": "fake-refresh-token-canary", "id_token": id_token,
+            "scope": "openid email profile"
+        })
+    }
+
+    /// The provider's configuration for a Keylink config file.
+    pub fn config(&self, provider: &str) -> String {
+        format!(
+            "[providers.{provider}]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nscopes = [\"openid\", \"email\", \"profile\"]\n",
+            self.issuer
+        )
+    }
+}
+
+impl Drop for FakeIdp {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = std::net::TcpStream::connect(self.issuer.trim_start_matches("http://"));
+    }
+}
+
+/// Signs `claims` with the test RSA key (RS256, kid test-key-1).
+pub fn sign_rs256(claims: &Value) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("test-key-1".into());
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &EncodingKey::from_rsa_pem(PRIVATE_KEY).unwrap(),
+    )
+    .unwrap()
+}
+
+/// The classic key-confusion forgery: HS256 with the RSA public key as the HMAC secret.
+pub fn sign_hs256_with_public_key(claims: &Value) -> String {
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("test-key-1".into());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(PUBLIC_KEY)).unwrap()
+}
+
+/// An unsigned token (`alg: none`).
+pub fn unsigned(claims: &Value) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "{}.{}.",
+        b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        b64.encode(claims.to_string())
+    )
+}
+
+fn serve(stream: std::net::TcpStream, state: &Mutex<State>, issuer: &str) {
+    let mut reader = BufReader::new(&stream);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let mut content_length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) <= 2 {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            content_length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; content_length];
+    let _ = reader.read_exact(&mut body);
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .to_owned();
+    let (status, response) = match path.split('?').next().unwrap_or("") {
+        "/.well-known/openid-configuration" => {
+            let mut doc = json!({
+                "issuer": issuer,
+                "authorization_endpoint": format!("{issuer}/auth"),
+                "token_endpoint": format!("{issuer}/token"),
+                "jwks_uri": format!("{issuer}/jwks"),
+                "userinfo_endpoint": format!("{issuer}/userinfo"),
+                "code_challenge_methods_supported": ["S256"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "authorization_response_iss_parameter_supported": true
+            });
+            let state = state.lock().unwrap();
+            for (k, v) in &state.discovery_overrides {
+                if v.is_null() {
+                    doc.as_object_mut().unwrap().remove(k);
+                } else {
+                    doc[k] = v.clone();
+                }
+            }
+            (200, doc.to_string())
+        }
+        "/jwks" => (200, JWKS.to_owned()),
+        "/token" => {
+            let mut state = state.lock().unwrap();
+            state.token_requests += 1;
+            state.last_token_form = url::form_urlencoded::parse(&body).into_owned().collect();
+            state
+                .token_response
+                .take()
+                .unwrap_or((400, json!({"error": "invalid_grant"}).to_string()))
+        }
+        "/userinfo" => (200, json!({"sub": "fake-user"}).to_string()),
+        _ => (404, "{}".to_owned()),
+    };
+    let reason = if status == 200 { "OK" } else { "Error" };
+    let _ = write!(
+        &stream,
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{response}",
+        response.len()
+    );
+}
