@@ -741,7 +741,17 @@ pub fn open_in_browser(url: &Url) -> Result<(), Error> {
     if !crate::http::is_allowed_endpoint(url) {
         return Err(Error::UnsafeAuthorizationUrl(printable(url.as_str(), 200)));
     }
-    match std::env::var_os("BROWSER").filter(|b| !b.is_empty()) {
+    let browser = std::env::var_os("BROWSER").filter(|b| !b.is_empty());
+    #[cfg(all(unix, not(target_os = "macos")))]
+    if browser.is_none()
+        && std::env::var_os("DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+    {
+        return Err(Error::Browser(
+            "there is no display, so no browser can be started here".into(),
+        ));
+    }
+    match browser {
         Some(browser) => {
             let mut child = Command::new(&browser)
                 .arg(url.as_str())

@@ -113,3 +113,53 @@ fn provider_error_text_is_made_plain() {
     assert!(!shown.contains('<') && !shown.contains('>'));
     assert!(!shown.contains('\u{7}'));
 }
+
+/// Mutation fuzzing of the redirect parser: a seeded generator mutates genuine redirects
+/// (bytes flipped, inserted, deleted, parameters duplicated, encodings broken). The parser must
+/// never panic, and whatever it accepts must obey the structural rules.
+#[test]
+fn fuzz_the_redirect_parser() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let seeds = [
+        "dev.keylink:/callback?code=abc&state=xyz&iss=https%3A%2F%2Fidp.example",
+        "http://127.0.0.1:5000/callback?state=s&error=access_denied&error_description=no",
+        "dev.keylink:/callback?code=%F0%9F%94%91&state=%00&iss=",
+    ];
+    let alphabet: &[u8] = b"?&=#%:/@\\\0\n \x7f\xff0aZ.-_~[]";
+    let mut rng = StdRng::seed_from_u64(0x006b_6579_6c69_6e6b);
+    for _ in 0..100_000 {
+        let mut bytes = seeds[rng.random_range(0..seeds.len())].as_bytes().to_vec();
+        for _ in 0..rng.random_range(1..6) {
+            let at = rng.random_range(0..=bytes.len());
+            match rng.random_range(0..4) {
+                0 if at < bytes.len() => bytes[at] = alphabet[rng.random_range(0..alphabet.len())],
+                1 => bytes.insert(at, alphabet[rng.random_range(0..alphabet.len())]),
+                2 if at < bytes.len() => {
+                    bytes.remove(at);
+                }
+                _ => {
+                    let tail = bytes[at..].to_vec();
+                    bytes.extend_from_slice(&tail);
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        if let Ok(r) = parse_redirect(&text) {
+            assert!(!text.contains('#'));
+            assert!(!text.chars().any(char::is_control));
+            assert!(r.code.is_some() || r.error.is_some());
+            let names: Vec<_> = Url::parse(&text)
+                .unwrap()
+                .query_pairs()
+                .map(|(k, _)| k.into_owned())
+                .collect();
+            let unique: std::collections::HashSet<_> = names.iter().collect();
+            assert_eq!(
+                names.len(),
+                unique.len(),
+                "a repeated parameter was accepted"
+            );
+        }
+    }
+}

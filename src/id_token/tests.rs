@@ -258,3 +258,47 @@ fn a_hundred_unknown_kids_cause_at_most_one_refetch() {
     s.check(&sign(&claims(), "test-key-1")).unwrap();
     assert_eq!(s.hits.load(Ordering::SeqCst), 2);
 }
+
+#[test]
+fn symmetric_and_encryption_keys_are_never_used() {
+    let jwks: JwkSet = serde_json::from_value(json!({"keys": [
+        {"kty": "oct", "kid": "k", "k": "c2VjcmV0"},
+        {"kty": "RSA", "kid": "enc", "use": "enc", "n": "AQAB", "e": "AQAB"}
+    ]}))
+    .unwrap();
+    assert!(find_key(&jwks, Some("k"), Algorithm::RS256).is_none());
+    assert!(find_key(&jwks, Some("enc"), Algorithm::RS256).is_none());
+    assert!(find_key(&jwks, None, Algorithm::RS256).is_none());
+}
+
+#[test]
+fn when_the_jwks_endpoint_goes_down_the_last_good_set_is_used() {
+    let (url, _hits) = jwks_server(JWKS);
+    let http = crate::http::client(&Default::default()).unwrap();
+    let jwks = Jwks::new(url);
+    assert!(
+        jwks.key_for(&http, Some("test-key-1"), Algorithm::RS256, NOW)
+            .is_ok()
+    );
+    // Point the cache at a dead endpoint: an unknown kid triggers a refetch, which fails.
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = Url::parse(&format!("http://{}/jwks", dead.local_addr().unwrap())).unwrap();
+    drop(dead);
+    let down = Jwks {
+        uri: dead_url,
+        state: Mutex::new(JwksState {
+            keys: jwks.lock().keys.clone(),
+            last_fetch: Some(NOW - 3600),
+            fetches: 1,
+        }),
+    };
+    assert!(matches!(
+        down.key_for(&http, Some("rotated"), Algorithm::RS256, NOW),
+        Err(IdTokenError::UnknownKey)
+    ));
+    assert_eq!(down.fetch_count(), 2, "the refetch was attempted");
+    assert!(
+        down.key_for(&http, Some("test-key-1"), Algorithm::RS256, NOW)
+            .is_ok()
+    );
+}

@@ -75,3 +75,30 @@ fn without_a_keychain_linking_refuses_to_start() {
     );
     assert!(!home.data.join("pending").exists(), "a flow was started");
 }
+
+#[test]
+fn without_a_display_or_browser_link_says_what_to_do_and_leaves_no_flow() {
+    let home = crate::support::Home::with_config("", None);
+    // A provider the flow can start against: the fake one answers discovery.
+    let idp = crate::support::fake_idp::FakeIdp::start();
+    std::fs::write(&home.config, idp.config("fake")).unwrap();
+    let out = home
+        .keylink()
+        .args(["link", "fake", "--timeout", "5"])
+        .env_remove("BROWSER")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let message = stderr(&out);
+    assert!(
+        message.contains("no display") && message.contains("--no-browser"),
+        "{message}"
+    );
+    let pending = home.data.join("pending");
+    assert!(
+        !pending.exists() || std::fs::read_dir(&pending).unwrap().next().is_none(),
+        "a flow was left behind"
+    );
+}

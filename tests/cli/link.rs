@@ -190,3 +190,111 @@ fn no_secret_reaches_any_output_even_at_trace_level() {
         );
     }
 }
+
+#[test]
+fn an_access_token_about_to_expire_is_refreshed_by_a_plain_token_call() {
+    // Access tokens live 30 s; `keylink token` refreshes anything expiring within 60 s.
+    let idp = Idp::start_with(&["--access-ttl", "30"]);
+    let home = Home::for_idp(&idp);
+    let account = home.link("demo");
+    let id = account["id"].as_str().unwrap();
+    let first = home.ok(&["token", id]);
+    assert_eq!(idp.stats().token_requests.refresh_token, 1);
+    let second = home.ok(&["token", id]);
+    assert_eq!(idp.stats().token_requests.refresh_token, 2);
+    assert_ne!(first, second);
+    // With a smaller margin the stored token is good enough and the provider is not asked.
+    assert_eq!(home.ok(&["token", id, "--min-ttl", "5"]), second);
+    assert_eq!(idp.stats().token_requests.refresh_token, 2);
+    assert_eq!(home.list()[0]["status"], "ok");
+}
+
+#[test]
+fn the_loopback_listener_answers_strangers_with_400_and_keeps_waiting() {
+    let idp = Idp::start();
+    let home = Home::for_idp(&idp);
+    let (link, url) = home.link_captured("demo-loopback");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(!url.contains("localhost"));
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let wrong_state = crate::support::with_param(&url, "state", Some("not-the-state"));
+    let stranger = http.get(&wrong_state).send().unwrap();
+    assert_eq!(stranger.status().as_u16(), 400);
+    let wrong_path = url.replacen("/callback", "/elsewhere", 1);
+    assert_eq!(http.get(&wrong_path).send().unwrap().status().as_u16(), 400);
+    assert_eq!(idp.stats().token_requests.authorization_code, 0);
+    // Still listening: the genuine redirect completes the link, and the page says so.
+    let genuine = http.get(&url).send().unwrap();
+    assert_eq!(genuine.status().as_u16(), 200);
+    assert!(genuine.text().unwrap().contains("You can close this tab"));
+    let linked = crate::support::wait_output(link, std::time::Duration::from_secs(30));
+    assert!(linked.status.success(), "{}", stderr(&linked));
+    // And then it is closed.
+    assert!(
+        http.get(&url).send().is_err(),
+        "the listener stays closed after the first valid request"
+    );
+}
+
+#[test]
+fn starting_a_new_link_abandons_the_previous_one_for_that_provider() {
+    let idp = Idp::start();
+    let home = Home::for_idp(&idp);
+    let (first_link, first_url) = home.link_captured("demo");
+    let (second_link, second_url) = home.link_captured("demo");
+    let stale = home.open_url(&first_url);
+    assert_eq!(stale.status.code(), Some(1), "the first flow was replaced");
+    let fresh = home.open_url(&second_url);
+    assert!(fresh.status.success(), "{}", stderr(&fresh));
+    assert!(
+        crate::support::wait_output(second_link, std::time::Duration::from_secs(30))
+            .status
+            .success()
+    );
+    let mut first_link = first_link;
+    let _ = first_link.kill();
+    let _ = first_link.wait();
+    assert_eq!(idp.stats().token_requests.authorization_code, 1);
+}
+
+#[test]
+fn no_browser_prints_the_url_for_the_person_to_open() {
+    use std::io::{BufRead, BufReader};
+    let idp = Idp::start();
+    let home = Home::for_idp(&idp);
+    let mut link = home
+        .keylink()
+        .args(["link", "demo", "--no-browser", "--json", "--timeout", "30"])
+        .env_remove("BROWSER")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr_pipe = link.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr_pipe).lines().map_while(Result::ok);
+    let url = lines
+        .find(|l| l.starts_with("https://"))
+        .expect("the authorization URL is printed");
+    // Keep reading so the process never writes into a closed pipe.
+    let drain = std::thread::spawn(move || lines.count());
+    assert!(url.starts_with(&format!("{}/auth?", idp.issuer)), "{url}");
+    // The person opens it in a browser of their choice.
+    let status = std::process::Command::new(crate::support::repo().join("tests/idp/user-agent.js"))
+        .arg(&url)
+        .envs(
+            home.keylink()
+                .get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = crate::support::wait_output(link, std::time::Duration::from_secs(30));
+    assert!(out.status.success());
+    drain.join().unwrap();
+    let account: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(account["subject"], "alice");
+}

@@ -84,6 +84,49 @@ fn a_genuine_id_token_from_the_fake_provider_links() {
 }
 
 #[test]
+fn the_browser_gets_exactly_the_discovered_endpoint_with_pkce_state_and_nonce() {
+    let idp = FakeIdp::start();
+    let home = home_for(&idp);
+    let (mut link, url) = start_link(&home);
+    // The discovered authorization_endpoint is `<issuer>/auth`.
+    assert!(url.starts_with(&format!("{}/auth?", idp.issuer)), "{url}");
+    let expect = [
+        ("response_type", "code"),
+        ("client_id", fake_idp::CLIENT_ID),
+        ("redirect_uri", "dev.keylink:/callback"),
+        ("scope", "openid email profile"),
+        ("code_challenge_method", "S256"),
+    ];
+    for (k, v) in expect {
+        assert_eq!(param(&url, k).as_deref(), Some(v), "{k}");
+    }
+    for k in ["state", "nonce", "code_challenge"] {
+        assert_eq!(param(&url, k).map(|v| v.len()), Some(43), "{k}");
+    }
+    let _ = link.kill();
+    let _ = link.wait();
+}
+
+#[test]
+fn redirects_from_provider_endpoints_are_not_followed() {
+    let idp = FakeIdp::start();
+    let target = FakeIdp::start();
+    idp.redirect_discovery_to(&format!(
+        "{}/.well-known/openid-configuration",
+        target.issuer
+    ));
+    let home = home_for(&idp);
+    let out = home.run(&["link", "fake", "--timeout", "5"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("HTTP 302"), "{}", stderr(&out));
+    assert_eq!(
+        target.requests.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
+}
+
+#[test]
 fn forged_and_invalid_id_tokens_are_refused_and_nothing_is_stored() {
     let fake = FakeIdp::start();
     let idp = &fake;

@@ -21,6 +21,7 @@ struct State {
     discovery_overrides: serde_json::Map<String, Value>,
     token_response: Option<(u16, String)>,
     token_requests: usize,
+    discovery_redirect: Option<String>,
     last_token_form: HashMap<String, String>,
 }
 
@@ -69,6 +70,11 @@ impl FakeIdp {
         for (k, v) in fields.as_object().unwrap() {
             state.discovery_overrides.insert(k.clone(), v.clone());
         }
+    }
+
+    /// Discovery answers `302 Found` to `location`.
+    pub fn redirect_discovery_to(&self, location: &str) {
+        self.state.lock().unwrap().discovery_redirect = Some(location.to_owned());
     }
 
     /// The next token endpoint answers with this status and body.
@@ -173,6 +179,15 @@ fn serve(stream: std::net::TcpStream, state: &Mutex<State>, issuer: &str) {
         .nth(1)
         .unwrap_or("/")
         .to_owned();
+    if let Some(location) = state.lock().unwrap().discovery_redirect.clone()
+        && path.starts_with("/.well-known/")
+    {
+        let _ = write!(
+            &stream,
+            "HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+        return;
+    }
     let (status, response) = match path.split('?').next().unwrap_or("") {
         "/.well-known/openid-configuration" => {
             let mut doc = json!({
