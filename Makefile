@@ -1,5 +1,5 @@
 # Keylink: `make run` links a demo account; `make test` runs every test.
-.PHONY: run test deps build lint clean-demo
+.PHONY: run test bench deps build lint
 
 deps:
 	scripts/install-deps.sh
@@ -22,3 +22,7 @@ test: deps
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+## Benchmarks (release build); figures are reported in the README.
+bench: deps
+	scripts/with-keyring.sh scripts/bench.sh

@@ -311,11 +311,14 @@ fn looks_like_redirect(arg: &str) -> bool {
         || lower.starts_with("http://127.0.0.1:")
 }
 
+/// Clock skew against a provider beyond which ID tokens and expiry go wrong.
+const MAX_CLOCK_SKEW: i64 = 60;
+
 fn doctor(keylink: &Keylink) -> Result<(), Error> {
-    let mut failed = false;
+    let mut failed = 0;
     let mut line = |status: &str, text: String| {
         if status == "fail" {
-            failed = true;
+            failed += 1;
         }
         println!("{status:<4}  {text}");
     };
@@ -333,26 +336,29 @@ fn doctor(keylink: &Keylink) -> Result<(), Error> {
             format!("configuration: {}", files.join(", "))
         },
     );
-    match keylink.secrets() {
-        Ok(store) => {
-            let probe = "doctor-probe";
-            let result = store
-                .set(probe, "probe")
-                .and_then(|_| store.get(probe))
-                .and_then(|v| store.delete(probe).map(|_| v));
-            match result {
-                Ok(Some(v)) if v.secret() == "probe" => {
-                    line("ok", "keychain: reachable and writable".into())
-                }
-                Ok(_) => line("fail", "keychain: a probe entry did not read back".into()),
-                Err(e) => line("fail", format!("keychain: {e}")),
-            }
-        }
+    match keylink.check_keychain() {
+        Ok(()) => line("ok", "keychain: reachable and writable".into()),
         Err(e) => line("fail", format!("keychain: {e}")),
     }
     for provider in keylink.config().providers.values() {
         match keylink.metadata(provider) {
-            Ok(_) => line("ok", format!("provider {}: reachable", provider.id)),
+            Ok(metadata) => {
+                line("ok", format!("provider {}: reachable", provider.id));
+                match provider_clock_skew(keylink, &metadata) {
+                    Some(skew) if skew.abs() > MAX_CLOCK_SKEW => line(
+                        "warn",
+                        format!(
+                            "clock: this computer's clock is {skew} s off from {}'s; set the time automatically (NTP)",
+                            provider.id
+                        ),
+                    ),
+                    Some(skew) => line(
+                        "ok",
+                        format!("clock: within {} s of {}", skew.abs(), provider.id),
+                    ),
+                    None => {}
+                }
+            }
             Err(e) => line("fail", format!("provider {}: {e}", provider.id)),
         }
     }
@@ -380,11 +386,23 @@ fn doctor(keylink: &Keylink) -> Result<(), Error> {
             ),
         }
     }
-    if failed {
-        Err(Error::LinkFailed(
-            "some checks failed; see the lines marked fail".into(),
-        ))
+    if failed > 0 {
+        Err(Error::ChecksFailed(failed))
     } else {
         Ok(())
     }
+}
+
+/// Local time minus the provider's, from the HTTP `Date` of its authorization endpoint.
+fn provider_clock_skew(keylink: &Keylink, metadata: &crate::provider::Metadata) -> Option<i64> {
+    let response = keylink
+        .http()
+        .head(metadata.authorization_endpoint.clone())
+        .send()
+        .ok()?;
+    let date = response.headers().get("date")?.to_str().ok()?;
+    let theirs = httpdate::parse_http_date(date).ok()?;
+    let theirs = theirs.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    let ours = crate::clock::Clock::now(&crate::clock::SystemClock);
+    Some(ours - i64::try_from(theirs).ok()?)
 }

@@ -52,7 +52,21 @@ pub struct Keylink {
     secrets: Mutex<Option<Arc<dyn SecretStore>>>,
     metadata: Mutex<HashMap<String, Arc<Metadata>>>,
     jwks: Mutex<HashMap<Url, Arc<Jwks>>>,
+    /// Access tokens this process holds, by account id and by the query used.
+    cache: Mutex<HashMap<String, CachedToken>>,
 }
+
+#[derive(Clone)]
+struct CachedToken {
+    account: String,
+    token: AccessToken,
+    expires_at: Option<UnixTime>,
+}
+
+/// How many times a refresh is attempted when the provider is unavailable.
+pub const REFRESH_ATTEMPTS: u32 = 3;
+/// The longest `Retry-After` Keylink waits for before giving up.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Keylink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -124,6 +138,7 @@ impl Keylink {
             secrets: Mutex::new(None),
             metadata: Mutex::new(HashMap::new()),
             jwks: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
         })
     }
 
@@ -164,9 +179,26 @@ impl Keylink {
         if let Some(store) = slot.as_ref() {
             return Ok(store.clone());
         }
-        let store: Arc<dyn SecretStore> = Arc::new(Keychain::open()?);
+        let store: Arc<dyn SecretStore> = Keychain::open_for_tokens()?;
         *slot = Some(store.clone());
         Ok(store)
+    }
+
+    /// Checks that the keychain is reachable, unlocked and writable, with a probe entry that
+    /// is written, read back and deleted.
+    pub fn check_keychain(&self) -> Result<(), Error> {
+        // Unique per process: concurrent checks must not delete each other's probe.
+        let probe = format!("keylink-probe-{}", std::process::id());
+        let store = self.secrets()?;
+        store.set(&probe, "probe")?;
+        let read = store.get(&probe);
+        store.delete(&probe)?;
+        match read? {
+            Some(value) if value.secret() == "probe" => Ok(()),
+            _ => Err(
+                crate::store::StoreError::Keychain("a probe entry did not read back".into()).into(),
+            ),
+        }
     }
 
     fn index(&self) -> Index {
@@ -215,8 +247,9 @@ impl Keylink {
     /// pending flow saved, and for loopback providers the listener bound.
     pub fn start_link(&self, provider: &str) -> Result<LinkRequest, Error> {
         let provider = self.provider(provider)?;
-        // Without a keychain the tokens could not be kept: say so before the user signs in.
-        self.secrets()?;
+        // Without a usable keychain the tokens could not be kept: say so before the user
+        // signs in, not after.
+        self.check_keychain()?;
         let metadata = self.metadata(provider)?;
         if !crate::http::is_allowed_endpoint(&metadata.authorization_endpoint) {
             return Err(Error::UnsafeAuthorizationUrl(printable(
@@ -524,34 +557,59 @@ impl Keylink {
     }
 
     /// A valid access token for the account, refreshed first when it expires within
-    /// `min_ttl` seconds. Refreshing is single-flight per account across processes (a file
-    /// lock), and the rotated refresh token is stored before the access token is returned.
+    /// `min_ttl` seconds.
+    ///
+    /// A token this process already holds is returned from memory. Refreshing is
+    /// single-flight per account across threads and processes (a file lock); inside the lock
+    /// the stored tokens are read again, so a refresh another process just did is used rather
+    /// than repeated (a replayed rotated refresh token would revoke the grant, RFC 9700
+    /// §4.14.2). The rotated refresh token is stored before the access token is returned.
+    /// `invalid_grant` marks the account `needs_relink`; network errors, 5xx and 429 are
+    /// retried a bounded number of times and never change the stored tokens.
     pub fn access_token(&self, query: &str, min_ttl: u64) -> Result<AccessToken, Error> {
+        let min_ttl = i64::try_from(min_ttl).unwrap_or(i64::MAX);
+        let fresh = |expires_at: Option<UnixTime>, now: UnixTime| match expires_at {
+            None => true,
+            Some(exp) => exp.saturating_sub(now) > min_ttl,
+        };
+        if let Some(cached) = self.lock_cache().get(query)
+            && fresh(cached.expires_at, self.now())
+        {
+            return Ok(cached.token.clone());
+        }
         let account = self.account(query)?;
         if account.status == AccountStatus::NeedsRelink {
             return Err(Error::NeedsRelink(account.id));
         }
         let secrets = self.secrets()?;
-        let min_ttl = i64::try_from(min_ttl).unwrap_or(i64::MAX);
-        let fresh = |tokens: &TokenSet, now: UnixTime| match tokens.expires_at {
-            None => true,
-            Some(exp) => exp.saturating_sub(now) > min_ttl,
-        };
         let load = || -> Result<TokenSet, Error> {
             let raw = secrets
                 .get(&account.id)?
                 .ok_or_else(|| Error::NeedsRelink(account.id.clone()))?;
             Ok(decode_tokens(&account.id, &raw)?)
         };
+        let remember = |tokens: &TokenSet| {
+            let entry = CachedToken {
+                account: account.id.clone(),
+                token: tokens.access_token.clone(),
+                expires_at: tokens.expires_at,
+            };
+            let mut cache = self.lock_cache();
+            cache.insert(account.id.clone(), entry.clone());
+            cache.insert(query.to_owned(), entry);
+        };
         let tokens = load()?;
-        if fresh(&tokens, self.now()) {
+        if fresh(tokens.expires_at, self.now()) {
+            remember(&tokens);
             return Ok(tokens.access_token);
         }
+        let seen = tokens.access_token;
         let _lock = self.account_lock(&account.id)?;
-        // Another process may have refreshed while we waited for the lock.
+        // Another thread or process may have refreshed while we waited for the lock: its
+        // result is as fresh as the provider makes tokens, even if that is less than min_ttl.
         let tokens = load()?;
-        let now = self.now();
-        if fresh(&tokens, now) {
+        if fresh(tokens.expires_at, self.now()) || tokens.access_token != seen {
+            remember(&tokens);
             return Ok(tokens.access_token);
         }
         let refresh_token = tokens
@@ -560,15 +618,18 @@ impl Keylink {
             .ok_or_else(|| Error::NoRefreshToken(account.id.clone()))?;
         let provider = self.provider(&account.provider)?;
         let metadata = self.metadata(provider)?;
-        match exchange::refresh(&self.http, provider, &metadata, &refresh_token, now) {
+        match self.refresh_with_retries(provider, &metadata, &refresh_token) {
             Ok(mut new) => {
-                // Keep what the provider did not resend (RFC 6749 §6: a new refresh token is optional).
+                // Keep what the provider did not resend (RFC 6749 §6: a new refresh token is
+                // optional).
                 if new.refresh_token.is_none() {
                     new.refresh_token = tokens.refresh_token;
                 }
                 if new.id_token.is_none() {
                     new.id_token = tokens.id_token;
                 }
+                // Persisted before anything is handed out: a rotated refresh token that was
+                // not stored would be lost for good.
                 secrets.set(&account.id, &encode_tokens(&new))?;
                 let expires_at = new.expires_at;
                 let scopes = new.scopes.clone();
@@ -581,25 +642,60 @@ impl Keylink {
                     }
                 })?;
                 tracing::info!(account = %account.id, "access token refreshed");
+                remember(&new);
                 Ok(new.access_token)
             }
             Err(e) if e.is_grant_dead() => {
-                // Only if nobody replaced the failing token in the meantime.
-                let still_same = load()
-                    .ok()
-                    .and_then(|t| t.refresh_token)
-                    .is_some_and(|t| t == refresh_token);
-                if still_same {
-                    self.index().update(|accounts| {
-                        if let Some(a) = accounts.iter_mut().find(|a| a.id == account.id) {
-                            a.status = AccountStatus::NeedsRelink;
-                        }
-                    })?;
-                }
                 tracing::warn!(account = %account.id, error = %e, "refresh refused");
+                // Change the state only if the token that failed is still the stored one
+                // (a link completed meanwhile stores a new, working grant).
+                let current = load()?;
+                if current.refresh_token.as_ref() != Some(&refresh_token) {
+                    remember(&current);
+                    return Ok(current.access_token);
+                }
+                self.index().update(|accounts| {
+                    if let Some(a) = accounts.iter_mut().find(|a| a.id == account.id) {
+                        a.status = AccountStatus::NeedsRelink;
+                    }
+                })?;
                 Err(Error::NeedsRelink(account.id))
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedToken>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The refresh grant with bounded retries: at most [`REFRESH_ATTEMPTS`] attempts, backing
+    /// off exponentially or as long as `Retry-After` asks (up to [`MAX_RETRY_WAIT`]), and only
+    /// for errors where a retry cannot replay a token the provider already consumed.
+    fn refresh_with_retries(
+        &self,
+        provider: &ProviderConfig,
+        metadata: &Metadata,
+        refresh_token: &crate::secret::RefreshToken,
+    ) -> Result<TokenSet, exchange::ExchangeError> {
+        let mut backoff = Duration::from_millis(500);
+        let mut attempt = 1;
+        loop {
+            let result =
+                exchange::refresh(&self.http, provider, metadata, refresh_token, self.now());
+            match result {
+                Err(e) if e.is_retryable() && attempt < REFRESH_ATTEMPTS => {
+                    let wait = e.retry_after().map(Duration::from_secs).unwrap_or(backoff);
+                    if wait > MAX_RETRY_WAIT {
+                        return Err(e);
+                    }
+                    tracing::info!(attempt, wait_ms = wait.as_millis() as u64, error = %e, "retrying the refresh");
+                    std::thread::sleep(wait);
+                    backoff *= 2;
+                    attempt += 1;
+                }
+                other => return other,
+            }
         }
     }
 
@@ -633,6 +729,8 @@ impl Keylink {
             None => Ok(false),
         };
         secrets.delete(&account.id)?;
+        self.lock_cache()
+            .retain(|_, cached| cached.account != account.id);
         let id = account.id.clone();
         self.index()
             .update(move |accounts| accounts.retain(|a| a.id != id))?;

@@ -54,6 +54,9 @@ pub enum Error {
     /// No redirect arrived in time.
     #[error("no sign-in arrived within {0} seconds; run the link again")]
     LinkTimedOut(u64),
+    /// `keylink doctor` found problems.
+    #[error("{0} check(s) failed; fix the lines marked fail above")]
+    ChecksFailed(usize),
     /// The process that received the redirect could not complete the link.
     #[error("{0}")]
     LinkFailed(String),
@@ -118,6 +121,7 @@ impl Error {
             | Error::NoIdentity(_)
             | Error::UnsafeAuthorizationUrl(_) => "provider",
             Error::LinkFailed(_) => "link_failed",
+            Error::ChecksFailed(_) => "checks_failed",
             Error::Browser(_) | Error::Pending(_) => "internal",
         }
     }

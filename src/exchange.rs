@@ -55,9 +55,15 @@ pub enum ExchangeError {
     },
     /// The provider is unreachable, timed out, or the connection broke.
     #[error(
-        "the provider's token endpoint could not be reached ({0}); check the network and try again"
+        "the provider's token endpoint could not be reached ({reason}); check the network and try again"
     )]
-    Transport(String),
+    Transport {
+        /// What happened, without URLs or bodies.
+        reason: String,
+        /// True when the request certainly never reached the provider (the connection was not
+        /// established), so sending it again cannot replay a refresh token.
+        unsent: bool,
+    },
     /// The provider answered 5xx or 429.
     #[error("the provider's token endpoint is unavailable (HTTP {status}); try again later")]
     Unavailable {
@@ -79,6 +85,25 @@ impl ExchangeError {
     pub fn is_grant_dead(&self) -> bool {
         matches!(self, ExchangeError::Rejected { error, .. }
             if matches!(error.as_str(), "invalid_grant" | "invalid_client" | "unauthorized_client"))
+    }
+
+    /// True when sending the same request again is safe and may succeed: the provider said it
+    /// is unavailable (5xx, 429), or the connection was never established. A request that
+    /// timed out after it was sent is not retried: the provider may have rotated the refresh
+    /// token already, and replaying it would revoke the whole grant (RFC 9700 §4.14.2).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ExchangeError::Unavailable { .. } | ExchangeError::Transport { unsent: true, .. }
+        )
+    }
+
+    /// The provider's `Retry-After`, in seconds, when it sent one.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ExchangeError::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 }
 
@@ -295,10 +320,16 @@ fn classify(
             e.error().as_ref(),
             e.error_description().map(String::as_str),
         )),
-        Err(RequestTokenError::Request(e)) => Err(ExchangeError::Transport(match e {
-            oauth2::HttpClientError::Reqwest(e) => crate::error::describe_reqwest(&e),
-            other => other.to_string(),
-        })),
+        Err(RequestTokenError::Request(e)) => Err(match e {
+            oauth2::HttpClientError::Reqwest(e) => ExchangeError::Transport {
+                reason: crate::error::describe_reqwest(&e),
+                unsent: e.is_connect(),
+            },
+            other => ExchangeError::Transport {
+                reason: printable(&other.to_string(), 200),
+                unsent: false,
+            },
+        }),
         Err(RequestTokenError::Parse(_, mut body)) => {
             // An OAuth error with HTTP 200 (GitHub) or a 5xx page; the body may hold tokens,
             // so it is read for an error code only and then wiped.

@@ -44,5 +44,6 @@ pub use secret::{
     RefreshToken, SecretString,
 };
 pub use store::{
-    Account, AccountStatus, Index, KEYCHAIN_SERVICE, Keychain, SecretStore, StoreError,
+    Account, AccountStatus, Chunked, DEFAULT_KEYCHAIN_TIMEOUT, Index, KEYCHAIN_SERVICE, Keychain,
+    MAX_ENTRY_BYTES, MAX_VALUE_BYTES, SecretStore, StoreError, Timed, open_token_store,
 };

@@ -3,11 +3,14 @@
 //! written atomically, and the private data directory itself.
 //!
 //! There is no plaintext fallback: without a keychain, Keylink says so and stores nothing.
+//! Token sets go through [`Chunked`] (entries small enough for every platform, torn writes
+//! impossible to read as a mix) and [`Timed`] (a locked keychain cannot hang the caller).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -15,6 +18,14 @@ use zeroize::Zeroizing;
 use crate::clock::UnixTime;
 use crate::exchange::TokenSet;
 use crate::secret::{AccessToken, IdToken, RefreshToken, SecretString};
+
+mod chunked;
+#[cfg(test)]
+mod tests;
+mod timed;
+
+pub use chunked::{Chunked, MAX_ENTRY_BYTES, MAX_VALUE_BYTES};
+pub use timed::Timed;
 
 /// The keychain service name under which every Keylink entry lives.
 pub const KEYCHAIN_SERVICE: &str = "dev.keylink";
@@ -39,9 +50,29 @@ pub enum StoreError {
     /// The keychain refused or failed an operation.
     #[error("the keychain failed ({0}); try again, and run `keylink doctor` if it persists")]
     Keychain(String),
-    /// A stored token set cannot be read (written by an incompatible version or damaged).
+    /// A stored token set cannot be read (written by an incompatible version or damaged, or
+    /// one of its chunks is missing or does not match the digest in its header).
     #[error("the stored tokens of {0} are unreadable; unlink and link the account again")]
     Corrupt(String),
+    /// A keychain call did not return in time; usually the keychain is locked and waiting for
+    /// the user to answer an unlock prompt (or the keychain daemon hangs).
+    #[error(
+        "the keychain did not answer within {after:?}; it may be locked and waiting for an unlock prompt: unlock it (answer the prompt, or log in to the desktop session) and try again"
+    )]
+    Timeout {
+        /// How long Keylink waited.
+        after: Duration,
+    },
+    /// A value is larger than the keychain layer can store (a bug: token sets are far smaller).
+    #[error(
+        "a value of {bytes} bytes is too large for the keychain (at most {max}); please report this as a bug"
+    )]
+    TooLarge {
+        /// The value's size.
+        bytes: usize,
+        /// The largest size supported.
+        max: usize,
+    },
     /// The data directory or the index could not be read or written.
     #[error(
         "cannot use Keylink's data directory {path} ({reason}); check its permissions or set KEYLINK_DATA_DIR"
@@ -64,7 +95,38 @@ pub trait SecretStore: Send + Sync + std::fmt::Debug {
     fn delete(&self, key: &str) -> Result<(), StoreError>;
 }
 
-/// The OS keychain.
+impl<S: SecretStore + ?Sized> SecretStore for Arc<S> {
+    fn get(&self, key: &str) -> Result<Option<SecretString>, StoreError> {
+        (**self).get(key)
+    }
+
+    fn set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        (**self).set(key, value)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        (**self).delete(key)
+    }
+}
+
+/// How long [`Keychain::open_for_tokens`] waits for the keychain to open, and then for each
+/// read, write or delete of a value, before giving up with [`StoreError::Timeout`].
+pub const DEFAULT_KEYCHAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens the platform keychain for token sets: [`Keychain`] wrapped in [`Chunked`] (entries of
+/// at most [`MAX_ENTRY_BYTES`], for Windows Credential Manager's 2560-byte cap) and in
+/// [`Timed`] (each operation, and opening itself, gives up after `timeout` with
+/// [`StoreError::Timeout`]).
+pub fn open_token_store(timeout: Duration) -> Result<Arc<dyn SecretStore>, StoreError> {
+    let keychain = timed::run_with_timeout(timeout, Keychain::open)?;
+    Ok(Arc::new(Timed::new(Chunked::new(keychain), timeout)))
+}
+
+/// The OS keychain, one entry per key under [`KEYCHAIN_SERVICE`], values stored as given.
+///
+/// Token sets should not go here directly: use [`Keychain::open_for_tokens`], which adds
+/// chunking (Windows caps an entry at 2560 bytes) and a timeout (a locked keychain may wait
+/// on an unlock prompt forever).
 pub struct Keychain {
     store: Arc<keyring_core::CredentialStore>,
 }
@@ -100,6 +162,12 @@ impl Keychain {
             fix: NO_KEYCHAIN_FIX,
         })?;
         Ok(Self { store })
+    }
+
+    /// The keychain as token sets should be stored: [`open_token_store`] with
+    /// [`DEFAULT_KEYCHAIN_TIMEOUT`].
+    pub fn open_for_tokens() -> Result<Arc<dyn SecretStore>, StoreError> {
+        open_token_store(DEFAULT_KEYCHAIN_TIMEOUT)
     }
 
     fn entry(&self, key: &str) -> Result<keyring_core::Entry, StoreError> {
@@ -170,7 +238,13 @@ fn describe_keyring_error(e: &keyring_core::Error) -> String {
 fn map_keyring_error(e: keyring_core::Error) -> StoreError {
     let text = describe_keyring_error(&e);
     match e {
-        keyring_core::Error::NoStorageAccess(_) if text.to_lowercase().contains("lock") => {
+        // A locked keychain, or one whose unlock prompt was dismissed or could not be shown
+        // (Secret Service: "object locked", "prompt dismissed"), exists: it is not missing.
+        keyring_core::Error::NoStorageAccess(_)
+            if ["lock", "prompt"]
+                .iter()
+                .any(|w| text.to_lowercase().contains(w)) =>
+        {
             StoreError::Locked(text)
         }
         keyring_core::Error::NoStorageAccess(_) => StoreError::NoKeychain {

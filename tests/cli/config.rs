@@ -102,3 +102,58 @@ fn without_a_display_or_browser_link_says_what_to_do_and_leaves_no_flow() {
         "a flow was left behind"
     );
 }
+
+#[test]
+fn a_session_without_a_secret_service_is_named_as_the_cause() {
+    let home = Home::with_config(
+        "[providers.demo]\nissuer = \"https://127.0.0.1:9\"\nclient_id = \"x\"\n",
+        None,
+    );
+    let bus_config = crate::support::repo().join("tests/support/no-secret-service.conf");
+    let mut cmd = home.keylink();
+    cmd.args(["link", "demo", "--no-browser", "--timeout", "5"]);
+    let out = crate::support::run_in_private_bus(&cmd, &bus_config);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains("no keychain") && message.contains("gnome-keyring"),
+        "{message}"
+    );
+    assert!(!home.data.join("pending").exists(), "a flow was started");
+}
+
+#[test]
+fn a_locked_keyring_is_reported_as_locked_and_nothing_is_stored() {
+    // A keyring session of its own, so locking it does not disturb the other tests; no
+    // display, so the unlock prompt cannot appear.
+    let home = Home::with_config(
+        "[providers.demo]\nissuer = \"https://127.0.0.1:9\"\nclient_id = \"x\"\n",
+        None,
+    );
+    let script = format!(
+        "dbus-send --session --print-reply --dest=org.freedesktop.secrets /org/freedesktop/secrets \
+         org.freedesktop.Secret.Service.Lock array:objpath:/org/freedesktop/secrets/collection/login >/dev/null \
+         && exec '{}' link demo --no-browser --timeout 5",
+        crate::support::keylink_bin().display()
+    );
+    let mut cmd =
+        std::process::Command::new(crate::support::repo().join("scripts/with-keyring.sh"));
+    cmd.args(["sh", "-c", &script])
+        .envs(
+            home.keylink()
+                .get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env_remove("KEYLINK_IN_TEST_SESSION")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let out = crate::support::wait_output(cmd.spawn().unwrap(), std::time::Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(message.contains("locked"), "{message}");
+    assert!(!home.data.join("pending").exists(), "a flow was started");
+}

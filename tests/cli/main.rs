@@ -14,3 +14,5 @@ mod redirect;
 mod provider_faults;
 // Configuration errors, usage errors and a missing keychain.
 mod config;
+// Refresh under concurrency, provider faults, crashes mid-refresh.
+mod lifecycle;

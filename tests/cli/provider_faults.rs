@@ -119,11 +119,7 @@ fn redirects_from_provider_endpoints_are_not_followed() {
     let out = home.run(&["link", "fake", "--timeout", "5"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("HTTP 302"), "{}", stderr(&out));
-    assert_eq!(
-        target.requests.load(std::sync::atomic::Ordering::SeqCst),
-        0,
-        "the redirect was followed"
-    );
+    assert_eq!(target.request_count(), 0, "the redirect was followed");
 }
 
 #[test]

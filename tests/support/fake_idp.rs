@@ -2,11 +2,9 @@
 //! ID tokens, hostile discovery documents, odd token responses. Plain HTTP on 127.0.0.1 (which
 //! Keylink accepts for loopback hosts), one thread per connection.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+
+use super::http_server::{Reply, Request, Server};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -22,46 +20,30 @@ struct State {
     token_response: Option<(u16, String)>,
     token_requests: usize,
     discovery_redirect: Option<String>,
-    last_token_form: HashMap<String, String>,
 }
 
-/// The fake provider. Dropping it stops accepting connections.
+/// The fake provider. Dropping it stops it.
 pub struct FakeIdp {
     pub issuer: String,
     state: Arc<Mutex<State>>,
-    stop: Arc<AtomicBool>,
-    pub requests: Arc<AtomicUsize>,
+    server: Server,
 }
 
 impl FakeIdp {
     pub fn start() -> FakeIdp {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let issuer = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let requests = Arc::new(AtomicUsize::new(0));
-        let (s, st, rq, iss) = (
-            state.clone(),
-            stop.clone(),
-            requests.clone(),
-            issuer.clone(),
-        );
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                if st.load(Ordering::SeqCst) {
-                    break;
-                }
-                rq.fetch_add(1, Ordering::SeqCst);
-                let (s, iss) = (s.clone(), iss.clone());
-                std::thread::spawn(move || serve(stream, &s, &iss));
-            }
-        });
+        let shared = state.clone();
+        let server = Server::start(move |request, issuer| handle(request, &shared, issuer));
         FakeIdp {
-            issuer,
+            issuer: server.url.clone(),
             state,
-            stop,
-            requests,
+            server,
         }
+    }
+
+    /// How many requests reached the provider.
+    pub fn request_count(&self) -> usize {
+        self.server.request_count()
     }
 
     /// Replaces fields of the discovery document (a `null` removes the field).
@@ -116,14 +98,6 @@ impl FakeIdp {
     }
 }
 
-impl Drop for FakeIdp {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
-        let _ = std::net::TcpStream::connect(self.issuer.trim_start_matches("http://"));
-    }
-}
-
 /// Signs `claims` with the test RSA key (RS256, kid test-key-1).
 pub fn sign_rs256(claims: &Value) -> String {
     let mut header = Header::new(Algorithm::RS256);
@@ -154,41 +128,14 @@ pub fn unsigned(claims: &Value) -> String {
     )
 }
 
-fn serve(stream: std::net::TcpStream, state: &Mutex<State>, issuer: &str) {
-    let mut reader = BufReader::new(&stream);
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
-    }
-    let mut content_length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) <= 2 {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            content_length = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0u8; content_length];
-    let _ = reader.read_exact(&mut body);
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .to_owned();
-    if let Some(location) = state.lock().unwrap().discovery_redirect.clone()
-        && path.starts_with("/.well-known/")
+fn handle(request: &Request, state: &Mutex<State>, issuer: &str) -> Reply {
+    let path = request.path.split('?').next().unwrap_or("");
+    if path.starts_with("/.well-known/")
+        && let Some(location) = state.lock().unwrap().discovery_redirect.clone()
     {
-        let _ = write!(
-            &stream,
-            "HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-        );
-        return;
+        return Reply::Respond(302, vec![("location".into(), location)], Vec::new());
     }
-    let (status, response) = match path.split('?').next().unwrap_or("") {
+    match path {
         "/.well-known/openid-configuration" => {
             let mut doc = json!({
                 "issuer": issuer,
@@ -208,25 +155,22 @@ fn serve(stream: std::net::TcpStream, state: &Mutex<State>, issuer: &str) {
                     doc[k] = v.clone();
                 }
             }
-            (200, doc.to_string())
+            Reply::json(200, &doc)
         }
-        "/jwks" => (200, JWKS.to_owned()),
+        "/jwks" => Reply::json(200, &serde_json::from_str(JWKS).unwrap()),
         "/token" => {
             let mut state = state.lock().unwrap();
             state.token_requests += 1;
-            state.last_token_form = url::form_urlencoded::parse(&body).into_owned().collect();
-            state
-                .token_response
-                .take()
-                .unwrap_or((400, json!({"error": "invalid_grant"}).to_string()))
+            match state.token_response.take() {
+                Some((status, body)) => Reply::Respond(
+                    status,
+                    vec![("content-type".into(), "application/json".into())],
+                    body.into_bytes(),
+                ),
+                None => Reply::json(400, &json!({"error": "invalid_grant"})),
+            }
         }
-        "/userinfo" => (200, json!({"sub": "fake-user"}).to_string()),
-        _ => (404, "{}".to_owned()),
-    };
-    let reason = if status == 200 { "OK" } else { "Error" };
-    let _ = write!(
-        &stream,
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{response}",
-        response.len()
-    );
+        "/userinfo" => Reply::json(200, &json!({"sub": "fake-user"})),
+        _ => Reply::json(404, &json!({})),
+    }
 }

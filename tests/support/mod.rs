@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod fake_idp;
+pub mod fault_proxy;
+pub mod http_server;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -246,6 +248,11 @@ timeout_secs = 10
     }
 
     pub fn with_config(config: &str, ca: Option<PathBuf>) -> Home {
+        assert_eq!(
+            std::env::var("KEYLINK_IN_TEST_SESSION").as_deref(),
+            Ok("1"),
+            "these tests use the session's keyring: run them through scripts/with-keyring.sh (make test)"
+        );
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("keylink.toml");
         std::fs::write(&config_path, config).unwrap();
@@ -346,16 +353,13 @@ timeout_secs = 10
         self.run(&["open-url", url])
     }
 
-    /// The raw token set stored in the keychain for `account`, read with `secret-tool`.
+    /// The token set stored in the keychain for `account`, read through the same store layers
+    /// Keylink uses (chunks reassembled), as JSON.
     pub fn keychain_entry(&self, account: &str) -> Option<serde_json::Value> {
-        let out = Command::new("secret-tool")
-            .args(["lookup", "service", "dev.keylink", "username", account])
-            .output()
-            .expect("secret-tool (libsecret-tools) is installed by the test command");
-        if !out.status.success() || out.stdout.is_empty() {
-            return None;
-        }
-        Some(serde_json::from_slice(&out.stdout).unwrap())
+        use keylink::SecretStore;
+        let store = keylink::Chunked::new(keylink::Keychain::open().unwrap());
+        let raw = store.get(account).unwrap()?;
+        Some(serde_json::from_str(raw.secret()).unwrap())
     }
 }
 
@@ -391,4 +395,26 @@ pub fn param(url: &str, name: &str) -> Option<String> {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `cmd` on a session bus of its own, started by `dbus-run-session` with `bus_config`.
+pub fn run_in_private_bus(cmd: &Command, bus_config: &Path) -> Output {
+    let mut outer = Command::new("dbus-run-session");
+    outer
+        .arg("--config-file")
+        .arg(bus_config)
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => outer.env(k, v),
+            None => outer.env_remove(k),
+        };
+    }
+    wait_output(outer.spawn().unwrap(), Duration::from_secs(60))
 }

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Benchmarks (release build), run by `make bench` inside a private keyring session:
+#   1. in-process `access_token` on a valid token;
+#   2. a whole `keylink token` process next to `secret-tool lookup` of a same-sized secret;
+#   3. two processes of ten callers each refreshing an expiring token at once (wall time).
+# Needs hyperfine (installed from Debian when missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v hyperfine >/dev/null; then
+    sudo=""; [[ "$(id -u)" == 0 ]] || sudo=sudo
+    $sudo apt-get install -y -qq hyperfine >/dev/null
+fi
+cargo build --release --quiet --bin keylink --example token_callers
+keylink="$PWD/target/release/keylink"
+callers="$PWD/target/release/examples/token_callers"
+
+work="$(mktemp -d -t keylink-bench.XXXXXX)"
+idp_pids=()
+cleanup() {
+    for pid in "${idp_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Starts the test provider with extra flags; prints its issuer.
+start_idp() {
+    local out="$work/idp-$#-$RANDOM.out"
+    node tests/idp/server.js "$@" >"$out" 2>>"$work/idp.log" &
+    idp_pids+=($!)
+    for _ in $(seq 1 100); do [[ -s "$out" ]] && break; sleep 0.1; done
+    sed -E 's/.*"issuer":"([^"]+)".*/\1/' "$out"
+}
+
+# Links an account at the provider with issuer $1 in a fresh data dir $2; prints its id.
+link_account() {
+    mkdir -p "$2"
+    printf '[providers.demo]\nissuer = "%s"\nclient_id = "keylink-demo"\n' "$1" >"$2/keylink.toml"
+    KEYLINK_CONFIG="$2/keylink.toml" KEYLINK_DATA_DIR="$2/data" \
+        BROWSER="$PWD/tests/idp/user-agent.js" KEYLINK_UA_HANDLER="$keylink open-url" \
+        "$keylink" link demo --timeout 30
+}
+
+echo "== machine"
+echo "$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+
+echo "== 1. in-process access_token, valid token"
+issuer="$(start_idp)"
+account="$(link_account "$issuer" "$work/a")"
+export KEYLINK_CONFIG="$work/a/keylink.toml" KEYLINK_DATA_DIR="$work/a/data"
+cargo bench --quiet --bench access_token -- "$account"
+
+echo "== 2. whole process: keylink token vs secret-tool lookup"
+secret_len="$(secret-tool lookup service dev.keylink username "$account" | wc -c)"
+head -c "$secret_len" /dev/zero | tr '\0' x | secret-tool store --label="keylink bench" service keylink-bench username bench
+hyperfine --warmup 5 --runs 100 -N \
+    "$keylink token $account" \
+    "secret-tool lookup service keylink-bench username bench"
+secret-tool clear service keylink-bench username bench
+
+echo "== 3. two processes x ten callers, expiring token (one refresh per run)"
+issuer="$(start_idp --access-ttl 30)"
+account="$(link_account "$issuer" "$work/b")"
+export KEYLINK_CONFIG="$work/b/keylink.toml" KEYLINK_DATA_DIR="$work/b/data"
+hyperfine --warmup 2 --runs 20 \
+    "$callers $account 10 >/dev/null & $callers $account 10 >/dev/null; wait"

@@ -1,0 +1,301 @@
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::fault_proxy::{Fault, FaultProxy};
+use crate::support::{Home, Idp, stderr, wait_for, wait_output};
+
+/// The example program with many in-process callers (built by `cargo test`).
+fn token_callers() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    dir.join("examples").join("token_callers")
+}
+
+/// A home whose `demo` provider reaches the token endpoint through `proxy`.
+fn home_via(idp: &Idp, token_endpoint: &str) -> Home {
+    let config = format!(
+        r#"
+[providers.demo]
+name = "Demo"
+issuer = "{issuer}"
+client_id = "keylink-demo"
+token_endpoint = "{token_endpoint}"
+
+[network]
+ca_file = "{ca}"
+timeout_secs = 3
+"#,
+        issuer = idp.issuer,
+        ca = idp.ca.ca_pem.display()
+    );
+    Home::with_config(&config, Some(idp.ca.ca_pem.clone()))
+}
+
+fn point_token_endpoint_at(home: &Home, idp: &Idp, token_endpoint: &str) {
+    let fresh = home_via(idp, token_endpoint);
+    std::fs::copy(&fresh.config, &home.config).unwrap();
+}
+
+#[test]
+fn two_processes_of_ten_callers_refresh_exactly_once() {
+    let idp = Idp::start_with(&["--access-ttl", "30"]);
+    let home = Home::for_idp(&idp);
+    let account = home.link("demo");
+    let id = account["id"].as_str().unwrap();
+    assert!(token_callers().exists(), "examples are built by cargo test");
+    // The access token expires within the default 60 s margin, so every caller needs a refresh.
+    let spawn = || {
+        let mut cmd = Command::new(token_callers());
+        cmd.envs(
+            home.keylink()
+                .get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .args([id, "10"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (
+        wait_output(a, Duration::from_secs(60)),
+        wait_output(b, Duration::from_secs(60)),
+    );
+    assert!(
+        a.status.success() && b.status.success(),
+        "{}\n{}",
+        stderr(&a),
+        stderr(&b)
+    );
+    let tokens: Vec<String> = [a, b]
+        .iter()
+        .flat_map(|o| {
+            String::from_utf8(o.stdout.clone())
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(tokens.len(), 20);
+    assert!(
+        tokens.iter().all(|t| t == &tokens[0]),
+        "every caller got the same token"
+    );
+    assert_eq!(
+        idp.stats().token_requests.refresh_token,
+        1,
+        "exactly one refresh at the provider"
+    );
+    // The grant survived: no replayed refresh token revoked the family.
+    home.ok(&["token", id, "--min-ttl", "999999"]);
+    assert_eq!(idp.stats().token_requests.refresh_token, 2);
+    assert_eq!(idp.stats().token_errors, 0);
+    assert_eq!(home.list()[0]["status"], "ok");
+}
+
+#[test]
+fn provider_faults_never_change_the_stored_tokens() {
+    let idp = Idp::start();
+    let proxy = FaultProxy::start(&idp.issuer, idp.http().clone());
+    let home = home_via(&idp, &proxy.token_endpoint);
+    let id = home.link("demo")["id"].as_str().unwrap().to_owned();
+    let stored = home.keychain_entry(&id).unwrap();
+    let canary = "canary-refresh-token-7f3a";
+    let json = || vec![("content-type", "application/json".to_owned())];
+    let cases: Vec<(&str, Vec<Fault>, usize)> = vec![
+        (
+            "500",
+            (0..3)
+                .map(|_| Fault::Answer(500, vec![], "oops".into()))
+                .collect(),
+            3,
+        ),
+        (
+            "503 with Retry-After",
+            (0..3)
+                .map(|_| Fault::Answer(503, vec![("retry-after", "1".into())], String::new()))
+                .collect(),
+            3,
+        ),
+        (
+            "429",
+            (0..3)
+                .map(|_| Fault::Answer(429, json(), "{}".into()))
+                .collect(),
+            3,
+        ),
+        ("an answer that never comes", vec![Fault::Hang], 1),
+        (
+            "malformed JSON with a canary",
+            vec![Fault::Answer(
+                200,
+                json(),
+                format!(r#"{{"access_token":"{canary}","refresh_token":"{canary}","#),
+            )],
+            1,
+        ),
+    ];
+    for (name, faults, attempts) in cases {
+        let before = proxy.requests();
+        proxy.inject(faults);
+        let out = home.run(&["token", &id, "--min-ttl", "999999"]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert_eq!(proxy.requests() - before, attempts, "{name}: attempts");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert!(!text.contains(canary), "{name}: the canary leaked");
+        assert_eq!(
+            home.keychain_entry(&id).unwrap(),
+            stored,
+            "{name}: stored tokens changed"
+        );
+        assert_eq!(home.list()[0]["status"], "ok", "{name}");
+    }
+    assert_eq!(
+        idp.stats().token_requests.refresh_token,
+        0,
+        "no fault reached the provider"
+    );
+
+    // Connection refused: retried (nothing was sent), then reported; tokens untouched.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused = format!("http://{}/token", closed.local_addr().unwrap());
+    drop(closed);
+    point_token_endpoint_at(&home, &idp, &refused);
+    let out = home.run(&["token", &id, "--min-ttl", "999999"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("could not be reached"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(home.keychain_entry(&id).unwrap(), stored);
+    point_token_endpoint_at(&home, &idp, &proxy.token_endpoint);
+
+    // A transient 503 followed by success: the retry refreshes and the rotation is stored.
+    proxy.inject([Fault::Answer(503, vec![], String::new())]);
+    home.ok(&["token", &id, "--min-ttl", "999999"]);
+    let rotated = home.keychain_entry(&id).unwrap();
+    assert_ne!(rotated["refresh_token"], stored["refresh_token"]);
+    assert_eq!(idp.stats().token_requests.refresh_token, 1);
+
+    // invalid_grant: needs_relink (exit 3), tokens untouched, and no retry loop afterwards.
+    proxy.inject([Fault::Answer(
+        400,
+        json(),
+        r#"{"error":"invalid_grant"}"#.into(),
+    )]);
+    let before = proxy.requests();
+    let out = home.run(&["token", &id, "--min-ttl", "999999"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("must be linked again"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(proxy.requests() - before, 1, "invalid_grant is not retried");
+    assert_eq!(home.keychain_entry(&id).unwrap(), rotated);
+    assert_eq!(home.list()[0]["status"], "needs_relink");
+    let again = home.run(&["token", &id]);
+    assert_eq!(again.status.code(), Some(3));
+    assert_eq!(
+        proxy.requests() - before,
+        1,
+        "a needs_relink account asks the provider nothing"
+    );
+    // Linking again restores it.
+    home.link("demo");
+    assert_eq!(home.list()[0]["status"], "ok");
+    home.ok(&["token", &id]);
+}
+
+#[test]
+fn a_refresh_killed_midway_leaves_a_working_or_clearly_broken_account() {
+    let idp = Idp::start();
+    let proxy = FaultProxy::start(&idp.issuer, idp.http().clone());
+    let home = home_via(&idp, &proxy.token_endpoint);
+    let id = home.link("demo")["id"].as_str().unwrap().to_owned();
+    let spawn_refresh = || {
+        home.keylink()
+            .args(["token", &id, "--min-ttl", "999999"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    // Killed while the request is in flight, before the provider saw it: the account works,
+    // and the killed process's lock does not block anyone.
+    proxy.inject([Fault::Hang]);
+    let before = proxy.requests();
+    let mut child = spawn_refresh();
+    wait_for("the refresh request", Duration::from_secs(10), || {
+        proxy.requests() > before
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    home.ok(&["token", &id, "--min-ttl", "999999"]);
+    assert_eq!(idp.stats().token_requests.refresh_token, 1);
+    assert_eq!(home.list()[0]["status"], "ok");
+
+    // Killed after the provider rotated the refresh token but before Keylink stored it: the
+    // old token is now a replay, the provider refuses it, and the account says clearly that it
+    // must be linked again, once, without looping.
+    proxy.inject([Fault::ForwardThenHang]);
+    let answers = proxy.provider_answers();
+    let mut child = spawn_refresh();
+    wait_for("the provider's answer", Duration::from_secs(10), || {
+        proxy.provider_answers() > answers
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = home.run(&["token", &id, "--min-ttl", "999999"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(home.list()[0]["status"], "needs_relink");
+    let requests = proxy.requests();
+    assert_eq!(home.run(&["token", &id]).status.code(), Some(3));
+    assert_eq!(proxy.requests(), requests, "no retry loop");
+    home.link("demo");
+    home.ok(&["token", &id, "--min-ttl", "999999"]);
+    assert_eq!(home.list()[0]["status"], "ok");
+}
+
+#[test]
+fn doctor_reports_each_check_and_fails_only_on_failures() {
+    let idp = Idp::start();
+    let home = Home::for_idp(&idp);
+    let out = home.run(&["doctor"]);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{report}{}", stderr(&out));
+    assert!(
+        report.contains("ok    keychain: reachable and writable"),
+        "{report}"
+    );
+    assert!(
+        report.contains("ok    provider demo: reachable"),
+        "{report}"
+    );
+    assert!(report.contains("clock: within"), "{report}");
+    assert!(report.contains("URL scheme"), "{report}");
+    // The probe entry was removed again.
+    let leftovers = Command::new("secret-tool")
+        .args(["search", "--all", "service", "dev.keylink"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&leftovers.stdout).contains("keylink-probe"));
+    assert!(!String::from_utf8_lossy(&leftovers.stderr).contains("keylink-probe"));
+
+    let broken = Home::with_config(
+        "[providers.gone]\nissuer = \"https://127.0.0.1:9\"\nclient_id = \"x\"\n",
+        None,
+    );
+    let out = broken.run(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("fail  provider gone"), "{report}");
+    assert!(
+        stderr(&out).contains("1 check(s) failed"),
+        "{}",
+        stderr(&out)
+    );
+}
