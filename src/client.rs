@@ -440,8 +440,22 @@ impl Keylink {
             &flow.redirect_uri,
             now,
         )?;
+        self.store_link(provider, &metadata, tokens, Some(&flow.nonce), now)
+    }
+
+    /// Identifies the account behind freshly issued `tokens` (validating the ID token against
+    /// `nonce` when the grant had one) and stores it: tokens in the keychain, metadata in the
+    /// index. Every way of linking ends here.
+    pub(crate) fn store_link(
+        &self,
+        provider: &ProviderConfig,
+        metadata: &Metadata,
+        tokens: TokenSet,
+        nonce: Option<&crate::secret::Nonce>,
+        now: UnixTime,
+    ) -> Result<Account, Error> {
         let (issuer, subject, email, name) =
-            self.identify(provider, &metadata, &flow, &tokens, now)?;
+            self.identify(provider, metadata, nonce, &tokens, now)?;
         let account = Account {
             id: account_id(&provider.id, &issuer, &subject),
             provider: provider.id.clone(),
@@ -473,7 +487,7 @@ impl Keylink {
         &self,
         provider: &ProviderConfig,
         metadata: &Metadata,
-        flow: &PendingFlow,
+        nonce: Option<&crate::secret::Nonce>,
         tokens: &TokenSet,
         now: UnixTime,
     ) -> Result<(String, String, Option<String>, Option<String>), Error> {
@@ -495,7 +509,7 @@ impl Keylink {
             let expected = Expected {
                 issuer,
                 client_id: &provider.client_id,
-                nonce: &flow.nonce,
+                nonce,
                 algorithms: &algorithms,
             };
             let claims = id_token::validate(

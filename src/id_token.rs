@@ -94,8 +94,9 @@ pub struct Expected<'a> {
     pub issuer: &'a str,
     /// Our client id.
     pub client_id: &'a str,
-    /// The flow's nonce.
-    pub nonce: &'a Nonce,
+    /// The flow's nonce; `None` for grants without one (device authorization, RFC 8628),
+    /// where a `nonce` claim is not checked.
+    pub nonce: Option<&'a Nonce>,
     /// Allowed signing algorithms.
     pub algorithms: &'a [Algorithm],
 }
@@ -343,9 +344,11 @@ fn check_claims(
     if !azp_ok {
         return Err(IdTokenError::AudienceMismatch);
     }
-    match c.nonce.as_deref() {
-        Some(n) if expected.nonce.ct_eq(n) => {}
-        _ => return Err(IdTokenError::NonceMismatch),
+    if let Some(expected_nonce) = expected.nonce {
+        match c.nonce.as_deref() {
+            Some(n) if expected_nonce.ct_eq(n) => {}
+            _ => return Err(IdTokenError::NonceMismatch),
+        }
     }
     if now > c.exp.saturating_add(LEEWAY) {
         return Err(IdTokenError::Expired);

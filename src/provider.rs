@@ -117,6 +117,8 @@ pub struct EndpointOverrides {
     pub userinfo_endpoint: Option<Url>,
     /// JWKS (RFC 7517) of the issuer.
     pub jwks_uri: Option<Url>,
+    /// Device authorization endpoint (RFC 8628 §3.1).
+    pub device_authorization_endpoint: Option<Url>,
 }
 
 /// The whole, validated configuration.
@@ -155,6 +157,7 @@ struct RawProvider {
     revocation_endpoint: Option<String>,
     userinfo_endpoint: Option<String>,
     jwks_uri: Option<String>,
+    device_authorization_endpoint: Option<String>,
     #[serde(default)]
     authorize_params: BTreeMap<String, String>,
     #[serde(default)]
@@ -370,6 +373,11 @@ fn parse_provider(file: &Path, id: &str, raw: RawProvider) -> Result<ProviderCon
         )?,
         userinfo_endpoint: parse_endpoint(file, &key("userinfo_endpoint"), raw.userinfo_endpoint)?,
         jwks_uri: parse_endpoint(file, &key("jwks_uri"), raw.jwks_uri)?,
+        device_authorization_endpoint: parse_endpoint(
+            file,
+            &key("device_authorization_endpoint"),
+            raw.device_authorization_endpoint,
+        )?,
     };
     if issuer.is_none()
         && (endpoints.authorization_endpoint.is_none() || endpoints.token_endpoint.is_none())
@@ -465,6 +473,8 @@ pub struct Metadata {
     pub userinfo_endpoint: Option<Url>,
     /// Revocation endpoint (RFC 7009).
     pub revocation_endpoint: Option<Url>,
+    /// Device authorization endpoint (RFC 8628 §4).
+    pub device_authorization_endpoint: Option<Url>,
     /// Signing algorithms the issuer uses for ID tokens.
     pub id_token_signing_alg_values_supported: Vec<String>,
     /// RFC 9207: the provider always returns `iss` in authorization responses.
@@ -532,6 +542,7 @@ struct RawMetadata {
     jwks_uri: Option<String>,
     userinfo_endpoint: Option<String>,
     revocation_endpoint: Option<String>,
+    device_authorization_endpoint: Option<String>,
     code_challenge_methods_supported: Option<Vec<String>>,
     #[serde(default)]
     id_token_signing_alg_values_supported: Vec<String>,
@@ -563,6 +574,7 @@ pub fn discover(
             jwks_uri: overrides.jwks_uri.clone(),
             userinfo_endpoint: overrides.userinfo_endpoint.clone(),
             revocation_endpoint: overrides.revocation_endpoint.clone(),
+            device_authorization_endpoint: overrides.device_authorization_endpoint.clone(),
             id_token_signing_alg_values_supported: Vec::new(),
             authorization_response_iss_parameter_supported: false,
         });
@@ -651,6 +663,11 @@ fn metadata_from_document(
             "revocation_endpoint",
             &o.revocation_endpoint,
             raw.revocation_endpoint,
+        )?,
+        device_authorization_endpoint: endpoint(
+            "device_authorization_endpoint",
+            &o.device_authorization_endpoint,
+            raw.device_authorization_endpoint,
         )?,
         id_token_signing_alg_values_supported: raw.id_token_signing_alg_values_supported,
         authorization_response_iss_parameter_supported: raw

@@ -83,7 +83,7 @@ impl Setup {
         let expected = Expected {
             issuer: ISSUER,
             client_id: CLIENT,
-            nonce: &self.nonce,
+            nonce: Some(&self.nonce),
             algorithms: &self.algorithms,
         };
         validate(token, &expected, &self.jwks, &self.http, now)

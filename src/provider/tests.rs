@@ -103,6 +103,7 @@ fn raw_metadata(issuer: &str, methods: Option<Vec<&str>>, auth: &str) -> RawMeta
         jwks_uri: Some(format!("{issuer}/jwks")),
         userinfo_endpoint: None,
         revocation_endpoint: None,
+        device_authorization_endpoint: None,
         code_challenge_methods_supported: methods
             .map(|m| m.into_iter().map(String::from).collect()),
         id_token_signing_alg_values_supported: vec!["RS256".into()],
