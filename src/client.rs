@@ -525,7 +525,12 @@ impl Keylink {
             if (email.is_none() || name.is_none())
                 && let Some(endpoint) = &metadata.userinfo_endpoint
             {
-                match fetch_userinfo(&self.http, endpoint, &tokens.access_token) {
+                match fetch_userinfo(
+                    &self.http,
+                    endpoint,
+                    &provider.quirks.user_endpoint,
+                    &tokens.access_token,
+                ) {
                     Ok(info) if info.subject.as_deref() == Some(claims.subject.as_str()) => {
                         email = email.or(info.email);
                         name = name.or(info.name);
@@ -540,8 +545,13 @@ impl Keylink {
             .userinfo_endpoint
             .as_ref()
             .ok_or_else(|| Error::NoIdentity("no ID token and no userinfo endpoint".into()))?;
-        let info = fetch_userinfo(&self.http, endpoint, &tokens.access_token)
-            .map_err(Error::NoIdentity)?;
+        let info = fetch_userinfo(
+            &self.http,
+            endpoint,
+            &provider.quirks.user_endpoint,
+            &tokens.access_token,
+        )
+        .map_err(Error::NoIdentity)?;
         let subject = info
             .subject
             .ok_or_else(|| Error::NoIdentity("userinfo has no subject".into()))?;
@@ -815,13 +825,23 @@ struct UserInfo {
     name: Option<String>,
 }
 
+/// Asks the provider's user endpoint who the token belongs to, reading the answer as the
+/// provider's [`UserEndpoint`](crate::provider::UserEndpoint) mapping says.
 fn fetch_userinfo(
     http: &reqwest::blocking::Client,
     endpoint: &Url,
+    mapping: &crate::provider::UserEndpoint,
     token: &AccessToken,
 ) -> Result<UserInfo, String> {
-    let response = http
-        .get(endpoint.clone())
+    let request = if mapping.post {
+        // RPC-style endpoints (Dropbox) take a POST with a JSON `null` body.
+        http.post(endpoint.clone())
+            .header("content-type", "application/json")
+            .body("null")
+    } else {
+        http.get(endpoint.clone())
+    };
+    let response = request
         .bearer_auth(token.secret())
         .header("accept", "application/json")
         .send()
@@ -832,17 +852,17 @@ fn fetch_userinfo(
     let value: serde_json::Value = response
         .json()
         .map_err(|_| "unreadable answer".to_owned())?;
-    let text = |k: &str| value.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-    let subject = text("sub").or_else(|| {
-        value.get("id").map(|v| match v {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
+    let first = |pointers: &[&str]| {
+        pointers.iter().find_map(|p| match value.pointer(p)? {
+            serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
         })
-    });
+    };
     Ok(UserInfo {
-        subject,
-        email: text("email"),
-        name: text("name").or_else(|| text("login")),
+        subject: first(mapping.subject),
+        email: first(mapping.email),
+        name: first(mapping.name),
     })
 }
 

@@ -390,3 +390,134 @@ mod tests {
         assert!(!shown.contains("canary"), "{shown}");
     }
 }
+
+/// The most of a token response Keylink reads; a larger answer is unreadable.
+const MAX_TOKEN_ANSWER: u64 = 1 << 20;
+
+/// Sends one token request (RFC 6749 §3.2) with `form` as its body and reads the answer like
+/// every other grant's: leniently where providers deviate, and an OAuth error is an error
+/// whatever the HTTP status (GitHub answers its device-flow errors with 200). Used for grants
+/// that are requests the caller repeats itself, such as the device grant (RFC 8628 §3.4).
+pub(crate) fn post_token_form(
+    http: &reqwest::blocking::Client,
+    endpoint: &Url,
+    form: &[(&str, &str)],
+    now: UnixTime,
+) -> Result<TokenSet, ExchangeError> {
+    use std::io::Read;
+
+    let mut response = http
+        .post(endpoint.clone())
+        .header("accept", "application/json")
+        .form(form)
+        .send()
+        .map_err(|e| ExchangeError::Transport {
+            reason: crate::error::describe_reqwest(&e),
+            unsent: e.is_connect(),
+        })?;
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let mut body = Vec::new();
+    let read = response
+        .by_ref()
+        .take(MAX_TOKEN_ANSWER)
+        .read_to_end(&mut body);
+    let result = match read {
+        Ok(_) => read_token_answer(status, retry_after, &body, now),
+        Err(e) => Err(ExchangeError::Transport {
+            reason: format!("the answer was cut off: {}", printable(&e.to_string(), 200)),
+            unsent: false,
+        }),
+    };
+    // The body may hold tokens.
+    body.zeroize();
+    result
+}
+
+/// Classifies a token endpoint's answer: 5xx and 429 first (whatever the body says), then an
+/// OAuth error body (RFC 6749 §5.2), then a token response (§5.1).
+fn read_token_answer(
+    status: u16,
+    retry_after: Option<u64>,
+    body: &[u8],
+    now: UnixTime,
+) -> Result<TokenSet, ExchangeError> {
+    if status >= 500 || status == 429 {
+        return Err(ExchangeError::Unavailable {
+            status,
+            retry_after,
+        });
+    }
+    if let Ok(e) = serde_json::from_slice::<ErrorBody>(body) {
+        return Err(rejected(&e.error, e.error_description.as_deref()));
+    }
+    if !(200..300).contains(&status) {
+        return Err(ExchangeError::Malformed(format!(" (HTTP {status})")));
+    }
+    serde_json::from_slice::<WireTokenResponse>(body)
+        .map(|wire| wire.into_token_set(now))
+        // serde's message may quote the body: it is not kept.
+        .map_err(|_| ExchangeError::Malformed(String::new()))
+}
+
+#[cfg(test)]
+mod form_grant_tests {
+    use super::*;
+
+    #[test]
+    fn an_oauth_error_is_an_error_whatever_the_status() {
+        for status in [200, 400, 401] {
+            let answer = read_token_answer(
+                status,
+                None,
+                br#"{"error":"authorization_pending","error_description":"wait"}"#,
+                0,
+            );
+            assert!(
+                matches!(&answer, Err(ExchangeError::Rejected { error, description })
+                    if error == "authorization_pending" && description.as_deref() == Some("wait")),
+                "{status}: {answer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unavailable_wins_over_the_body_and_keeps_retry_after() {
+        let answer = read_token_answer(503, Some(7), br#"{"error":"slow_down"}"#, 0);
+        assert!(matches!(
+            answer,
+            Err(ExchangeError::Unavailable {
+                status: 503,
+                retry_after: Some(7)
+            })
+        ));
+        assert!(matches!(
+            read_token_answer(429, None, b"busy", 0),
+            Err(ExchangeError::Unavailable { status: 429, .. })
+        ));
+    }
+
+    #[test]
+    fn tokens_are_read_leniently_and_garbage_is_malformed() {
+        let tokens = read_token_answer(
+            200,
+            None,
+            br#"{"access_token":"a","token_type":"bearer","expires_in":"60","refresh_token":"r"}"#,
+            100,
+        )
+        .unwrap();
+        assert_eq!(tokens.expires_at, Some(160));
+        assert!(tokens.refresh_token.is_some());
+        let garbage = read_token_answer(200, None, b"<html>canary-secret</html>", 0);
+        assert!(matches!(&garbage, Err(ExchangeError::Malformed(m)) if m.is_empty()));
+        assert!(!format!("{garbage:?}").contains("canary"));
+        assert!(matches!(
+            read_token_answer(404, None, b"", 0),
+            Err(ExchangeError::Malformed(m)) if m.contains("404")
+        ));
+    }
+}

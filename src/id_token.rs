@@ -141,6 +141,8 @@ struct RawClaims {
     azp: Option<String>,
     email: Option<String>,
     name: Option<String>,
+    /// Microsoft Entra's tenant id, which completes a multi-tenant issuer template.
+    tid: Option<String>,
 }
 
 /// The signing keys of one issuer, cached, with a shared, rate-limited refetch.
@@ -322,12 +324,24 @@ fn describe_jwt_error(e: &jsonwebtoken::errors::Error) -> String {
     }
 }
 
+/// A tenant id is a GUID (36 characters of hex digits and dashes).
+fn is_tenant_id(tid: &str) -> bool {
+    tid.len() == 36 && tid.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
 fn check_claims(
     c: RawClaims,
     expected: &Expected<'_>,
     now: UnixTime,
 ) -> Result<IdClaims, IdTokenError> {
-    if c.iss != expected.issuer {
+    // A multi-tenant issuer template (only ever from a provider whose preset declares it,
+    // see `Quirks::tenant_issuer`) is completed with the token's own tenant id.
+    let issuer = match c.tid.as_deref() {
+        _ if !expected.issuer.contains("{tenantid}") => expected.issuer.to_owned(),
+        Some(tid) if is_tenant_id(tid) => expected.issuer.replace("{tenantid}", tid),
+        _ => return Err(IdTokenError::IssuerMismatch),
+    };
+    if c.iss != issuer {
         return Err(IdTokenError::IssuerMismatch);
     }
     let audiences = match c.aud {

@@ -37,7 +37,7 @@ pub use id_token::{
 };
 pub use provider::{
     Config, ConfigError, DEFAULT_DEEP_LINK_REDIRECT, DiscoveryError, EndpointOverrides, Metadata,
-    ProviderConfig, RedirectKind, URL_SCHEME, discover,
+    ProviderConfig, Quirks, RedirectKind, URL_SCHEME, UserEndpoint, discover,
 };
 pub use secret::{
     AccessToken, AuthorizationCode, ClientSecret, CsrfState, IdToken, Nonce, PkceCodeVerifier,

@@ -13,6 +13,9 @@ use url::Url;
 use crate::http::{NetworkSettings, is_allowed_endpoint};
 use crate::secret::ClientSecret;
 
+mod presets;
+pub use presets::{Quirks, UserEndpoint};
+
 /// The private-use URI scheme of Keylink (reverse domain name, RFC 8252 §7.1).
 pub const URL_SCHEME: &str = "dev.keylink";
 /// The deep-link redirect URI used when a provider does not set `redirect_uri`.
@@ -95,6 +98,10 @@ pub struct ProviderConfig {
     pub authorize_params: BTreeMap<String, String>,
     /// Set by a locked system policy: the user file cannot replace this provider.
     pub locked: bool,
+    /// The preset this provider was configured from, if any.
+    pub preset: Option<String>,
+    /// Declared deviations from the standards (from the preset).
+    pub quirks: Quirks,
 }
 
 impl ProviderConfig {
@@ -152,6 +159,7 @@ struct RawProvider {
     redirect: Option<RedirectKind>,
     redirect_uri: Option<String>,
     preset: Option<String>,
+    tenant: Option<String>,
     authorization_endpoint: Option<String>,
     token_endpoint: Option<String>,
     revocation_endpoint: Option<String>,
@@ -324,15 +332,7 @@ fn parse_provider(file: &Path, id: &str, raw: RawProvider) -> Result<ProviderCon
             "is not a valid provider id; use letters, digits, '-' and '_'",
         ));
     }
-    if let Some(preset) = &raw.preset {
-        return Err(invalid(
-            file,
-            &key("preset"),
-            &format!(
-                "names the preset \"{preset}\", which this version of Keylink does not know; remove it and set the endpoints explicitly"
-            ),
-        ));
-    }
+    let (raw, quirks) = apply_preset(file, id, raw)?;
     let client_id = raw
         .client_id
         .filter(|c| !c.trim().is_empty())
@@ -455,7 +455,89 @@ fn parse_provider(file: &Path, id: &str, raw: RawProvider) -> Result<ProviderCon
         endpoints,
         authorize_params: raw.authorize_params,
         locked: raw.locked,
+        preset: raw.preset,
+        quirks,
     })
+}
+
+/// Fills what the configuration leaves unset from the named preset.
+fn apply_preset(
+    file: &Path,
+    id: &str,
+    mut raw: RawProvider,
+) -> Result<(RawProvider, Quirks), ConfigError> {
+    let key = |k: &str| format!("providers.{id}.{k}");
+    let Some(name) = raw.preset.clone() else {
+        if raw.tenant.is_some() {
+            return Err(invalid(
+                file,
+                &key("tenant"),
+                "is only used with preset = \"microsoft\"",
+            ));
+        }
+        return Ok((raw, Quirks::default()));
+    };
+    let preset = presets::find(&name).ok_or_else(|| {
+        invalid(
+            file,
+            &key("preset"),
+            &format!(
+                "names the unknown preset \"{name}\"; use one of {}",
+                presets::names()
+            ),
+        )
+    })?;
+    if let Some(tenant) = &raw.tenant {
+        if !preset.quirks.tenant_issuer {
+            return Err(invalid(
+                file,
+                &key("tenant"),
+                &format!("is not used by the {name} preset; remove it"),
+            ));
+        }
+        if tenant.is_empty()
+            || !tenant
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(invalid(
+                file,
+                &key("tenant"),
+                "must be common, organizations, consumers, a tenant id or a tenant domain",
+            ));
+        }
+    }
+    let tenant = raw.tenant.as_deref().unwrap_or("common");
+    let fill = |value: &mut Option<String>, default: Option<&str>| {
+        if value.is_none() {
+            *value = default.map(str::to_owned);
+        }
+    };
+    fill(&mut raw.name, Some(preset.name));
+    if raw.issuer.is_none() {
+        raw.issuer = preset.issuer.map(|i| i.replace("{tenant}", tenant));
+    }
+    fill(
+        &mut raw.authorization_endpoint,
+        preset.authorization_endpoint,
+    );
+    fill(&mut raw.token_endpoint, preset.token_endpoint);
+    fill(&mut raw.revocation_endpoint, preset.revocation_endpoint);
+    fill(&mut raw.userinfo_endpoint, preset.userinfo_endpoint);
+    fill(
+        &mut raw.device_authorization_endpoint,
+        preset.device_authorization_endpoint,
+    );
+    if raw.scopes.is_none() {
+        raw.scopes = Some(preset.scopes.iter().map(|s| (*s).to_owned()).collect());
+    }
+    raw.redirect.get_or_insert(preset.redirect);
+    for (k, v) in preset.authorize_params {
+        raw.authorize_params
+            .entry((*k).to_owned())
+            .or_insert_with(|| (*v).to_owned());
+    }
+    Ok((raw, preset.quirks.clone()))
 }
 
 /// Provider metadata after discovery and overrides.
@@ -611,7 +693,9 @@ fn metadata_from_document(
     issuer: &str,
     raw: RawMetadata,
 ) -> Result<Metadata, DiscoveryError> {
-    if raw.issuer != issuer {
+    let tenant_template =
+        provider.quirks.tenant_issuer && presets::is_tenant_template(issuer, &raw.issuer);
+    if raw.issuer != issuer && !tenant_template {
         return Err(DiscoveryError::IssuerMismatch {
             expected: issuer.to_owned(),
             found: raw.issuer,
@@ -644,7 +728,9 @@ fn metadata_from_document(
         reason: format!("it has no {name}"),
     };
     Ok(Metadata {
-        issuer: Some(issuer.to_owned()),
+        // The configured issuer, or for multi-tenant providers the template that each ID
+        // token's `tid` completes.
+        issuer: Some(raw.issuer.clone()),
         authorization_endpoint: endpoint(
             "authorization_endpoint",
             &o.authorization_endpoint,

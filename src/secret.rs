@@ -74,6 +74,11 @@ secret_type!(
     /// A secret value of any other kind, e.g. raw keychain contents.
     SecretString
 );
+secret_type!(
+    /// A device code (RFC 8628 §3.2): whoever holds it collects the tokens once the person
+    /// approves, so unlike the user code it is never shown.
+    DeviceCode
+);
 
 #[cfg(test)]
 mod tests {

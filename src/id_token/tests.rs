@@ -302,3 +302,51 @@ fn when_the_jwks_endpoint_goes_down_the_last_good_set_is_used() {
             .is_ok()
     );
 }
+
+#[test]
+fn a_tenant_issuer_template_is_completed_only_by_the_tokens_own_tid() {
+    let s = setup();
+    let template = "https://idp.example/{tenantid}/v2.0";
+    let tenant_a = "9188040d-6c67-4c5b-b112-36a304b66dad";
+    let tenant_b = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let check = |claims: &serde_json::Value| {
+        let expected = Expected {
+            issuer: template,
+            client_id: CLIENT,
+            nonce: Some(&s.nonce),
+            algorithms: &s.algorithms,
+        };
+        validate(
+            &sign(claims, "test-key-1"),
+            &expected,
+            &s.jwks,
+            &s.http,
+            NOW,
+        )
+    };
+    let mut c = claims();
+    c["iss"] = json!(format!("https://idp.example/{tenant_a}/v2.0"));
+    c["tid"] = json!(tenant_a);
+    let ok = check(&c).unwrap();
+    assert_eq!(ok.issuer, format!("https://idp.example/{tenant_a}/v2.0"));
+    c["tid"] = json!(tenant_b);
+    assert!(
+        matches!(check(&c), Err(IdTokenError::IssuerMismatch)),
+        "tid of another tenant"
+    );
+    c.as_object_mut().unwrap().remove("tid");
+    assert!(
+        matches!(check(&c), Err(IdTokenError::IssuerMismatch)),
+        "no tid"
+    );
+    c["tid"] = json!("../evil");
+    assert!(
+        matches!(check(&c), Err(IdTokenError::IssuerMismatch)),
+        "not a tenant id"
+    );
+    // A template never matches literally.
+    let mut literal = claims();
+    literal["iss"] = json!(template);
+    literal["tid"] = json!("{tenantid}");
+    assert!(check(&literal).is_err());
+}

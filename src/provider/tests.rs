@@ -145,3 +145,152 @@ fn discovery_requires_the_exact_issuer_and_s256() {
     );
     assert!(matches!(file, Err(DiscoveryError::InsecureEndpoint { .. })));
 }
+
+#[test]
+fn presets_fill_what_the_configuration_leaves_unset() {
+    let config = load(
+        r#"
+[providers.g]
+preset = "google"
+client_id = "123.apps.googleusercontent.com"
+client_secret = "desktop-secret"
+
+[providers.ms]
+preset = "microsoft"
+tenant = "organizations"
+client_id = "abc"
+
+[providers.gh]
+preset = "github"
+client_id = "Iv1.x"
+scopes = ["repo"]
+
+[providers.db]
+preset = "dropbox"
+client_id = "key"
+
+[providers.any]
+preset = "generic"
+issuer = "https://sso.example.com"
+client_id = "x"
+"#,
+    )
+    .unwrap();
+    let g = config.provider("g").unwrap();
+    assert_eq!(g.issuer.as_deref(), Some("https://accounts.google.com"));
+    assert_eq!(g.redirect, RedirectKind::Loopback);
+    assert_eq!(
+        g.authorize_params.get("access_type").map(String::as_str),
+        Some("offline")
+    );
+    assert_eq!(
+        g.authorize_params.get("prompt").map(String::as_str),
+        Some("consent")
+    );
+    assert!(!g.scopes.iter().any(|s| s == "offline_access"));
+    assert!(g.client_secret.is_some());
+    let ms = config.provider("ms").unwrap();
+    assert_eq!(
+        ms.issuer.as_deref(),
+        Some("https://login.microsoftonline.com/organizations/v2.0")
+    );
+    assert!(ms.quirks.tenant_issuer);
+    let gh = config.provider("gh").unwrap();
+    assert!(!gh.is_oidc());
+    assert_eq!(gh.scopes, ["repo"], "explicit settings win");
+    assert_eq!(gh.quirks.user_endpoint.subject, ["/id"]);
+    let db = config.provider("db").unwrap();
+    assert_eq!(
+        db.authorize_params
+            .get("token_access_type")
+            .map(String::as_str),
+        Some("offline")
+    );
+    assert!(db.quirks.user_endpoint.post);
+    let any = config.provider("any").unwrap();
+    assert!(any.is_oidc() && !any.quirks.tenant_issuer);
+}
+
+#[test]
+fn preset_endpoints_are_well_formed_https_urls() {
+    for preset in presets::PRESETS {
+        let endpoints = [
+            preset.issuer,
+            preset.authorization_endpoint,
+            preset.token_endpoint,
+            preset.revocation_endpoint,
+            preset.userinfo_endpoint,
+            preset.device_authorization_endpoint,
+        ];
+        for endpoint in endpoints.into_iter().flatten() {
+            let url = Url::parse(&endpoint.replace("{tenant}", "common")).unwrap();
+            assert_eq!(url.scheme(), "https", "{}: {endpoint}", preset.id);
+            assert!(
+                url.host_str().is_some_and(|h| h.contains('.')),
+                "{}: {endpoint}",
+                preset.id
+            );
+        }
+        // `generic` takes its issuer from the configuration; every other preset is complete.
+        let complete = preset.issuer.is_some()
+            || (preset.authorization_endpoint.is_some() && preset.token_endpoint.is_some());
+        assert!(complete || preset.id == "generic", "{}", preset.id);
+    }
+}
+
+#[test]
+fn preset_mistakes_are_named() {
+    assert!(
+        error("[providers.x]\npreset = \"myspace\"\nclient_id = \"x\"\n")
+            .contains("google, microsoft, github, dropbox, generic")
+    );
+    assert!(
+        error("[providers.x]\npreset = \"github\"\ntenant = \"common\"\nclient_id = \"x\"\n")
+            .contains("providers.x.tenant")
+    );
+    assert!(
+        error("[providers.x]\npreset = \"microsoft\"\ntenant = \"a/b\"\nclient_id = \"x\"\n")
+            .contains("providers.x.tenant")
+    );
+    assert!(error("[providers.x]\npreset = \"generic\"\nclient_id = \"x\"\n").contains("issuer"));
+}
+
+#[test]
+fn only_a_tenant_segment_may_be_templated() {
+    let common = "https://login.microsoftonline.com/common/v2.0";
+    assert!(presets::is_tenant_template(
+        common,
+        "https://login.microsoftonline.com/{tenantid}/v2.0"
+    ));
+    assert!(!presets::is_tenant_template(
+        common,
+        "https://evil.example/{tenantid}/v2.0"
+    ));
+    assert!(!presets::is_tenant_template(
+        common,
+        "https://login.microsoftonline.com/{tenantid}/v2.0/"
+    ));
+    assert!(!presets::is_tenant_template(
+        common,
+        "https://login.microsoftonline.com/other/v2.0"
+    ));
+    assert!(!presets::is_tenant_template(common, common));
+}
+
+#[test]
+fn multi_tenant_discovery_is_accepted_only_with_the_preset_quirk() {
+    let config = load("[providers.ms]\npreset = \"microsoft\"\nclient_id = \"abc\"\n[providers.plain]\nissuer = \"https://login.microsoftonline.com/common/v2.0\"\nclient_id = \"abc\"\n").unwrap();
+    let issuer = "https://login.microsoftonline.com/common/v2.0";
+    let template = "https://login.microsoftonline.com/{tenantid}/v2.0";
+    let doc = || {
+        raw_metadata(
+            template,
+            Some(vec!["S256"]),
+            "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
+        )
+    };
+    let ms = metadata_from_document(config.provider("ms").unwrap(), issuer, doc()).unwrap();
+    assert_eq!(ms.issuer.as_deref(), Some(template));
+    let plain = metadata_from_document(config.provider("plain").unwrap(), issuer, doc());
+    assert!(matches!(plain, Err(DiscoveryError::IssuerMismatch { .. })));
+}

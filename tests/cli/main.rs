@@ -14,5 +14,7 @@ mod redirect;
 mod provider_faults;
 // Configuration errors, usage errors and a missing keychain.
 mod config;
+// Provider presets exercised against a provider that behaves like the real one.
+mod presets;
 // Refresh under concurrency, provider faults, crashes mid-refresh.
 mod lifecycle;

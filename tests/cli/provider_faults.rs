@@ -1,50 +1,22 @@
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::support::fake_idp::{self, FakeIdp};
-use crate::support::{Home, param, stderr, wait_for, wait_output};
+use crate::support::{Home, param, stderr, wait_output};
 
 /// A home for the fake provider whose browser only records the URL it was asked to open.
 fn home_for(idp: &FakeIdp) -> Home {
-    let home = Home::with_config(&idp.config("fake"), None);
-    let recorder = home.dir.path().join("record-browser.sh");
-    std::fs::write(
-        &recorder,
-        format!(
-            "#!/bin/sh\nprintf '%s' \"$1\" > '{}/opened.tmp' && mv '{0}/opened.tmp' '{0}/opened'\n",
-            home.dir.path().display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &recorder,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    home
+    Home::with_config(&idp.config("fake"), None)
 }
 
 fn opened(home: &Home) -> std::path::PathBuf {
-    home.dir.path().join("opened")
+    home.opened_url_file()
 }
 
 fn start_link(home: &Home) -> (Child, String) {
-    let child = home
-        .keylink()
-        .args(["link", "fake", "--json", "--timeout", "30"])
-        .env("BROWSER", home.dir.path().join("record-browser.sh"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for("the browser to be opened", Duration::from_secs(30), || {
-        opened(home).exists()
-    });
-    let url = std::fs::read_to_string(opened(home)).unwrap();
-    std::fs::remove_file(opened(home)).unwrap();
-    (child, url)
+    home.start_recorded_link("fake")
 }
 
 /// Starts a link, answers the token request with an ID token made from the flow's nonce, and
@@ -247,7 +219,7 @@ fn unsafe_discovery_documents_stop_the_flow_before_the_browser() {
         let out = home
             .keylink()
             .args(["link", "fake", "--timeout", "5"])
-            .env("BROWSER", home.dir.path().join("record-browser.sh"))
+            .env("BROWSER", home.recording_browser())
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{name}");

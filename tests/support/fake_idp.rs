@@ -20,6 +20,10 @@ struct State {
     token_response: Option<(u16, String)>,
     token_requests: usize,
     discovery_redirect: Option<String>,
+    /// Like GitHub: token responses are form-encoded unless the client asks for JSON.
+    form_unless_json: bool,
+    /// Headers and body of the last token request.
+    last_token_request: Option<(Vec<(String, String)>, String)>,
 }
 
 /// The fake provider. Dropping it stops it.
@@ -62,6 +66,21 @@ impl FakeIdp {
     /// The next token endpoint answers with this status and body.
     pub fn set_token_response(&self, status: u16, body: Value) {
         self.state.lock().unwrap().token_response = Some((status, body.to_string()));
+    }
+
+    /// Answers token requests form-encoded unless they `Accept: application/json` (GitHub).
+    pub fn form_unless_json(&self) {
+        self.state.lock().unwrap().form_unless_json = true;
+    }
+
+    /// The headers and form body of the last token request.
+    pub fn last_token_request(&self) -> (Vec<(String, String)>, String) {
+        self.state
+            .lock()
+            .unwrap()
+            .last_token_request
+            .clone()
+            .expect("a token request")
     }
 
     pub fn token_requests(&self) -> usize {
@@ -136,7 +155,7 @@ fn handle(request: &Request, state: &Mutex<State>, issuer: &str) -> Reply {
         return Reply::Respond(302, vec![("location".into(), location)], Vec::new());
     }
     match path {
-        "/.well-known/openid-configuration" => {
+        p if p.ends_with("/.well-known/openid-configuration") => {
             let mut doc = json!({
                 "issuer": issuer,
                 "authorization_endpoint": format!("{issuer}/auth"),
@@ -161,7 +180,33 @@ fn handle(request: &Request, state: &Mutex<State>, issuer: &str) -> Reply {
         "/token" => {
             let mut state = state.lock().unwrap();
             state.token_requests += 1;
+            let body = String::from_utf8_lossy(&request.body).into_owned();
+            state.last_token_request = Some((request.headers.clone(), body));
+            let wants_json = request
+                .header("accept")
+                .is_some_and(|a| a.contains("application/json"));
             match state.token_response.take() {
+                Some((status, body)) if state.form_unless_json && !wants_json => {
+                    let value: Value = serde_json::from_str(&body).unwrap();
+                    let form: String = url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(value.as_object().unwrap().iter().map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v.as_str()
+                                    .map(str::to_owned)
+                                    .unwrap_or_else(|| v.to_string()),
+                            )
+                        }))
+                        .finish();
+                    Reply::Respond(
+                        status,
+                        vec![(
+                            "content-type".into(),
+                            "application/x-www-form-urlencoded".into(),
+                        )],
+                        form.into_bytes(),
+                    )
+                }
                 Some((status, body)) => Reply::Respond(
                     status,
                     vec![("content-type".into(), "application/json".into())],
@@ -171,6 +216,16 @@ fn handle(request: &Request, state: &Mutex<State>, issuer: &str) -> Reply {
             }
         }
         "/userinfo" => Reply::json(200, &json!({"sub": "fake-user"})),
+        // GitHub's user API: a numeric id, a login, often no public name or email.
+        "/user" => Reply::json(
+            200,
+            &json!({"id": 4242, "login": "octocat", "name": null, "email": "octo@example.test"}),
+        ),
+        // Dropbox's RPC-style account endpoint answers POST only.
+        "/2/users/get_current_account" if request.method == "POST" => Reply::json(
+            200,
+            &json!({"account_id": "dbid:AAH4f99", "email": "drop@example.test", "name": {"display_name": "Drop Box"}}),
+        ),
         _ => Reply::json(404, &json!({})),
     }
 }

@@ -348,6 +348,54 @@ timeout_secs = 10
         (child, url)
     }
 
+    /// A browser that only records the URL it is asked to open (see `opened_url_file`).
+    pub fn recording_browser(&self) -> PathBuf {
+        let recorder = self.dir.path().join("record-browser.sh");
+        if !recorder.exists() {
+            let opened = self.opened_url_file();
+            std::fs::write(
+                &recorder,
+                format!(
+                    "#!/bin/sh\nprintf '%s' \"$1\" > '{0}.tmp' && mv '{0}.tmp' '{0}'\n",
+                    opened.display()
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(
+                &recorder,
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .unwrap();
+        }
+        recorder
+    }
+
+    /// Where the recording browser writes the URL it was asked to open.
+    pub fn opened_url_file(&self) -> PathBuf {
+        self.dir.path().join("opened")
+    }
+
+    /// Starts `keylink link PROVIDER --json` with the recording browser; returns the waiting
+    /// process and the authorization URL it opened.
+    pub fn start_recorded_link(&self, provider: &str) -> (Child, String) {
+        let opened = self.opened_url_file();
+        let _ = std::fs::remove_file(&opened);
+        let child = self
+            .keylink()
+            .args(["link", provider, "--json", "--timeout", "30"])
+            .env("BROWSER", self.recording_browser())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for("the browser to be opened", Duration::from_secs(30), || {
+            opened.exists()
+        });
+        let url = std::fs::read_to_string(&opened).unwrap();
+        std::fs::remove_file(&opened).unwrap();
+        (child, url)
+    }
+
     /// Runs `keylink open-url URL`.
     pub fn open_url(&self, url: &str) -> Output {
         self.run(&["open-url", url])

@@ -1,0 +1,190 @@
+//! Presets: what linking an account at the big providers takes, as data. A preset fills in
+//! what its provider's documentation says (endpoints, scopes, redirect transport, extra
+//! authorization parameters) and declares its deviations from the standards as [`Quirks`];
+//! anything set explicitly in the configuration wins. The core flow has no provider branches.
+
+use super::RedirectKind;
+
+/// A provider's declared deviations from plain OAuth 2.0 / OpenID Connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quirks {
+    /// Multi-tenant discovery (Microsoft Entra `common`, `organizations`, `consumers`): the
+    /// discovery document's issuer has a `{tenantid}` segment where the configured issuer has
+    /// the tenant, and each ID token's `iss` is that template with its own `tid` claim filled
+    /// in. Nothing else about the issuer checks is loosened.
+    pub tenant_issuer: bool,
+    /// How the account's identity is read from the user endpoint when there is no ID token.
+    pub user_endpoint: UserEndpoint,
+}
+
+impl Default for Quirks {
+    fn default() -> Self {
+        Quirks {
+            tenant_issuer: false,
+            user_endpoint: UserEndpoint::STANDARD,
+        }
+    }
+}
+
+/// Where the subject, email and name are in a user endpoint's JSON answer. Each field lists
+/// JSON pointers tried in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserEndpoint {
+    /// Ask with POST (and an empty JSON body) instead of GET.
+    pub post: bool,
+    /// Stable account identifier.
+    pub subject: &'static [&'static str],
+    /// Email address.
+    pub email: &'static [&'static str],
+    /// Display name.
+    pub name: &'static [&'static str],
+}
+
+impl UserEndpoint {
+    /// OIDC userinfo (OIDC Core §5.3), with the common `id`/`login` fallbacks.
+    pub const STANDARD: UserEndpoint = UserEndpoint {
+        post: false,
+        subject: &["/sub", "/id"],
+        email: &["/email"],
+        name: &["/name", "/login"],
+    };
+}
+
+/// A preset: defaults for one provider.
+#[derive(Debug)]
+pub(crate) struct Preset {
+    pub id: &'static str,
+    pub name: &'static str,
+    /// Issuer for discovery; `{tenant}` is replaced by the `tenant` setting.
+    pub issuer: Option<&'static str>,
+    pub authorization_endpoint: Option<&'static str>,
+    pub token_endpoint: Option<&'static str>,
+    pub revocation_endpoint: Option<&'static str>,
+    pub userinfo_endpoint: Option<&'static str>,
+    pub device_authorization_endpoint: Option<&'static str>,
+    pub scopes: &'static [&'static str],
+    pub redirect: RedirectKind,
+    pub authorize_params: &'static [(&'static str, &'static str)],
+    pub quirks: Quirks,
+}
+
+const NONE: Preset = Preset {
+    id: "",
+    name: "",
+    issuer: None,
+    authorization_endpoint: None,
+    token_endpoint: None,
+    revocation_endpoint: None,
+    userinfo_endpoint: None,
+    device_authorization_endpoint: None,
+    scopes: &["openid", "profile", "email", "offline_access"],
+    redirect: RedirectKind::DeepLink,
+    authorize_params: &[],
+    quirks: Quirks {
+        tenant_issuer: false,
+        user_endpoint: UserEndpoint::STANDARD,
+    },
+};
+
+/// Every preset Keylink knows.
+pub(crate) const PRESETS: &[Preset] = &[
+    // Google: desktop clients may only use loopback redirects; the desktop client's secret
+    // is required although it cannot be kept secret; a refresh token is issued only with
+    // access_type=offline, and again on later sign-ins only with prompt=consent. Google
+    // rejects the offline_access scope.
+    Preset {
+        id: "google",
+        name: "Google",
+        issuer: Some("https://accounts.google.com"),
+        scopes: &["openid", "email", "profile"],
+        redirect: RedirectKind::Loopback,
+        authorize_params: &[("access_type", "offline"), ("prompt", "consent")],
+        ..NONE
+    },
+    // Microsoft Entra ID: `tenant` is common, organizations, consumers or a tenant id; the
+    // multi-tenant discovery documents name the issuer `.../{tenantid}/v2.0`.
+    Preset {
+        id: "microsoft",
+        name: "Microsoft",
+        issuer: Some("https://login.microsoftonline.com/{tenant}/v2.0"),
+        scopes: &["openid", "profile", "email", "offline_access"],
+        redirect: RedirectKind::DeepLink,
+        quirks: Quirks {
+            tenant_issuer: true,
+            user_endpoint: UserEndpoint::STANDARD,
+        },
+        ..NONE
+    },
+    // GitHub: OAuth 2.0 without OpenID Connect (no discovery, no ID token); the account is
+    // whoever /user says; tokens of OAuth apps may never expire and then come without a
+    // refresh token.
+    Preset {
+        id: "github",
+        name: "GitHub",
+        authorization_endpoint: Some("https://github.com/login/oauth/authorize"),
+        token_endpoint: Some("https://github.com/login/oauth/access_token"),
+        userinfo_endpoint: Some("https://api.github.com/user"),
+        device_authorization_endpoint: Some("https://github.com/login/device/code"),
+        scopes: &["read:user", "user:email"],
+        redirect: RedirectKind::Loopback,
+        quirks: Quirks {
+            tenant_issuer: false,
+            user_endpoint: UserEndpoint {
+                post: false,
+                subject: &["/id"],
+                email: &["/email"],
+                name: &["/name", "/login"],
+            },
+        },
+        ..NONE
+    },
+    // Dropbox: PKCE public client without discovery; a refresh token only with
+    // token_access_type=offline; the account from users/get_current_account (a POST).
+    Preset {
+        id: "dropbox",
+        name: "Dropbox",
+        authorization_endpoint: Some("https://www.dropbox.com/oauth2/authorize"),
+        token_endpoint: Some("https://api.dropboxapi.com/oauth2/token"),
+        userinfo_endpoint: Some("https://api.dropboxapi.com/2/users/get_current_account"),
+        scopes: &["account_info.read"],
+        redirect: RedirectKind::Loopback,
+        authorize_params: &[("token_access_type", "offline")],
+        quirks: Quirks {
+            tenant_issuer: false,
+            user_endpoint: UserEndpoint {
+                post: true,
+                subject: &["/account_id"],
+                email: &["/email"],
+                name: &["/name/display_name"],
+            },
+        },
+        ..NONE
+    },
+    // Any OpenID Connect provider, by issuer: the standard behaviour, nothing assumed.
+    Preset {
+        id: "generic",
+        name: "OpenID Connect",
+        ..NONE
+    },
+];
+
+/// The preset called `id`.
+pub(crate) fn find(id: &str) -> Option<&'static Preset> {
+    PRESETS.iter().find(|p| p.id == id)
+}
+
+/// The names of all presets, for error messages.
+pub(crate) fn names() -> String {
+    PRESETS.iter().map(|p| p.id).collect::<Vec<_>>().join(", ")
+}
+
+/// Whether `found` (a discovery document's issuer) is the multi-tenant template of
+/// `configured`: the same URL with exactly one path segment, the tenant, replaced by
+/// `{tenantid}`.
+pub(crate) fn is_tenant_template(configured: &str, found: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) =
+        (configured.split('/').collect(), found.split('/').collect());
+    a.len() == b.len()
+        && a.iter().zip(&b).filter(|(x, y)| x != y).count() == 1
+        && a.iter().zip(&b).all(|(x, y)| x == y || *y == "{tenantid}")
+}
