@@ -30,7 +30,7 @@ enum Commands {
         #[arg(long)]
         json: bool,
     },
-    /// Link an account: sign in at the provider in the browser.
+    /// Link an account: sign in at the provider in the browser, or on another device.
     Link {
         /// Provider id (see `keylink providers`).
         provider: String,
@@ -40,6 +40,10 @@ enum Commands {
         /// Print the URL instead of opening a browser.
         #[arg(long)]
         no_browser: bool,
+        /// Sign in on another device (phone, laptop) with a code, for SSH sessions and
+        /// machines without a browser (RFC 8628).
+        #[arg(long, conflicts_with = "no_browser")]
+        device: bool,
         /// Print the linked account as JSON.
         #[arg(long)]
         json: bool,
@@ -188,23 +192,41 @@ fn run(command: Commands) -> Result<(), Error> {
             provider,
             timeout,
             no_browser,
+            device,
             json,
         } => {
-            let request = keylink.start_link(&provider)?;
             let name = keylink.provider(&provider)?.name.clone();
-            if no_browser {
-                eprintln!("Open this URL in your browser to link your {name} account:");
-                eprintln!("{}", request.authorization_url);
+            let account = if device {
+                let show = |code: &crate::device::DeviceAuthorization| {
+                    eprintln!(
+                        "To link your {name} account, open {} and enter the code {}",
+                        code.verification_uri, code.user_code
+                    );
+                    if let Some(complete) = &code.verification_uri_complete {
+                        eprintln!("Or open this address, which has the code filled in: {complete}");
+                    }
+                    eprintln!(
+                        "Waiting up to {} s for the sign-in...",
+                        timeout.min(code.expires_in.as_secs())
+                    );
+                };
+                keylink.link_with_device(&provider, show, Duration::from_secs(timeout), || false)?
             } else {
-                if let Err(e) = open_in_browser(&request.authorization_url) {
-                    keylink.cancel_link(&request.flow_id);
-                    return Err(e);
+                let request = keylink.start_link(&provider)?;
+                if no_browser {
+                    eprintln!("Open this URL in your browser to link your {name} account:");
+                    eprintln!("{}", request.authorization_url);
+                } else {
+                    if let Err(e) = open_in_browser(&request.authorization_url) {
+                        keylink.cancel_link(&request.flow_id);
+                        return Err(e);
+                    }
+                    eprintln!(
+                        "Continue in your browser to link your {name} account (waiting up to {timeout} s)..."
+                    );
                 }
-                eprintln!(
-                    "Continue in your browser to link your {name} account (waiting up to {timeout} s)..."
-                );
-            }
-            let account = keylink.wait_for_link(request, Duration::from_secs(timeout), || false)?;
+                keylink.wait_for_link(request, Duration::from_secs(timeout), || false)?
+            };
             if json {
                 print_json(&AccountJson::from(&account));
             } else {

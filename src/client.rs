@@ -169,7 +169,8 @@ impl Keylink {
         &self.http
     }
 
-    fn now(&self) -> UnixTime {
+    /// The current time, from the injected clock.
+    pub(crate) fn now(&self) -> UnixTime {
         self.clock.now()
     }
 

@@ -42,7 +42,7 @@ pub enum Error {
     UnsafeAuthorizationUrl(String),
     /// The browser could not be started.
     #[error(
-        "could not open a web browser ({0}); set BROWSER, or use --no-browser and open the printed URL yourself"
+        "could not open a web browser ({0}); use --device to sign in from another device, or --no-browser to open the printed URL yourself (or set BROWSER)"
     )]
     Browser(String),
     /// The redirect was refused.
@@ -66,6 +66,9 @@ pub enum Error {
     /// The token endpoint failed.
     #[error(transparent)]
     Exchange(#[from] ExchangeError),
+    /// Device sign-in (RFC 8628) failed: declined, expired or unsupported.
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
     /// The ID token is invalid.
     #[error(transparent)]
     IdToken(#[from] IdTokenError),
@@ -115,7 +118,8 @@ impl Error {
             Error::LinkTimedOut(_) | Error::Loopback(_) => "timeout",
             Error::NeedsRelink(_) | Error::NoRefreshToken(_) => "needs_relink",
             Error::Store(_) => "keychain",
-            Error::Discovery(_)
+            Error::Device(_)
+            | Error::Discovery(_)
             | Error::Exchange(_)
             | Error::IdToken(_)
             | Error::NoIdentity(_)

@@ -11,6 +11,7 @@ mod callback;
 pub mod cli;
 mod client;
 mod clock;
+mod device;
 mod error;
 mod exchange;
 mod flow;
@@ -28,6 +29,9 @@ pub use client::{
     Keylink, LinkRequest, UnlinkReport, account_id, default_data_dir, open_in_browser,
 };
 pub use clock::{Clock, FixedClock, SystemClock, UnixTime, parse_rfc3339, rfc3339};
+pub use device::{
+    DEFAULT_POLL_INTERVAL, DEVICE_CODE_GRANT_TYPE, DeviceAuthorization, DeviceError, SLOW_DOWN_STEP,
+};
 pub use error::Error;
 pub use exchange::{ExchangeError, TokenSet};
 pub use flow::{PENDING_FLOW_LIFETIME, PendingError, PendingFlow};
@@ -39,6 +43,7 @@ pub use provider::{
     Config, ConfigError, DEFAULT_DEEP_LINK_REDIRECT, DiscoveryError, EndpointOverrides, Metadata,
     ProviderConfig, Quirks, RedirectKind, URL_SCHEME, UserEndpoint, discover,
 };
+pub use secret::DeviceCode;
 pub use secret::{
     AccessToken, AuthorizationCode, ClientSecret, CsrfState, IdToken, Nonce, PkceCodeVerifier,
     RefreshToken, SecretString,

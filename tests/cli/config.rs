@@ -68,12 +68,7 @@ fn without_a_keychain_linking_refuses_to_start() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let message = stderr(&out);
-    assert!(
-        message.contains("no keychain") && message.contains("gnome-keyring"),
-        "{message}"
-    );
-    assert!(!home.data.join("pending").exists(), "a flow was started");
+    assert_refused_for_want_of_a_keychain(&out, &home);
 }
 
 #[test]
@@ -93,7 +88,9 @@ fn without_a_display_or_browser_link_says_what_to_do_and_leaves_no_flow() {
     assert_eq!(out.status.code(), Some(1));
     let message = stderr(&out);
     assert!(
-        message.contains("no display") && message.contains("--no-browser"),
+        message.contains("no display")
+            && message.contains("--device")
+            && message.contains("--no-browser"),
         "{message}"
     );
     let pending = home.data.join("pending");
@@ -114,12 +111,7 @@ fn a_session_without_a_secret_service_is_named_as_the_cause() {
     cmd.args(["link", "demo", "--no-browser", "--timeout", "5"]);
     let out = crate::support::run_in_private_bus(&cmd, &bus_config);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let message = stderr(&out);
-    assert!(
-        message.contains("no keychain") && message.contains("gnome-keyring"),
-        "{message}"
-    );
-    assert!(!home.data.join("pending").exists(), "a flow was started");
+    assert_refused_for_want_of_a_keychain(&out, &home);
 }
 
 #[test]
@@ -155,5 +147,16 @@ fn a_locked_keyring_is_reported_as_locked_and_nothing_is_stored() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let message = stderr(&out);
     assert!(message.contains("locked"), "{message}");
+    assert!(!home.data.join("pending").exists(), "a flow was started");
+}
+
+/// Exit 1, a message naming the cause and the fix, and no sign-in started.
+fn assert_refused_for_want_of_a_keychain(out: &std::process::Output, home: &Home) {
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
+    let message = stderr(out);
+    assert!(
+        message.contains("no keychain") && message.contains("gnome-keyring"),
+        "{message}"
+    );
     assert!(!home.data.join("pending").exists(), "a flow was started");
 }

@@ -38,12 +38,14 @@ fn point_token_endpoint_at(home: &Home, idp: &Idp, token_endpoint: &str) {
 
 #[test]
 fn two_processes_of_ten_callers_refresh_exactly_once() {
-    let idp = Idp::start_with(&["--access-ttl", "30"]);
+    let idp = Idp::start();
     let home = Home::for_idp(&idp);
     let account = home.link("demo");
     let id = account["id"].as_str().unwrap();
     assert!(token_callers().exists(), "examples are built by cargo test");
-    // The access token expires within the default 60 s margin, so every caller needs a refresh.
+    // The stored access token expired a minute ago, so every caller needs a fresh one; the
+    // provider's new one lasts an hour, so whoever comes after the refresh just uses it.
+    home.expire_access_token(id);
     let spawn = || {
         let mut cmd = Command::new(token_callers());
         cmd.envs(
@@ -258,6 +260,32 @@ fn a_refresh_killed_midway_leaves_a_working_or_clearly_broken_account() {
     home.link("demo");
     home.ok(&["token", &id, "--min-ttl", "999999"]);
     assert_eq!(home.list()[0]["status"], "ok");
+
+    // Killed just as the provider's answer comes back, i.e. while the new tokens are being
+    // stored: the chunked keychain write is atomic, so the account either works (the new
+    // tokens landed) or says clearly that it needs linking again (the old ones remained).
+    let answers = proxy.provider_answers();
+    let mut child = spawn_refresh();
+    wait_for("the provider's answer", Duration::from_secs(10), || {
+        proxy.provider_answers() > answers
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = home.run(&["token", &id, "--min-ttl", "999999"]);
+    match out.status.code() {
+        Some(0) => assert_eq!(home.list()[0]["status"], "ok"),
+        Some(3) => assert_eq!(home.list()[0]["status"], "needs_relink"),
+        other => panic!(
+            "neither working nor clearly broken ({other:?}): {}",
+            stderr(&out)
+        ),
+    }
+    let again = home.run(&["token", &id]);
+    assert_eq!(
+        again.status.code(),
+        out.status.code(),
+        "the outcome is stable"
+    );
 }
 
 #[test]

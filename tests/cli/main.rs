@@ -18,3 +18,5 @@ mod config;
 mod presets;
 // Refresh under concurrency, provider faults, crashes mid-refresh.
 mod lifecycle;
+// Device sign-in (RFC 8628): the person on another device approves, declines or lets it expire.
+mod device;

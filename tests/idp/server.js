@@ -2,8 +2,9 @@
 //
 // Built on oidc-provider with one public native client ("keylink-demo").
 // By default every login/consent interaction is completed automatically so a
-// scripted user agent (user-agent.js) can drive the authorization code flow;
-// with --interactive the provider's own development login pages are used.
+// scripted user agent (user-agent.js) can drive the authorization code flow
+// and, as the person on another device, the device flow (RFC 8628); with
+// --interactive the provider's own development login pages are used.
 //
 // Handshake: once listening, exactly one JSON line is written to stdout,
 //   {"issuer":"http://127.0.0.1:PORT","port":PORT}
@@ -29,6 +30,7 @@ const CLIENT_ID = 'keylink-demo';
 const DEFAULT_LOGIN = 'alice';
 const LOGIN_PATTERN = /^[a-z0-9_-]{1,32}$/;
 const INTERACTION_PATH = /^\/interaction\/([^/]+)$/;
+const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 function log(message) {
   process.stderr.write(`[test-idp] ${message}\n`);
@@ -38,7 +40,9 @@ function usage(message) {
   process.stderr.write(
     `${message}\n`
       + 'usage: node server.js [--port N] [--tls-cert PEM --tls-key PEM] '
-      + '[--interactive] [--access-ttl SECS]\n',
+      + '[--interactive] [--access-ttl SECS]\n'
+      + '                      [--device-ttl SECS] [--device-interval SECS] '
+      + '[--device-poll-interval SECS]\n',
   );
   process.exit(2);
 }
@@ -61,6 +65,9 @@ function parseCommandLine() {
         'tls-key': { type: 'string' },
         interactive: { type: 'boolean', default: false },
         'access-ttl': { type: 'string', default: '3600' },
+        'device-ttl': { type: 'string', default: '600' },
+        'device-interval': { type: 'string', default: '5' },
+        'device-poll-interval': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -80,6 +87,11 @@ function parseCommandLine() {
       : undefined,
     interactive: values.interactive,
     accessTtl: parseInteger('access-ttl', values['access-ttl'], 1, 10 * 365 * 24 * 3600),
+    deviceTtl: parseInteger('device-ttl', values['device-ttl'], 1, 24 * 3600),
+    deviceInterval: parseInteger('device-interval', values['device-interval'], 0, 3600),
+    devicePollInterval: values['device-poll-interval'] === undefined
+      ? undefined
+      : parseInteger('device-poll-interval', values['device-poll-interval'], 0, 3600),
   };
 }
 
@@ -106,10 +118,12 @@ async function findAccount(_ctx, sub) {
 
 function emptyStats() {
   return {
-    token_requests: { authorization_code: 0, refresh_token: 0 },
+    token_requests: { authorization_code: 0, refresh_token: 0, [DEVICE_CODE_GRANT]: 0 },
     token_errors: 0,
     revocations: 0,
     userinfo: 0,
+    device_authorizations: 0,
+    device_slow_downs: 0,
   };
 }
 
@@ -135,6 +149,9 @@ function recordRequest(ctx) {
     }
     case 'revocation':
       stats.revocations += 1;
+      break;
+    case 'device_authorization':
+      stats.device_authorizations += 1;
       break;
     case 'userinfo':
       stats.userinfo += 1;
@@ -170,6 +187,140 @@ async function testControl(ctx, next) {
   } finally {
     recordRequest(ctx);
   }
+}
+
+// ---------------------------------------------------------------------------
+// Device flow (RFC 8628) additions oidc-provider does not make itself: the
+// `interval` in device authorization responses, and (with
+// --device-poll-interval) answering `slow_down` to polls that come too soon.
+
+async function readRequestBody(req) {
+  const chunks = [];
+  let size = 0;
+  // destroyOnReturn: false, or the iterator would destroy the request (and
+  // with it the socket the answer goes out on).
+  for await (const chunk of req.iterator({ destroyOnReturn: false })) {
+    size += chunk.length;
+    if (size > 64 * 1024) {
+      throw Object.assign(new Error('request body too large'), { status: 413 });
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function deviceFlowExtras({ deviceInterval, devicePollInterval }) {
+  // device_code -> Date.now() of its issue or of its last poll. Device codes
+  // are secrets: they are only ever map keys here, never logged.
+  const lastPoll = new Map();
+
+  return async function deviceExtras(ctx, next) {
+    const paced = devicePollInterval !== undefined
+      && ctx.method === 'POST'
+      && ctx.path === '/token'
+      && ctx.is('application/x-www-form-urlencoded');
+    if (paced) {
+      // The body must be read to see whether this is a device poll. oidc-provider
+      // then takes the body from req.body (it warns once that one was already
+      // read; that is expected here).
+      const raw = await readRequestBody(ctx.req);
+      ctx.req.body = raw;
+      const params = new URLSearchParams(raw);
+      const code = params.get('device_code');
+      if (params.get('grant_type') === DEVICE_CODE_GRANT && code && lastPoll.has(code)) {
+        const now = Date.now();
+        const elapsed = now - lastPoll.get(code);
+        lastPoll.set(code, now);
+        if (elapsed < devicePollInterval * 1000) {
+          // Answered here, before oidc-provider sees it, so the counters that
+          // recordRequest keeps for the provider's answers are kept here.
+          stats.token_requests[DEVICE_CODE_GRANT] += 1;
+          stats.token_errors += 1;
+          stats.device_slow_downs += 1;
+          log(`slow_down: a device poll came ${elapsed} ms after the previous one`);
+          ctx.status = 400;
+          ctx.set('Cache-Control', 'no-store');
+          ctx.body = {
+            error: 'slow_down',
+            error_description: `poll at most every ${devicePollInterval} seconds`,
+          };
+          return;
+        }
+      }
+    }
+
+    await next();
+
+    if (ctx.oidc?.route === 'device_authorization' && ctx.status === 200 && ctx.body?.device_code) {
+      ctx.body = { ...ctx.body, interval: deviceInterval };
+      if (devicePollInterval !== undefined) {
+        lastPoll.set(ctx.body.device_code, Date.now());
+      }
+    }
+  };
+}
+
+// The person's pages of the device flow, replacing oidc-provider's defaults.
+// Usable by a human (--interactive), and marked for user-agent.js:
+// data-device-page is input, confirm or success; data-device-error says why
+// the input page is shown again.
+
+function htmlEscape(text) {
+  return String(text)
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
+}
+
+function devicePage(kind, title, content, error) {
+  const errorAttribute = error ? ` data-device-error="${htmlEscape(error)}"` : '';
+  return `<!DOCTYPE html>
+<html>
+<head><meta charset="utf-8"><title>${title}</title></head>
+<body data-device-page="${kind}"${errorAttribute}>
+<h1>${title}</h1>
+${content}
+</body>
+</html>`;
+}
+
+const USER_CODE_ERRORS = {
+  NoCodeError: ['no_code', 'Enter the code shown on your device.'],
+  NotFoundError: ['not_found', 'That code is not valid; check it and try again.'],
+  ExpiredError: ['expired', 'That code has expired; start again on your device.'],
+  AlreadyUsedError: ['already_used', 'That code has already been used.'],
+  AbortedError: ['aborted', 'The sign-in was cancelled.'],
+};
+
+async function userCodeInputSource(ctx, form, _out, err) {
+  let error;
+  let message = 'Enter the code shown on your device.';
+  if (err) {
+    [error, message] = USER_CODE_ERRORS[err.name]
+      ?? [err.error ?? 'error', 'Something went wrong; start again on your device.'];
+  }
+  ctx.type = 'html';
+  ctx.body = devicePage('input', 'Sign in a device', `<p>${htmlEscape(message)}</p>
+${form}
+<button type="submit" form="op.deviceInputForm">Continue</button>`, error);
+}
+
+async function userCodeConfirmSource(ctx, form, client, _deviceInfo, userCode) {
+  ctx.type = 'html';
+  ctx.body = devicePage('confirm', 'Confirm the device', `<p><strong>${htmlEscape(client.clientId)}</strong>
+asks to sign in with the code</p>
+<p><code>${htmlEscape(userCode)}</code></p>
+<p>Continue only if your device shows this code.</p>
+${form}
+<button type="submit" form="op.deviceConfirmForm">Continue</button>
+<button type="submit" form="op.deviceConfirmForm" name="abort" value="yes">Abort</button>`);
+}
+
+async function deviceSuccessSource(ctx) {
+  ctx.type = 'html';
+  ctx.body = devicePage('success', 'Device signed in', '<p>You can close this page and return to your device.</p>');
 }
 
 // ---------------------------------------------------------------------------
@@ -257,7 +408,7 @@ function automatedInteractions(provider) {
 // ---------------------------------------------------------------------------
 // Provider configuration.
 
-function providerConfiguration({ interactive, accessTtl }) {
+function providerConfiguration({ interactive, accessTtl, deviceTtl }) {
   // A fresh signing key per run: nothing outlives the process anyway.
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const signingKey = { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'RS256' };
@@ -268,7 +419,7 @@ function providerConfiguration({ interactive, accessTtl }) {
         client_id: CLIENT_ID,
         application_type: 'native',
         token_endpoint_auth_method: 'none',
-        grant_types: ['authorization_code', 'refresh_token'],
+        grant_types: ['authorization_code', 'refresh_token', DEVICE_CODE_GRANT],
         response_types: ['code'],
         // For native clients oidc-provider ignores the port when comparing
         // http loopback redirect URIs (RFC 8252 section 7.3), so
@@ -276,7 +427,8 @@ function providerConfiguration({ interactive, accessTtl }) {
         redirect_uris: ['dev.keylink:/callback', 'http://127.0.0.1/callback'],
       },
     ],
-    // Only the authorization code flow is offered (no implicit/hybrid).
+    // Only the authorization code flow is offered (no implicit/hybrid), and
+    // the device flow.
     responseTypes: ['code'],
     jwks: { keys: [signingKey] },
     cookies: { keys: ['keylink-test-idp-cookie-key'] },
@@ -303,11 +455,18 @@ function providerConfiguration({ interactive, accessTtl }) {
         allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
       },
       userinfo: { enabled: true },
+      deviceFlow: {
+        enabled: true,
+        userCodeInputSource,
+        userCodeConfirmSource,
+        successSource: deviceSuccessSource,
+      },
     },
-    // Refresh tokens for every code exchange, without requiring the client to
-    // ask for offline_access/prompt=consent.
+    // Refresh tokens for every code exchange and device grant, without
+    // requiring the client to ask for offline_access/prompt=consent.
     issueRefreshToken: async (_ctx, client, source) => (
-      client.grantTypeAllowed('refresh_token') && source.kind === 'AuthorizationCode'
+      client.grantTypeAllowed('refresh_token')
+      && (source.kind === 'AuthorizationCode' || source.kind === 'DeviceCode')
     ),
     // oidc-provider drops offline_access from the granted scope unless the
     // request also has prompt=consent, and by default binds tokens issued
@@ -321,6 +480,7 @@ function providerConfiguration({ interactive, accessTtl }) {
       AccessToken: accessTtl,
       IdToken: 3600,
       AuthorizationCode: 60,
+      DeviceCode: deviceTtl,
       RefreshToken: 14 * 24 * 3600,
       Interaction: 3600,
       Session: 14 * 24 * 3600,
@@ -341,7 +501,11 @@ function describeError(err) {
 function logProviderErrors(provider) {
   // Error events carry only error codes and fixed descriptions, never token
   // values, so they are safe to log.
-  for (const event of ['grant.error', 'authorization.error', 'userinfo.error', 'revocation.error']) {
+  const events = [
+    'grant.error', 'authorization.error', 'userinfo.error', 'revocation.error',
+    'device_authorization.error', 'code_verification.error', 'device_resume.error',
+  ];
+  for (const event of events) {
     provider.on(event, (ctx, err) => log(`${event} ${ctx.method} ${ctx.path}: ${describeError(err)}`));
   }
   provider.on('server_error', (ctx, err) => {
@@ -370,6 +534,7 @@ async function main() {
   // provider.use() inserts middleware ahead of the provider's own routes, in
   // call order.
   provider.use(testControl);
+  provider.use(deviceFlowExtras(options));
   if (!options.interactive) {
     provider.use(automatedInteractions(provider));
   }

@@ -14,12 +14,23 @@
 //     ours. Without KEYLINK_UA_HANDLER we exit 2.
 // Error redirects (?error=...) are delivered like any other.
 //
+// Device mode (RFC 8628), with KEYLINK_UA_DEVICE=confirm or abort:
+//
+//   user-agent.js <verification-uri-complete>
+//   user-agent.js <verification-uri> <user-code>
+//
+// plays the person on their other device: opens the verification page,
+// enters the user code when it is given separately, signs in (the provider's
+// automated login, as above) and confirms, or aborts, on the provider's
+// confirmation page. Exit 0 once the provider's page shows that outcome, else
+// 1 naming the page it got instead.
+//
 // Other environment:
 //   KEYLINK_UA_LOGIN  login name sent as x-test-login (default "alice")
 //   KEYLINK_UA_LOG    file to append one line per hop to (method, status, path)
 //
-// URLs carry authorization codes, so only paths (never queries) are printed
-// or logged.
+// URLs carry authorization codes and user codes, so only paths (never
+// queries or form bodies) are printed or logged.
 
 import { spawn } from 'node:child_process';
 import { appendFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -117,13 +128,18 @@ function isHttp(url) {
   return url.protocol === 'http:' || url.protocol === 'https:';
 }
 
-async function request(url, headers) {
+async function request(url, headers, { method = 'GET', form } = {}) {
+  const init = { method, headers, redirect: 'manual' };
+  if (form) {
+    init.headers = { ...headers, 'content-type': 'application/x-www-form-urlencoded' };
+    init.body = new URLSearchParams(form).toString();
+  }
   try {
-    return await fetch(url, { method: 'GET', headers, redirect: 'manual' });
+    return await fetch(url, init);
   } catch (err) {
     // fetch() wraps the useful reason (refused, TLS error...) in err.cause.
     const reason = err.cause?.message ?? err.message;
-    return fail(1, `GET ${url.origin}${url.pathname} failed: ${reason}`);
+    return fail(1, `${method} ${url.origin}${url.pathname} failed: ${reason}`);
   }
 }
 
@@ -191,7 +207,133 @@ function deliverToHandler(url) {
   });
 }
 
+// ---------------------------------------------------------------------------
+// Device mode: just enough HTML form handling for oidc-provider's device pages
+// (its self-submitting form, and the input and confirmation pages server.js
+// renders with data-device-page markers).
+
+function decodeEntities(text) {
+  const named = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+  return text.replace(/&(#x[0-9a-f]+|#[0-9]+|[a-z]+);/gi, (whole, entity) => {
+    if (entity[0] === '#') {
+      const code = entity[1].toLowerCase() === 'x'
+        ? Number.parseInt(entity.slice(2), 16)
+        : Number.parseInt(entity.slice(1), 10);
+      return String.fromCodePoint(code);
+    }
+    return named[entity.toLowerCase()] ?? whole;
+  });
+}
+
+function attributes(tag) {
+  const found = {};
+  for (const [, name, value] of tag.matchAll(/([a-z_:][-a-z0-9_:.]*)\s*=\s*"([^"]*)"/gi)) {
+    found[name.toLowerCase()] = decodeEntities(value);
+  }
+  return found;
+}
+
+// The form with this id (or the first form when id is undefined): its action
+// and hidden fields.
+function findForm(html, id) {
+  for (const [, tag, inner] of html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/gi)) {
+    const form = attributes(tag);
+    if (id !== undefined && form.id !== id) continue;
+    const fields = {};
+    for (const [input] of inner.matchAll(/<input\b[^>]*>/gi)) {
+      const { type, name, value } = attributes(input);
+      if (type?.toLowerCase() === 'hidden' && name) fields[name] = value ?? '';
+    }
+    return { action: form.action, method: (form.method ?? 'get').toUpperCase(), fields };
+  }
+  return undefined;
+}
+
+function pageMarker(html, name) {
+  const match = new RegExp(`<body\\b[^>]*\\b${name}="([^"]*)"`, 'i').exec(html);
+  return match?.[1];
+}
+
+async function playDevicePerson(start, givenUserCode, decision) {
+  const jar = new CookieJar();
+  const login = process.env.KEYLINK_UA_LOGIN || 'alice';
+  let userCode = givenUserCode;
+  let url = start;
+  let method = 'GET';
+  let form;
+
+  for (let hop = 0; hop < MAX_HOPS; hop += 1) {
+    const headers = { 'x-test-login': login, accept: 'text/html,application/json;q=0.9' };
+    const cookie = jar.header(url);
+    if (cookie) headers.cookie = cookie;
+
+    const response = await request(url, headers, { method, form });
+    jar.store(url, response.headers.getSetCookie());
+    logHop(method, response.status, url);
+
+    const location = response.headers.get('location');
+    if (response.status >= 300 && response.status < 400 && location) {
+      await response.body?.cancel();
+      url = new URL(location, url);
+      method = 'GET';
+      form = undefined;
+      if (url.origin !== start.origin) {
+        return fail(1, `redirected away from the provider, to ${url.protocol}//${url.host}${url.pathname}`);
+      }
+      continue;
+    }
+
+    const html = await response.text();
+    const page = pageMarker(html, 'data-device-page');
+    const error = pageMarker(html, 'data-device-error');
+    let next;
+    if (page === 'success' && decision === 'confirm') {
+      process.exit(0);
+    } else if (page === 'input' && error === 'aborted' && decision === 'abort') {
+      process.exit(0);
+    } else if (page === 'input' && !error && userCode) {
+      next = findForm(html, 'op.deviceInputForm');
+      if (next) next.fields.user_code = userCode;
+      // Entered once: asked again means the provider did not take it.
+      userCode = undefined;
+    } else if (page === 'confirm') {
+      next = findForm(html, 'op.deviceConfirmForm');
+      if (next && decision === 'abort') next.fields.abort = 'yes';
+    } else if (page === undefined) {
+      // oidc-provider's self-submitting form (verification_uri_complete).
+      next = findForm(html);
+    }
+    if (!next || next.method !== 'POST' || !next.action) {
+      const where = page ? `the ${page} page${error ? ` (${error})` : ''}` : `an answer ${response.status}`;
+      // The page's text only: its markup holds the form's xsrf value.
+      const text = html.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim();
+      return fail(1, `wanted to ${decision} but got ${where} at ${url.pathname}: ${text.slice(0, BODY_EXCERPT)}`);
+    }
+    url = new URL(next.action, url);
+    method = 'POST';
+    form = next.fields;
+  }
+
+  return fail(1, `no outcome after ${MAX_HOPS} requests`);
+}
+
 async function main() {
+  const decision = process.env.KEYLINK_UA_DEVICE;
+  if (decision) {
+    if (decision !== 'confirm' && decision !== 'abort') {
+      fail(2, 'KEYLINK_UA_DEVICE must be confirm or abort');
+    }
+    if (process.argv.length !== 3 && process.argv.length !== 4) {
+      fail(2, 'usage: KEYLINK_UA_DEVICE=confirm|abort user-agent.js <verification-uri> [<user-code>]');
+    }
+    const start = URL.parse(process.argv[2]);
+    if (!start || !isHttp(start)) {
+      fail(2, 'the verification URI must be an http(s) URL');
+    }
+    await playDevicePerson(start, process.argv[3], decision);
+    return;
+  }
+
   if (process.argv.length !== 3) {
     fail(2, 'usage: user-agent.js <authorization-url>');
   }

@@ -3,6 +3,7 @@
 //! private home for each test, and helpers to run the real `keylink` binary.
 #![allow(dead_code)]
 
+pub mod device;
 pub mod fake_idp;
 pub mod fault_proxy;
 pub mod http_server;
@@ -399,6 +400,20 @@ timeout_secs = 10
     /// Runs `keylink open-url URL`.
     pub fn open_url(&self, url: &str) -> Output {
         self.run(&["open-url", url])
+    }
+
+    /// Makes the stored access token of `account` look expired a minute ago, as if the
+    /// account had been left alone for longer than the token lives.
+    pub fn expire_access_token(&self, account: &str) {
+        use keylink::SecretStore;
+        let mut entry = self.keychain_entry(account).expect("a linked account");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        entry["expires_at"] = serde_json::json!(now - 60);
+        let store = keylink::Chunked::new(keylink::Keychain::open().unwrap());
+        store.set(account, &entry.to_string()).unwrap();
     }
 
     /// The token set stored in the keychain for `account`, read through the same store layers
