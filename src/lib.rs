@@ -20,6 +20,7 @@ mod id_token;
 mod provider;
 mod secret;
 mod store;
+mod tokens;
 
 pub use callback::{
     AuthorizationResponse, LoopbackError, LoopbackListener, LoopbackVerdict, MAX_REDIRECT_LEN,
@@ -52,3 +53,4 @@ pub use store::{
     Account, AccountStatus, Chunked, DEFAULT_KEYCHAIN_TIMEOUT, Index, KEYCHAIN_SERVICE, Keychain,
     MAX_ENTRY_BYTES, MAX_VALUE_BYTES, SecretStore, StoreError, Timed, open_token_store,
 };
+pub use tokens::{MAX_RETRY_WAIT, REFRESH_ATTEMPTS};

@@ -1,0 +1,250 @@
+//! Tokens after linking: a fresh access token on demand (refreshed single-flight across
+//! threads and processes, rotation persisted first, failures classified), and unlinking with
+//! revocation (RFC 7009).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::client::{Keylink, UnlinkReport};
+use crate::clock::UnixTime;
+use crate::error::Error;
+use crate::exchange::{self, TokenSet};
+use crate::provider::{Metadata, ProviderConfig};
+use crate::secret::AccessToken;
+use crate::store::{Account, AccountStatus, decode_tokens, encode_tokens};
+
+/// An access token this process holds.
+#[derive(Clone)]
+pub(crate) struct CachedToken {
+    account: String,
+    token: AccessToken,
+    expires_at: Option<UnixTime>,
+}
+
+/// How many times a refresh is attempted when the provider is unavailable.
+pub const REFRESH_ATTEMPTS: u32 = 3;
+/// The longest `Retry-After` Keylink waits for before giving up.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
+
+impl Keylink {
+    /// A valid access token for the account, refreshed first when it expires within
+    /// `min_ttl` seconds.
+    ///
+    /// A token this process already holds is returned from memory. Refreshing is
+    /// single-flight per account across threads and processes (a file lock); inside the lock
+    /// the stored tokens are read again, so a refresh another process just did is used rather
+    /// than repeated (a replayed rotated refresh token would revoke the grant, RFC 9700
+    /// §4.14.2). The rotated refresh token is stored before the access token is returned.
+    /// `invalid_grant` marks the account `needs_relink`; network errors, 5xx and 429 are
+    /// retried a bounded number of times and never change the stored tokens.
+    pub fn access_token(&self, query: &str, min_ttl: u64) -> Result<AccessToken, Error> {
+        let min_ttl = i64::try_from(min_ttl).unwrap_or(i64::MAX);
+        let fresh = |expires_at: Option<UnixTime>, now: UnixTime| match expires_at {
+            None => true,
+            Some(exp) => exp.saturating_sub(now) > min_ttl,
+        };
+        if let Some(cached) = self.lock_cache().get(query)
+            && fresh(cached.expires_at, self.now())
+        {
+            return Ok(cached.token.clone());
+        }
+        let account = self.account(query)?;
+        if account.status == AccountStatus::NeedsRelink {
+            return Err(Error::NeedsRelink(account.id));
+        }
+        let secrets = self.secrets()?;
+        let load = || -> Result<TokenSet, Error> {
+            let raw = secrets
+                .get(&account.id)?
+                .ok_or_else(|| Error::NeedsRelink(account.id.clone()))?;
+            Ok(decode_tokens(&account.id, &raw)?)
+        };
+        let remember = |tokens: &TokenSet| {
+            let entry = CachedToken {
+                account: account.id.clone(),
+                token: tokens.access_token.clone(),
+                expires_at: tokens.expires_at,
+            };
+            let mut cache = self.lock_cache();
+            cache.insert(account.id.clone(), entry.clone());
+            cache.insert(query.to_owned(), entry);
+        };
+        let tokens = load()?;
+        if fresh(tokens.expires_at, self.now()) {
+            remember(&tokens);
+            return Ok(tokens.access_token);
+        }
+        let seen = tokens.access_token;
+        let _lock = self.account_lock(&account.id)?;
+        // Another thread or process may have refreshed while we waited for the lock: its
+        // result is as fresh as the provider makes tokens, even if that is less than min_ttl.
+        let tokens = load()?;
+        if fresh(tokens.expires_at, self.now()) || tokens.access_token != seen {
+            remember(&tokens);
+            return Ok(tokens.access_token);
+        }
+        let refresh_token = tokens
+            .refresh_token
+            .clone()
+            .ok_or_else(|| Error::NoRefreshToken(account.id.clone()))?;
+        let provider = self.provider(&account.provider)?;
+        let metadata = self.metadata(provider)?;
+        match self.refresh_with_retries(provider, &metadata, &refresh_token) {
+            Ok(mut new) => {
+                // Keep what the provider did not resend (RFC 6749 §6: a new refresh token is
+                // optional).
+                if new.refresh_token.is_none() {
+                    new.refresh_token = tokens.refresh_token;
+                }
+                if new.id_token.is_none() {
+                    new.id_token = tokens.id_token;
+                }
+                // Persisted before anything is handed out: a rotated refresh token that was
+                // not stored would be lost for good.
+                secrets.set(&account.id, &encode_tokens(&new))?;
+                let expires_at = new.expires_at;
+                let scopes = new.scopes.clone();
+                self.index().update(|accounts| {
+                    if let Some(a) = accounts.iter_mut().find(|a| a.id == account.id) {
+                        a.expires_at = expires_at;
+                        if let Some(scopes) = scopes {
+                            a.scopes = scopes;
+                        }
+                    }
+                })?;
+                tracing::info!(account = %account.id, "access token refreshed");
+                remember(&new);
+                Ok(new.access_token)
+            }
+            Err(e) if e.is_grant_dead() => {
+                tracing::warn!(account = %account.id, error = %e, "refresh refused");
+                // Change the state only if the token that failed is still the stored one
+                // (a link completed meanwhile stores a new, working grant).
+                let current = load()?;
+                if current.refresh_token.as_ref() != Some(&refresh_token) {
+                    remember(&current);
+                    return Ok(current.access_token);
+                }
+                self.index().update(|accounts| {
+                    if let Some(a) = accounts.iter_mut().find(|a| a.id == account.id) {
+                        a.status = AccountStatus::NeedsRelink;
+                    }
+                })?;
+                Err(Error::NeedsRelink(account.id))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedToken>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The refresh grant with bounded retries: at most [`REFRESH_ATTEMPTS`] attempts, backing
+    /// off exponentially or as long as `Retry-After` asks (up to [`MAX_RETRY_WAIT`]), and only
+    /// for errors where a retry cannot replay a token the provider already consumed.
+    fn refresh_with_retries(
+        &self,
+        provider: &ProviderConfig,
+        metadata: &Metadata,
+        refresh_token: &crate::secret::RefreshToken,
+    ) -> Result<TokenSet, exchange::ExchangeError> {
+        let mut backoff = Duration::from_millis(500);
+        let mut attempt = 1;
+        loop {
+            let result =
+                exchange::refresh(self.http(), provider, metadata, refresh_token, self.now());
+            match result {
+                Err(e) if e.is_retryable() && attempt < REFRESH_ATTEMPTS => {
+                    let wait = e.retry_after().map(Duration::from_secs).unwrap_or(backoff);
+                    if wait > MAX_RETRY_WAIT {
+                        return Err(e);
+                    }
+                    tracing::info!(attempt, wait_ms = wait.as_millis() as u64, error = %e, "retrying the refresh");
+                    std::thread::sleep(wait);
+                    backoff *= 2;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn account_lock(&self, account: &str) -> Result<std::fs::File, Error> {
+        let dir = self.data_dir().join("locks");
+        let err = |e: std::io::Error| crate::store::StoreError::DataDir {
+            path: dir.clone(),
+            reason: e.to_string(),
+        };
+        crate::store::create_private_dir(&dir).map_err(err)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!("{account}.lock")))
+            .map_err(err)?;
+        file.lock().map_err(err)?;
+        Ok(file)
+    }
+
+    /// Unlinks an account: revokes its refresh token at the provider (RFC 7009) when possible,
+    /// then always deletes the keychain entry and the index entry.
+    pub fn unlink(&self, query: &str) -> Result<UnlinkReport, Error> {
+        let account = self.account(query)?;
+        let secrets = self.secrets()?;
+        let tokens = secrets
+            .get(&account.id)?
+            .and_then(|raw| decode_tokens(&account.id, &raw).ok());
+        let revocation = match tokens {
+            Some(tokens) => self.revoke(&account, &tokens),
+            None => Ok(false),
+        };
+        secrets.delete(&account.id)?;
+        self.lock_cache()
+            .retain(|_, cached| cached.account != account.id);
+        let id = account.id.clone();
+        self.index()
+            .update(move |accounts| accounts.retain(|a| a.id != id))?;
+        Ok(UnlinkReport {
+            account,
+            revocation,
+        })
+    }
+
+    fn revoke(&self, account: &Account, tokens: &TokenSet) -> Result<bool, String> {
+        let provider = self
+            .provider(&account.provider)
+            .map_err(|e| e.to_string())?;
+        let metadata = self.metadata(provider).map_err(|e| e.to_string())?;
+        let Some(endpoint) = &metadata.revocation_endpoint else {
+            return Ok(false);
+        };
+        let (token, hint) = match &tokens.refresh_token {
+            Some(rt) => (rt.secret(), "refresh_token"),
+            None => (tokens.access_token.secret(), "access_token"),
+        };
+        // RFC 7009 §2.1, sent directly: the oauth2 crate refuses http:// revocation endpoints
+        // even on loopback.
+        let mut form = vec![
+            ("token", token),
+            ("token_type_hint", hint),
+            ("client_id", provider.client_id.as_str()),
+        ];
+        let secret;
+        if let Some(s) = &provider.client_secret {
+            secret = s.secret().to_owned();
+            form.push(("client_secret", secret.as_str()));
+        }
+        let response = self
+            .http()
+            .post(endpoint.clone())
+            .form(&form)
+            .send()
+            .map_err(|e| crate::error::describe_reqwest(&e))?;
+        if response.status().is_success() {
+            Ok(true)
+        } else {
+            Err(format!("the provider answered HTTP {}", response.status()))
+        }
+    }
+}
