@@ -1,23 +1,31 @@
-# Keylink: `make run` links a demo account; `make test` runs every test.
-.PHONY: run test bench deps build lint
+# Keylink: `make run` opens the app with a demo provider; `make test` runs every test.
+.PHONY: run demo-cli test bench deps build lint
 
 deps:
 	scripts/install-deps.sh
+	scripts/install-app-deps.sh
 
 build: deps
-	cargo build
+	cargo build --workspace
 
-## Runs the `keylink` CLI against the bundled demo provider (its real login page, any
+## Opens the Keylink desktop app against the bundled demo provider (its real login page, any
 ## username and password).
 run: deps
+	scripts/run-app.sh
+
+## The same demo with the `keylink` command-line tool instead of the app.
+demo-cli: deps
 	scripts/demo.sh
 
-## Everything CI runs: formatting, lints, unit and end-to-end tests in a private D-Bus session
-## with its own gnome-keyring.
+## Everything CI runs: formatting, lints, unit and end-to-end tests of the core and the CLI in a
+## private D-Bus session with its own gnome-keyring, then the app end to end in a real window
+## (Xvfb, WebDriver).
 test: deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	scripts/with-keyring.sh cargo test --workspace
+	cargo build --workspace --bins
+	scripts/test-app.sh e2e
 
 lint:
 	cargo fmt --all -- --check

@@ -27,7 +27,7 @@ if ((${#need_apt[@]})); then
 fi
 
 if ! have cargo; then
-    echo "install-deps: Rust is not installed; install it with rustup (https://rustup.rs), Rust 1.89 or newer" >&2
+    echo "install-deps: Rust is not installed; install it with rustup (https://rustup.rs), Rust 1.90 or newer" >&2
     exit 1
 fi
 

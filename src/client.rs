@@ -569,6 +569,61 @@ impl Keylink {
     }
 }
 
+/// Who the provider says an account's stored tokens belong to ("Check connection").
+#[derive(Debug, Clone)]
+pub struct ConnectionCheck {
+    /// The account, re-read after the token was obtained (a refresh updates its expiry).
+    pub account: Account,
+    /// Host of the user endpoint that answered.
+    pub answered_by: String,
+    /// Subject in the answer (always the account's).
+    pub subject: String,
+    /// Email in the answer.
+    pub email: Option<String>,
+    /// Name in the answer.
+    pub name: Option<String>,
+    /// When the access token used expires.
+    pub expires_at: Option<UnixTime>,
+    /// When the check was made.
+    pub checked_at: UnixTime,
+}
+
+impl Keylink {
+    /// Asks the provider's user endpoint who the account's tokens belong to, with an access
+    /// token from [`Keylink::access_token`] (the stored one, refreshed only when it expires
+    /// within a minute), so it shows the stored tokens at work. The token never leaves here.
+    pub fn check_connection(&self, query: &str) -> Result<ConnectionCheck, Error> {
+        let token = self.access_token(query, 60)?;
+        let account = self.account(query)?;
+        let provider = self.provider(&account.provider)?;
+        let metadata = self.metadata(provider)?;
+        let endpoint = metadata.userinfo_endpoint.as_ref().ok_or_else(|| {
+            Error::ConnectionCheck("the provider has no user information endpoint".into())
+        })?;
+        let info = fetch_userinfo(&self.http, endpoint, &provider.quirks.user_endpoint, &token)
+            .map_err(|e| {
+                Error::ConnectionCheck(format!("the provider's user endpoint failed ({e})"))
+            })?;
+        let subject = info.subject.ok_or_else(|| {
+            Error::ConnectionCheck("the provider's answer names no account".into())
+        })?;
+        if subject != account.subject {
+            return Err(Error::ConnectionCheck(
+                "the provider answered for a different account than the one linked".into(),
+            ));
+        }
+        Ok(ConnectionCheck {
+            answered_by: endpoint.host_str().unwrap_or_default().to_owned(),
+            subject,
+            email: info.email,
+            name: info.name,
+            expires_at: account.expires_at,
+            checked_at: self.now(),
+            account,
+        })
+    }
+}
+
 fn is_not_ours(e: &RedirectError) -> bool {
     !matches!(
         e,

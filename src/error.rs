@@ -77,6 +77,9 @@ pub enum Error {
         "the provider did not say who signed in ({0}); check the provider's scopes include openid"
     )]
     NoIdentity(String),
+    /// "Check connection" failed at the provider's user endpoint.
+    #[error("{0}; the account stays linked, try again later or link it again")]
+    ConnectionCheck(String),
     /// The keychain or the index failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -123,6 +126,7 @@ impl Error {
             | Error::Exchange(_)
             | Error::IdToken(_)
             | Error::NoIdentity(_)
+            | Error::ConnectionCheck(_)
             | Error::UnsafeAuthorizationUrl(_) => "provider",
             Error::LinkFailed(_) => "link_failed",
             Error::ChecksFailed(_) => "checks_failed",

@@ -27,7 +27,8 @@ pub use callback::{
     RedirectError, parse_redirect, redirect_matches,
 };
 pub use client::{
-    Keylink, LinkRequest, UnlinkReport, account_id, default_data_dir, open_in_browser,
+    ConnectionCheck, Keylink, LinkRequest, UnlinkReport, account_id, default_data_dir,
+    open_in_browser,
 };
 pub use clock::{Clock, FixedClock, SystemClock, UnixTime, parse_rfc3339, rfc3339};
 pub use device::{

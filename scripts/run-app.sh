@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Starts the Keylink desktop app against the bundled demo provider (its own login page accepts
+# any username and password), so you can link a demo account in your own browser right away.
+# The browser hands the redirect back through the dev.keylink: URL scheme, which the app
+# registers for itself at startup. KEYLINK_DEMO_REDIRECT=loopback uses a loopback redirect
+# instead; DEMO_PORT changes the provider's port (default 4433). Tokens go to your keychain;
+# the demo's account index lives in target/demo/app-data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
+if [[ "$(uname)" == Linux && -z "${DISPLAY:-}" && -z "${WAYLAND_DISPLAY:-}" ]]; then
+    echo "run-app: there is no display here (neither DISPLAY nor WAYLAND_DISPLAY is set), so the desktop app cannot open a window." >&2
+    echo "run-app: run this from a desktop session, or try the command-line demo instead: make demo-cli" >&2
+    exit 1
+fi
+
+port="${DEMO_PORT:-4433}"
+redirect="${KEYLINK_DEMO_REDIRECT:-deep-link}"
+demo="$CARGO_TARGET_DIR/demo"
+mkdir -p "$demo"
+echo "Building the app (the first build takes a few minutes)..."
+cargo build --quiet -p keylink-app
+app="$CARGO_TARGET_DIR/debug/keylink-app"
+
+node tests/idp/server.js --port "$port" --interactive >"$demo/app-idp.out" 2>"$demo/app-idp.log" &
+idp_pid=$!
+trap 'kill "$idp_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+    [[ -s "$demo/app-idp.out" ]] && break
+    kill -0 "$idp_pid" 2>/dev/null || { echo "run-app: the demo provider did not start; see $demo/app-idp.log" >&2; exit 1; }
+    sleep 0.1
+done
+[[ -s "$demo/app-idp.out" ]] || { echo "run-app: the demo provider did not start within 10 s; see $demo/app-idp.log" >&2; exit 1; }
+
+cat >"$demo/app-keylink.toml" <<TOML
+[providers.demo]
+name = "Keylink demo provider"
+issuer = "http://127.0.0.1:$port"
+client_id = "keylink-demo"
+scopes = ["openid", "profile", "email", "offline_access"]
+redirect = "$redirect"
+TOML
+export KEYLINK_CONFIG="$demo/app-keylink.toml"
+export KEYLINK_DATA_DIR="$demo/app-data"
+
+echo "Demo provider running at http://127.0.0.1:$port (sign in with any username and password)."
+echo "Keylink is opening: click Link next to \"Keylink demo provider\". Close the window to stop."
+"$app"

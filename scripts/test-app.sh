@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The desktop app's tests: its unit tests (`cargo test` in src-tauri), then the end-to-end
+# suite in tests/app/ against the built keylink-app binary, under Xvfb, in a private D-Bus
+# session with its own gnome-keyring. Screenshots land in target/app-screenshots/.
+#
+#   scripts/test-app.sh            everything
+#   scripts/test-app.sh e2e        only the end-to-end suite (the binaries must be built)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
+scripts/install-deps.sh
+scripts/install-app-deps.sh
+
+if [[ "${1:-}" != e2e ]]; then
+    cargo build --quiet --bin keylink
+    cargo build --quiet -p keylink-app
+    cargo test --quiet -p keylink-app
+fi
+
+rm -rf "$CARGO_TARGET_DIR/app-screenshots"
+# xvfb-run gives the app a display; with-keyring.sh a session bus and a keyring of its own.
+xvfb-run -a -s "-screen 0 1280x900x24" scripts/with-keyring.sh \
+    node --test --test-concurrency=1 --test-timeout=120000 tests/app/app.test.js
+echo "Screenshots: $CARGO_TARGET_DIR/app-screenshots/"

@@ -1,0 +1,118 @@
+//! Keylink desktop app: a Tauri 2 shell over the `keylink` core. Deep links reach the core
+//! however they arrive (a cold start's argument, a second instance forwarding its arguments,
+//! `on_open_url`); the UI pulls state; no token ever crosses IPC.
+
+// No console window on Windows release builds.
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+#[cfg(test)]
+mod command_names;
+mod commands;
+mod dto;
+mod error;
+mod state;
+
+use std::time::Duration;
+
+use tauri::{AppHandle, Manager};
+use tauri_plugin_deep_link::DeepLinkExt;
+
+use crate::state::{DEFAULT_LINK_TIMEOUT, Shell};
+
+/// True for arguments that are redirects to our scheme (`dev.keylink:/callback?...`).
+fn is_redirect(arg: &str) -> bool {
+    let scheme = format!("{}:", keylink::URL_SCHEME);
+    arg.len() > scheme.len()
+        && arg
+            .get(..scheme.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(&scheme))
+}
+
+fn show_main_window(app: &AppHandle) {
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.set_focus();
+    }
+}
+
+/// `KEYLINK_LINK_TIMEOUT` (seconds) overrides how long a link waits, for tests and slow
+/// sign-ins.
+fn link_timeout() -> Duration {
+    std::env::var("KEYLINK_LINK_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_LINK_TIMEOUT)
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "keylink=info,keylink_app=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let shell = Shell::new(keylink::Keylink::from_env(), link_timeout());
+    let forwarded = shell.clone();
+    let opened = shell.clone();
+    let cold = shell.clone();
+
+    let result = tauri::Builder::default()
+        // First, so a second instance forwards its arguments and exits before anything else
+        // starts. With the `deep-link` feature it also fires `on_open_url` for them.
+        .plugin(tauri_plugin_single_instance::init(
+            move |app, argv, _cwd| {
+                for url in argv.into_iter().skip(1).filter(|a| is_redirect(a)) {
+                    forwarded.deliver_redirect(url);
+                }
+                show_main_window(app);
+            },
+        ))
+        .plugin(tauri_plugin_deep_link::init())
+        .manage(shell)
+        .invoke_handler(tauri::generate_handler![
+            commands::app_state,
+            commands::start_link,
+            commands::cancel_link,
+            commands::check_connection,
+            commands::unlink,
+        ])
+        .setup(move |app| {
+            let deep_link = app.deep_link();
+            // Linux and Windows debug builds have no installer to register the scheme.
+            #[cfg(any(target_os = "linux", all(windows, debug_assertions)))]
+            if let Err(e) = deep_link.register_all() {
+                tracing::warn!(error = %e, "could not register the dev.keylink URL scheme");
+            }
+            deep_link.on_open_url(move |event| {
+                for url in event.urls() {
+                    opened.deliver_redirect(url.to_string());
+                }
+            });
+            // A cold start by the OS: the URL is our argument. Events emitted now would be
+            // lost (the page is not loaded), so the result is queued and the UI pulls it.
+            if let Ok(Some(urls)) = deep_link.get_current() {
+                for url in urls {
+                    cold.deliver_redirect(url.to_string());
+                }
+            }
+            // `get_current` takes the URL only when it is the sole argument; a launcher that
+            // adds arguments of its own must not lose it (duplicates are dropped).
+            for arg in std::env::args().skip(1).filter(|a| is_redirect(a)) {
+                cold.deliver_redirect(arg);
+            }
+            Ok(())
+        })
+        .run(tauri::generate_context!());
+    if let Err(e) = result {
+        eprintln!("keylink-app: the app could not start: {e}");
+        std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests;

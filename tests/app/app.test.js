@@ -1,0 +1,325 @@
+// End to end in the real app: the built keylink-app binary under Xvfb, in a private D-Bus
+// session with its own gnome-keyring (run through scripts/test-app.sh), driven through
+// tauri-driver + WebKitWebDriver, signing in at the real test provider with the scripted
+// browser, the redirect handed to the app binary as the OS would. Screenshots of each state go
+// to target/app-screenshots/.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+
+import {
+  APP_BIN, IPC_SPY, REPO, cleanup, keylink, makeCa, screenshotPath, startDriver, startIdp, stopAll,
+  storedTokenSet, storedTokens, tempRoot, waitForAppGone,
+} from './harness.js';
+import { waitFor } from './webdriver.js';
+
+const run = promisify(execFile);
+
+let root;
+let idp;
+let baseEnv;
+const tokens = new Set(); // every token Keylink stored during the run
+const ipcResponses = []; // every IPC response body the pages received
+
+async function snapshot(session, name) {
+  writeFileSync(screenshotPath(name), await session.screenshot());
+}
+
+async function collectIpc(session) {
+  const log = await session.execute('return window.__ipcLog || []');
+  ipcResponses.push(...log);
+  await session.execute('if (window.__ipcLog) window.__ipcLog.length = 0;');
+}
+
+async function collectTokens(env) {
+  const accounts = JSON.parse(await keylink(env, 'list', '--json'));
+  for (const t of await storedTokens(accounts.map((a) => a.id))) tokens.add(t);
+  for (const account of accounts) {
+    if (account.status === 'ok') tokens.add((await keylink(env, 'token', account.id)).trim());
+  }
+}
+
+/** The environment of one scenario: what the app (and the browser it opens) inherits. */
+function scenarioEnv(name, extra = {}) {
+  const dir = join(root, name);
+  mkdirSync(dir, { recursive: true });
+  return {
+    ...baseEnv,
+    KEYLINK_TEST_GATE: join(dir, 'gate'),
+    KEYLINK_UA_LOG: join(dir, 'user-agent.log'),
+    ...extra,
+  };
+}
+
+async function listJson(env) {
+  return JSON.parse(await keylink(env, 'list', '--json'));
+}
+
+async function accountNames(session) {
+  return session.execute('return [...document.querySelectorAll("#accounts .account .name")].map((e) => e.textContent)');
+}
+
+async function launch(driver, args) {
+  const session = await driver.launch(args);
+  await session.execute(IPC_SPY);
+  return session;
+}
+
+before(async () => {
+  assert.ok(existsSync(APP_BIN), `build the app first: ${APP_BIN} is missing (scripts/test-app.sh does)`);
+  root = tempRoot();
+  const tls = await makeCa(root);
+  idp = await startIdp(tls, join(root, 'idp.log'));
+  const home = join(root, 'home');
+  mkdirSync(join(home, '.config'), { recursive: true });
+  const config = join(root, 'keylink.toml');
+  writeFileSync(config, [
+    '[providers.demo]',
+    'name = "Demo provider"',
+    `issuer = "${idp.issuer}"`,
+    'client_id = "keylink-demo"',
+    'scopes = ["openid", "profile", "email", "offline_access"]',
+    'redirect = "deep-link"',
+    '',
+    '[network]',
+    `ca_file = "${tls.ca}"`,
+    '',
+  ].join('\n'));
+  baseEnv = {
+    PATH: process.env.PATH,
+    DISPLAY: process.env.DISPLAY,
+    XAUTHORITY: process.env.XAUTHORITY || '',
+    DBUS_SESSION_BUS_ADDRESS: process.env.DBUS_SESSION_BUS_ADDRESS,
+    GNOME_KEYRING_CONTROL: process.env.GNOME_KEYRING_CONTROL || '',
+    HOME: home,
+    XDG_CONFIG_HOME: join(home, '.config'),
+    XDG_DATA_HOME: join(home, '.local/share'),
+    XDG_CACHE_HOME: join(home, '.cache'),
+    KEYLINK_CONFIG: config,
+    KEYLINK_DATA_DIR: join(root, 'data'),
+    BROWSER: join(REPO, 'tests/app/gated-browser.sh'),
+    KEYLINK_UA_HANDLER: APP_BIN,
+    NODE_EXTRA_CA_CERTS: tls.ca,
+    RUST_LOG: 'keylink=info,keylink_app=debug',
+    NO_AT_BRIDGE: '1',
+  };
+});
+
+after(async () => {
+  await stopAll();
+  if (root && !process.env.KEYLINK_KEEP_TEST_DIR) cleanup(root);
+});
+
+test('(a) Link → browser sign-in → redirect through a second app instance → the account shows', async () => {
+  const env = scenarioEnv('a');
+  const driver = await startDriver(env, join(root, 'a', 'driver.log'));
+  try {
+    const session = await launch(driver);
+    // The app registered itself for dev.keylink: URLs at startup (in the test's HOME).
+    const desktop = readFileSync(join(env.XDG_DATA_HOME, 'applications/keylink-app-handler.desktop'), 'utf8');
+    assert.match(desktop, /^Exec=.*keylink-app"? %u$/m, 'the URL reaches the app on a cold start');
+    assert.match(desktop, /^MimeType=x-scheme-handler\/dev\.keylink/m);
+    const defaults = readFileSync(join(env.XDG_CONFIG_HOME, 'mimeapps.list'), 'utf8');
+    assert.match(defaults, /x-scheme-handler\/dev\.keylink=keylink-app-handler\.desktop/);
+    await session.clickCss('button.link[data-provider="demo"]');
+    await waitFor('the "Continue in your browser" screen with its countdown', async () =>
+      /Continue in your browser[^]*stops waiting in/.test(await session.textOf('#linking')));
+    const linking = await session.textOf('#linking');
+    assert.match(linking, /Demo provider/);
+    assert.match(linking, /stops waiting in \d+:\d\d/);
+    assert.ok(await session.textOf('#linking-cancel'), 'a Cancel button');
+    await snapshot(session, 'a1-continue-in-browser');
+
+    const before = await idp.stats();
+    writeFileSync(env.KEYLINK_TEST_GATE, 'go');
+    await waitFor('Alice in the accounts list', async () => (await accountNames(session)).includes('Alice'), 30000);
+    const card = await session.textOf('#accounts .account');
+    for (const expected of ['Alice', 'alice@example.test', 'Demo provider', 'openid', 'email', 'Connected']) {
+      assert.ok(card.includes(expected), `the account card shows ${expected}: ${card}`);
+    }
+    assert.match(await session.textOf('#notices'), /Alice \(alice@example\.test\) is linked/);
+    await snapshot(session, 'a2-linked');
+
+    const after = await idp.stats();
+    assert.equal(after.token_requests.authorization_code, before.token_requests.authorization_code + 1);
+    const hops = readFileSync(env.KEYLINK_UA_LOG, 'utf8');
+    assert.match(hops, /\/auth/, 'the browser signed in at the provider');
+
+    const accounts = await listJson(env);
+    assert.equal(accounts.length, 1);
+    assert.equal(accounts[0].email, 'alice@example.test');
+    assert.equal(accounts[0].provider, 'demo');
+    assert.equal(accounts[0].status, 'ok');
+
+    await collectTokens(env);
+    await collectIpc(session);
+    await session.delete();
+  } finally {
+    await driver.stop();
+  }
+});
+
+test('(b) cold start: the app closed after the browser opened; the redirect launches it', async () => {
+  const captured = join(root, 'b-redirect.txt');
+  const env = scenarioEnv('b', { KEYLINK_UA_LOGIN: 'bob', KEYLINK_UA_CAPTURE: captured });
+  const driver = await startDriver(env, join(root, 'b', 'driver.log'));
+  try {
+    let session = await launch(driver);
+    await session.clickCss('button.link[data-provider="demo"]');
+    await waitFor('the "Continue in your browser" screen', async () =>
+      (await session.textOf('#linking')).includes('Continue in your browser'));
+    writeFileSync(env.KEYLINK_TEST_GATE, 'go');
+    await waitFor('the browser to finish signing in', () => existsSync(captured), 30000);
+    await snapshot(session, 'b1-browser-opened');
+    await collectIpc(session);
+    await session.delete(); // the app is closed before the redirect comes back
+    await waitForAppGone();
+
+    const url = readFileSync(captured, 'utf8').trim();
+    assert.match(url, /^dev\.keylink:\/callback\?/);
+    session = await launch(driver, [url]); // what the OS runs for dev.keylink: URLs
+    await waitFor('Bob in the accounts list', async () => (await accountNames(session)).includes('Bob'), 30000);
+    await waitFor('the linked notice', async () => /Bob \(bob@example\.test\) is linked/.test(await session.textOf('#notices')));
+    await snapshot(session, 'b2-cold-start-linked');
+    const accounts = await listJson(env);
+    assert.ok(accounts.some((a) => a.email === 'bob@example.test'), JSON.stringify(accounts));
+    await collectTokens(env);
+    await collectIpc(session);
+    await session.delete();
+  } finally {
+    await driver.stop();
+  }
+});
+
+test('(c) an unsolicited redirect is refused with a clear message, nothing linked; a link times out', async () => {
+  const env = scenarioEnv('c', { KEYLINK_LINK_TIMEOUT: '3', GTK_THEME: 'Adwaita:dark' });
+  const driver = await startDriver(env, join(root, 'c', 'driver.log'));
+  try {
+    const session = await launch(driver);
+    const before = await listJson(env);
+    const forged = `dev.keylink:/callback?code=forged-code&state=forged-state-0123456789abcdef&iss=${encodeURIComponent(idp.issuer)}`;
+    const second = await run(APP_BIN, [forged], { env, timeout: 30000 });
+    assert.ok(second, 'the second instance forwarded the URL and exited 0');
+    await waitFor('the refusal notice', async () => (await session.textOf('#notices .notice.error')).length > 0);
+    const notice = await session.textOf('#notices .notice.error');
+    assert.match(notice, /refused/i);
+    assert.match(notice, /Nothing was linked/);
+    assert.doesNotMatch(notice, /forged/, 'no part of the URL is echoed');
+    await snapshot(session, 'c1-unsolicited-refused');
+    assert.deepEqual(await listJson(env), before, 'nothing was linked');
+
+    // A link nobody finishes: the timeout message.
+    await session.clickCss('#notices .notice.error .dismiss');
+    await session.clickCss('button.link[data-provider="demo"]');
+    await waitFor('the timeout message', async () => /timed out/.test(await session.textOf('#linking')), 20000);
+    assert.match(await session.textOf('#linking'), /Nothing was linked|nothing was linked/);
+    await snapshot(session, 'c2-link-timed-out');
+    writeFileSync(env.KEYLINK_TEST_GATE, 'abandon');
+    await session.clickCss('#linking-cancel');
+    await waitFor('the home screen', async () => (await session.textOf('#providers')).includes('Demo provider'));
+    await collectIpc(session);
+    await session.delete();
+  } finally {
+    await driver.stop();
+  }
+});
+
+test('(d) Check connection shows the userinfo answer; Unlink removes the account', async () => {
+  const env = scenarioEnv('d');
+  const driver = await startDriver(env, join(root, 'd', 'driver.log'));
+  try {
+    const session = await launch(driver);
+    const [alice] = (await listJson(env)).filter((a) => a.email === 'alice@example.test');
+    assert.ok(alice, 'Alice is linked (scenario a)');
+    const card = `.account[data-account="${alice.id}"]`;
+    await waitFor('Alice in the accounts list', async () => (await accountNames(session)).includes('Alice'));
+
+    const before = await idp.stats();
+    await session.clickCss(`${card} button.check`);
+    await waitFor('the connection result', async () => (await session.textOf(`${card} .connection.ok`)).length > 0, 20000);
+    const result = await session.textOf(`${card} .connection`);
+    assert.match(result, /answered as Alice \(alice@example\.test\)/);
+    assert.match(result, /valid until/);
+    const after = await idp.stats();
+    assert.equal(after.userinfo, before.userinfo + 1, 'the provider answered userinfo');
+    assert.deepEqual(after.token_requests, before.token_requests, 'the stored tokens were reused');
+    await snapshot(session, 'd1-connection-checked');
+
+    // Every command's response, asked directly, for a linked account (SECURITY 30).
+    await collectTokens(env);
+    await session.executeAsync(`
+      const done = arguments[arguments.length - 1];
+      const invoke = window.__TAURI__.core.invoke;
+      const calls = [
+        ['app_state', {}], ['check_connection', { account: arguments[0] }],
+        ['start_link', { provider: 'nope' }], ['cancel_link', {}], ['unlink', { account: 'nope' }],
+      ];
+      (async () => { for (const [c, a] of calls) { await invoke(c, a).catch(() => {}); } done(true); })();
+    `, [alice.id]);
+
+    await session.clickCss(`${card} button.unlink`);
+    await waitFor('the unlink dialog', () => session.execute('return document.getElementById("unlink-dialog").open'));
+    assert.match(await session.textOf('#unlink-title'), /Unlink Alice/);
+    await snapshot(session, 'd2-unlink-confirm');
+    await session.clickCss('#unlink-confirm');
+    await waitFor('Alice to be gone', async () => !(await accountNames(session)).includes('Alice'), 20000);
+    assert.match(await session.textOf('#notices'), /was unlinked/);
+    await snapshot(session, 'd3-unlinked');
+    assert.ok(!(await listJson(env)).some((a) => a.email === 'alice@example.test'));
+    assert.equal((await idp.stats()).revocations, after.revocations + 1, 'revoked at the provider');
+    await collectIpc(session);
+    await session.delete();
+  } finally {
+    await driver.stop();
+  }
+});
+
+test('(f) an account whose grant died shows "Needs reconnecting"; Reconnect links it again', async () => {
+  const env = scenarioEnv('f', { KEYLINK_UA_LOGIN: 'bob' });
+  const driver = await startDriver(env, join(root, 'f', 'driver.log'));
+  try {
+    const session = await launch(driver);
+    const [bob] = (await listJson(env)).filter((a) => a.email === 'bob@example.test');
+    assert.ok(bob, 'Bob is linked (scenario b)');
+    const card = `.account[data-account="${bob.id}"]`;
+    // Someone else spends the stored refresh token; Keylink's next refresh replays it, the
+    // provider revokes the grant, and the account needs linking again.
+    const spent = await storedTokenSet(bob.id);
+    for (const t of Object.values(spent)) if (typeof t === 'string' && t.length >= 16) tokens.add(t);
+    assert.equal(await idp.refresh(spent.refresh_token), 200);
+    await assert.rejects(keylink(env, 'token', bob.id, '--min-ttl', '999999'), (e) => e.code === 3);
+    await waitFor('the Needs reconnecting badge', async () => /Needs reconnecting/.test(await session.textOf(card)));
+    assert.ok(await session.textOf(`${card} button.reconnect`), 'a Reconnect button');
+    await snapshot(session, 'f1-needs-reconnecting');
+
+    await session.clickCss(`${card} button.reconnect`);
+    await waitFor('the "Continue in your browser" screen', async () =>
+      /Continue in your browser/.test(await session.textOf('#linking')));
+    writeFileSync(env.KEYLINK_TEST_GATE, 'go');
+    await waitFor('Bob connected again', async () => /Connected/.test(await session.textOf(card)), 30000);
+    await snapshot(session, 'f2-reconnected');
+    const [again] = (await listJson(env)).filter((a) => a.id === bob.id);
+    assert.equal(again.status, 'ok');
+    await collectTokens(env);
+    await collectIpc(session);
+    await session.delete();
+  } finally {
+    await driver.stop();
+  }
+});
+
+test('(e) no IPC response during the run contains any of the tokens', () => {
+  // Alice's and Bob's access, refresh and ID tokens (Bob's twice).
+  assert.ok(tokens.size >= 9, `tokens were collected (${tokens.size})`);
+  assert.ok(ipcResponses.length > 10, `IPC responses were recorded (${ipcResponses.length})`);
+  assert.ok(ipcResponses.some((r) => r.body.includes('alice@example.test')), 'the recorder saw account data');
+  for (const response of ipcResponses) {
+    for (const token of tokens) {
+      assert.ok(!response.body.includes(token), `an IPC response (${response.url}) contains a token`);
+    }
+  }
+});

@@ -1,0 +1,299 @@
+// Test harness for the app: the real test provider over TLS (CA made per run), tauri-driver
+// with a per-scenario environment, the app's D-Bus single-instance name, the `keylink` CLI and
+// the keychain. Every process started here is stopped by its PID.
+
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import { Session, waitFor } from './webdriver.js';
+
+const run = promisify(execFile);
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const TARGET = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(REPO, 'target');
+export const APP_BIN = process.env.KEYLINK_APP_BIN || join(TARGET, 'debug/keylink-app');
+export const CLI_BIN = process.env.KEYLINK_CLI_BIN || join(TARGET, 'debug/keylink');
+export const SCREENSHOTS = join(TARGET, 'app-screenshots');
+export const SINGLE_INSTANCE_NAME = 'dev.keylink.app.SingleInstance';
+
+const started = new Set();
+
+/** Starts a process and remembers it, so `stopAll` can stop it by PID. */
+function start(command, args, options) {
+  const child = spawn(command, args, options);
+  started.add(child);
+  child.once('exit', () => started.delete(child));
+  return child;
+}
+
+async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  process.kill(child.pid, 'SIGTERM');
+  const timer = setTimeout(() => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+  }, 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+export async function stopAll() {
+  await Promise.all([...started].map(stop));
+}
+
+async function freePort() {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** A temporary directory for the whole run. */
+export function tempRoot() {
+  return mkdtempSync(join(tmpdir(), 'keylink-app-e2e-'));
+}
+
+/** A CA made for this run and a certificate for 127.0.0.1 signed by it (openssl). */
+export async function makeCa(dir) {
+  const path = (name) => join(dir, name);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  await run('openssl', ['req', '-x509', ...ec, '-keyout', path('ca-key.pem'), '-out', path('ca.pem'),
+    '-days', '2', '-subj', '/CN=Keylink app test CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  await run('openssl', ['req', '-new', ...ec, '-keyout', path('server-key.pem'), '-out', path('server.csr'),
+    '-subj', '/CN=127.0.0.1']);
+  writeFileSync(path('server.ext'), [
+    'subjectAltName=IP:127.0.0.1',
+    'basicConstraints=critical,CA:FALSE',
+    'keyUsage=critical,digitalSignature',
+    'extendedKeyUsage=serverAuth',
+  ].join('\n'));
+  await run('openssl', ['x509', '-req', '-in', path('server.csr'), '-CA', path('ca.pem'), '-CAkey', path('ca-key.pem'),
+    '-CAcreateserial', '-out', path('server.pem'), '-days', '2', '-extfile', path('server.ext')]);
+  return { ca: path('ca.pem'), cert: path('server.pem'), key: path('server-key.pem') };
+}
+
+/** The real test identity provider (tests/idp/server.js) over TLS. */
+export async function startIdp(tls, logFile) {
+  const child = start('node', [join(REPO, 'tests/idp/server.js'), '--tls-cert', tls.cert, '--tls-key', tls.key], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log = [];
+  child.stderr.on('data', (chunk) => {
+    log.push(chunk);
+    if (logFile) writeFileSync(logFile, Buffer.concat(log));
+  });
+  const lines = createInterface({ input: child.stdout });
+  const [line] = await Promise.race([
+    once(lines, 'line'),
+    once(child, 'exit').then(() => { throw new Error(`the test provider did not start:\n${Buffer.concat(log)}`); }),
+  ]);
+  const { issuer } = JSON.parse(line);
+  const ca = readFileSync(tls.ca);
+  return {
+    issuer,
+    child,
+    /** GET /__test/stats (through curl: Node's fetch cannot take an extra CA per request). */
+    async stats() {
+      const { stdout } = await run('curl', ['-sS', '--cacert', tls.ca, `${issuer}/__test/stats`]);
+      return JSON.parse(stdout);
+    },
+    ca,
+    /** Uses a refresh token directly at the provider (it rotates: the old one is now spent). */
+    async refresh(refreshToken) {
+      const { stdout } = await run('curl', ['-sS', '--cacert', tls.ca, '-o', '/dev/null', '-w', '%{http_code}',
+        '--data-urlencode', 'grant_type=refresh_token', '--data-urlencode', `refresh_token=${refreshToken}`,
+        '--data-urlencode', 'client_id=keylink-demo', `${issuer}/token`]);
+      return Number(stdout);
+    },
+  };
+}
+
+/** True while some process owns the app's single-instance D-Bus name. */
+export async function singleInstanceOwned() {
+  const { stdout } = await run('dbus-send', ['--session', '--print-reply', '--dest=org.freedesktop.DBus',
+    '/org/freedesktop/DBus', 'org.freedesktop.DBus.NameHasOwner', `string:${SINGLE_INSTANCE_NAME}`]);
+  return /boolean true/.test(stdout);
+}
+
+async function singleInstancePid() {
+  try {
+    const { stdout } = await run('dbus-send', ['--session', '--print-reply', '--dest=org.freedesktop.DBus',
+      '/org/freedesktop/DBus', 'org.freedesktop.DBus.GetConnectionUnixProcessID', `string:${SINGLE_INSTANCE_NAME}`]);
+    const match = /uint32 (\d+)/.exec(stdout);
+    return match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Waits until the previous app instance has released its D-Bus name (DESIGN: a new instance
+ * started before that forwards to the dying one). If it does not go in 15 s, the process
+ * owning the name is stopped by its PID.
+ */
+export async function waitForAppGone() {
+  try {
+    await waitFor('the previous app instance to release its D-Bus name', async () => !(await singleInstanceOwned()), 15000);
+  } catch (error) {
+    const pid = await singleInstancePid();
+    if (!pid) throw error;
+    process.kill(pid, 'SIGKILL');
+    await waitFor('the killed app instance to release its D-Bus name', async () => !(await singleInstanceOwned()), 10000);
+  }
+}
+
+/** Children of `pid` (from /proc). */
+function childrenOf(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** tauri-driver (and through it WebKitWebDriver) with `env`, which the app inherits. */
+export async function startDriver(env, logFile) {
+  const port = await freePort();
+  const nativePort = await freePort();
+  const child = start('tauri-driver', ['--port', String(port), '--native-port', String(nativePort)], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log = [];
+  const keep = (chunk) => {
+    log.push(chunk);
+    if (logFile) writeFileSync(logFile, Buffer.concat(log));
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  const base = `http://127.0.0.1:${port}`;
+  const sessions = [];
+  await waitFor('tauri-driver to listen', async () => {
+    if (child.exitCode !== null) throw new Error(`tauri-driver exited:\n${Buffer.concat(log)}`);
+    const response = await fetch(`${base}/status`, { signal: AbortSignal.timeout(2000) }).catch(() => null);
+    return response !== null;
+  }, 20000);
+  return {
+    base,
+    log: () => Buffer.concat(log).toString(),
+    /** Starts the app with `args` in a new WebDriver session; resolves once the UI has loaded. */
+    async launch(args = []) {
+      await waitForAppGone();
+      let session;
+      try {
+        session = await Session.create(base, {
+          'tauri:options': { application: APP_BIN, args },
+        });
+      } catch (error) {
+        throw new Error(`${error.message}\ntauri-driver and app output:\n${Buffer.concat(log).toString().slice(-3000)}`);
+      }
+      sessions.push(session);
+      await waitFor('the UI to load', () => session.execute('return document.getElementById("loading").hidden'));
+      return session;
+    },
+    /** Stops tauri-driver and the WebKitWebDriver it started, by PID. */
+    async stop() {
+      // Close what a failed test left open, so the next scenario starts with no instance.
+      for (const session of sessions) await session.delete().catch(() => {});
+      await waitForAppGone().catch(() => {});
+      const natives = childrenOf(child.pid);
+      await stop(child);
+      for (const pid of natives) {
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {
+          // already gone
+        }
+      }
+    },
+  };
+}
+
+/** Runs the `keylink` CLI with `env`. */
+export async function keylink(env, ...args) {
+  const { stdout } = await run(CLI_BIN, args, { env });
+  return stdout;
+}
+
+async function keychainLookup(key) {
+  const { stdout } = await run('secret-tool', ['lookup', 'service', 'dev.keylink', 'username', key])
+    .catch(() => ({ stdout: '' }));
+  return stdout;
+}
+
+/** The token set stored for account `id` (inline entries only: small token sets). */
+export async function storedTokenSet(id) {
+  const value = await keychainLookup(id);
+  assert(value.startsWith('kl1:i:'), `an inline keychain entry for ${id}`);
+  return JSON.parse(value.slice(6));
+}
+
+/**
+ * The tokens Keylink keeps for the accounts `ids`, read back from the keychain with
+ * `secret-tool` (an entry is `kl1:i:<json>` inline, or chunks named by a
+ * `kl1:c:<generation>:<count>:...` header).
+ */
+export async function storedTokens(ids) {
+  const tokens = new Set();
+  for (const id of ids) {
+    const value = await keychainLookup(id);
+    let json = null;
+    if (value.startsWith('kl1:i:')) {
+      json = value.slice(6);
+    } else if (value.startsWith('kl1:c:')) {
+      const [generation, count] = value.slice(6).split(':');
+      const parts = [];
+      for (let i = 0; i < Number(count); i += 1) parts.push(await keychainLookup(`${id}.${generation}.${i}`));
+      json = parts.join('');
+    } else if (value.startsWith('{')) {
+      json = value;
+    }
+    if (!json) continue;
+    const stored = JSON.parse(json);
+    for (const name of ['access_token', 'refresh_token', 'id_token']) {
+      if (typeof stored[name] === 'string' && stored[name].length >= 16) tokens.add(stored[name]);
+    }
+  }
+  return tokens;
+}
+
+/**
+ * Records every IPC response in the page (at the transport: Tauri's IPC goes through fetch to
+ * the ipc: protocol), so the test can check none carries a token.
+ */
+export const IPC_SPY = `
+  if (!window.__ipcLog) {
+    window.__ipcLog = [];
+    const original = window.fetch;
+    window.fetch = async function (input, init) {
+      const response = await original.call(this, input, init);
+      const url = typeof input === 'string' ? input : (input && input.url) || '';
+      if (url.startsWith('ipc:') || url.includes('ipc.localhost')) {
+        response.clone().text().then((body) => window.__ipcLog.push({ url, body }));
+      }
+      return response;
+    };
+  }
+  return typeof window.fetch;
+`;
+
+export function screenshotPath(name) {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  return join(SCREENSHOTS, `${name}.png`);
+}
+
+export function cleanup(dir) {
+  rmSync(dir, { recursive: true, force: true });
+}
