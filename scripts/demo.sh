@@ -12,28 +12,10 @@ mkdir -p "$demo"
 cargo build --quiet --bin keylink
 keylink="$PWD/target/debug/keylink"
 
-node tests/idp/server.js --port "$port" --interactive >"$demo/idp.out" 2>"$demo/idp.log" &
-idp_pid=$!
-trap 'kill "$idp_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-    [[ -s "$demo/idp.out" ]] && break
-    kill -0 "$idp_pid" 2>/dev/null || { echo "demo: the demo provider did not start; see $demo/idp.log" >&2; exit 1; }
-    sleep 0.1
-done
-[[ -s "$demo/idp.out" ]] || { echo "demo: the demo provider did not start within 10 s; see $demo/idp.log" >&2; exit 1; }
+# shellcheck source=scripts/demo-provider.sh
+source scripts/demo-provider.sh
+start_demo_provider "$port" "$demo" loopback
 
-cat >"$demo/keylink.toml" <<TOML
-[providers.demo]
-name = "Keylink demo provider"
-issuer = "http://127.0.0.1:$port"
-client_id = "keylink-demo"
-scopes = ["openid", "profile", "email", "offline_access"]
-redirect = "loopback"
-TOML
-export KEYLINK_CONFIG="$demo/keylink.toml"
-export KEYLINK_DATA_DIR="$demo/data"
-
-echo "Demo provider running at http://127.0.0.1:$port (sign in with any username and password)."
 link_args=(link demo)
 if [[ -z "${BROWSER:-}" && -z "${DISPLAY:-}" && -z "${WAYLAND_DISPLAY:-}" && "$(uname)" == Linux ]]; then
     echo "There is no display here, so no browser can be opened: open the URL below in a browser on this machine."

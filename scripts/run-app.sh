@@ -4,7 +4,7 @@
 # The browser hands the redirect back through the dev.keylink: URL scheme, which the app
 # registers for itself at startup. KEYLINK_DEMO_REDIRECT=loopback uses a loopback redirect
 # instead; DEMO_PORT changes the provider's port (default 4433). Tokens go to your keychain;
-# the demo's account index lives in target/demo/app-data.
+# the demo's account index lives in target/demo/app/data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -23,27 +23,9 @@ echo "Building the app (the first build takes a few minutes)..."
 cargo build --quiet -p keylink-app
 app="$CARGO_TARGET_DIR/debug/keylink-app"
 
-node tests/idp/server.js --port "$port" --interactive >"$demo/app-idp.out" 2>"$demo/app-idp.log" &
-idp_pid=$!
-trap 'kill "$idp_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-    [[ -s "$demo/app-idp.out" ]] && break
-    kill -0 "$idp_pid" 2>/dev/null || { echo "run-app: the demo provider did not start; see $demo/app-idp.log" >&2; exit 1; }
-    sleep 0.1
-done
-[[ -s "$demo/app-idp.out" ]] || { echo "run-app: the demo provider did not start within 10 s; see $demo/app-idp.log" >&2; exit 1; }
+# shellcheck source=scripts/demo-provider.sh
+source scripts/demo-provider.sh
+start_demo_provider "$port" "$demo/app" "$redirect"
 
-cat >"$demo/app-keylink.toml" <<TOML
-[providers.demo]
-name = "Keylink demo provider"
-issuer = "http://127.0.0.1:$port"
-client_id = "keylink-demo"
-scopes = ["openid", "profile", "email", "offline_access"]
-redirect = "$redirect"
-TOML
-export KEYLINK_CONFIG="$demo/app-keylink.toml"
-export KEYLINK_DATA_DIR="$demo/app-data"
-
-echo "Demo provider running at http://127.0.0.1:$port (sign in with any username and password)."
 echo "Keylink is opening: click Link next to \"Keylink demo provider\". Close the window to stop."
 "$app"
