@@ -24,6 +24,8 @@ async function call(command, args) {
 export const appState = () => call('app_state');
 /** Starts linking at `provider`; the system browser opens. */
 export const startLink = (provider) => call('start_link', { provider });
+/** Starts linking at `provider` with a code entered on another device (RFC 8628). */
+export const startDeviceLink = (provider) => call('start_device_link', { provider });
 /** Cancels the link in progress. */
 export const cancelLink = () => call('cancel_link');
 /** Asks the provider who the stored tokens belong to. */

@@ -137,7 +137,8 @@ function apply(state) {
 
   const link = state.link;
   if (link.state === 'waiting') {
-    linkView = { ...link, status: 'waiting', since: performance.now() };
+    const byCode = Boolean(linkView && linkView.byCode) || Boolean(link.device);
+    linkView = { ...link, status: 'waiting', since: performance.now(), byCode };
   } else if (link.state === 'linked') {
     linkView = null;
     notify('success', `${accountLabel(link.account)} is linked.`, `Provider: ${link.account.provider_name}. Apps and scripts can use it now.`);
@@ -251,6 +252,10 @@ function renderProvider(provider) {
   button.dataset.provider = provider.id;
   button.setAttribute('aria-label', `Link an account at ${provider.name}`);
   button.addEventListener('click', () => beginLink(provider.id));
+  const device = li.querySelector('.device');
+  device.hidden = !provider.device;
+  device.setAttribute('aria-label', `Link an account at ${provider.name} with a code entered on another device`);
+  device.addEventListener('click', () => beginLink(provider.id, { device: true }));
   return li;
 }
 
@@ -264,8 +269,19 @@ function renderLinking() {
   $('linking-spinner').hidden = failed;
   $('linking-title').textContent = timedOut ? 'The sign-in timed out'
     : failed ? 'Linking did not work' : 'Continue in your browser';
-  $('linking-text').hidden = failed;
+  const code = !failed && linkView.device;
+  $('linking-text').hidden = failed || Boolean(linkView.byCode);
   $('linking-provider').textContent = linkView.provider_name || linkView.provider;
+  $('linking-device').hidden = !code;
+  if (code) {
+    // Shown as text only: the window never loads a provider's page.
+    $('linking-device-uri').textContent = code.verification_uri;
+    $('linking-device-code').textContent = code.user_code;
+    $('linking-device-provider').textContent = linkView.provider_name || linkView.provider;
+  }
+  if (!failed && linkView.byCode) {
+    $('linking-title').textContent = code ? 'Enter the code on another device' : 'Asking for a code…';
+  }
   const error = $('linking-error');
   error.hidden = !failed;
   if (failed) {
@@ -286,10 +302,12 @@ function renderCountdown() {
   if (completing) {
     line.textContent = 'Signed in. Finishing the link…';
   } else if (linkView.status === 'starting') {
-    line.textContent = 'Opening your browser…';
+    line.textContent = linkView.byCode ? 'Asking the provider for a code…' : 'Opening your browser…';
   } else {
     const left = linkView.seconds_left - (performance.now() - linkView.since) / 1000;
-    line.textContent = `Waiting for you to sign in. Keylink stops waiting in ${clock(left)}; nothing is linked unless you finish in the browser.`;
+    line.textContent = linkView.byCode
+      ? `Waiting for you to enter the code. Keylink stops waiting in ${clock(left)}.`
+      : `Waiting for you to sign in. Keylink stops waiting in ${clock(left)}; nothing is linked unless you finish in the browser.`;
   }
 }
 
@@ -302,18 +320,18 @@ function showConnection(li, result) {
 
 // ---------------------------------------------------------------------------- actions
 
-async function beginLink(provider) {
+async function beginLink(provider, { device = false } = {}) {
   const known = (document.querySelector(`.provider[data-provider="${CSS.escape(provider)}"] .provider-name`) || {}).textContent;
-  linkView = { status: 'starting', provider, provider_name: known || provider };
+  linkView = { status: 'starting', provider, provider_name: known || provider, byCode: device };
   renderLinking();
   focusLater(() => $('linking-cancel'));
   try {
-    const link = await api.startLink(provider);
+    const link = device ? await api.startDeviceLink(provider) : await api.startLink(provider);
     if (link.state === 'waiting') {
-      linkView = { ...link, status: 'waiting', since: performance.now() };
+      linkView = { ...link, status: 'waiting', since: performance.now(), byCode: device };
     }
   } catch (error) {
-    linkView = { status: 'failed', provider, provider_name: known || provider, error };
+    linkView = { status: 'failed', provider, provider_name: known || provider, error, byCode: device };
   }
   renderLinking();
   schedule();

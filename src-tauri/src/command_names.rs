@@ -6,6 +6,7 @@
 pub const COMMANDS: &[&str] = &[
     "app_state",
     "start_link",
+    "start_device_link",
     "cancel_link",
     "check_connection",
     "unlink",

@@ -36,6 +36,15 @@ pub async fn start_link(shell: State<'_, Shell>, provider: String) -> Result<Lin
     blocking(&shell, move |s| s.start_link(&provider)).await
 }
 
+/// Starts linking at `provider` with a code entered on another device (RFC 8628).
+#[tauri::command]
+pub async fn start_device_link(
+    shell: State<'_, Shell>,
+    provider: String,
+) -> Result<LinkDto, ErrorDto> {
+    blocking(&shell, move |s| s.start_device_link(&provider)).await
+}
+
 /// Cancels the link in progress.
 #[tauri::command]
 pub async fn cancel_link(shell: State<'_, Shell>) -> Result<LinkDto, ErrorDto> {

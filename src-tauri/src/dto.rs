@@ -18,6 +18,8 @@ pub struct ProviderDto {
     pub host: Option<String>,
     /// `deep-link` or `loopback`.
     pub redirect: &'static str,
+    /// The provider offers device sign-in (RFC 8628): a code entered on another device.
+    pub device: bool,
 }
 
 impl From<&ProviderConfig> for ProviderDto {
@@ -36,6 +38,41 @@ impl From<&ProviderConfig> for ProviderDto {
                 RedirectKind::DeepLink => "deep-link",
                 RedirectKind::Loopback => "loopback",
             },
+            device: false,
+        }
+    }
+}
+
+impl ProviderDto {
+    /// The provider, with whether discovery found a device authorization endpoint.
+    pub fn with_device(p: &ProviderConfig, device: bool) -> Self {
+        Self {
+            device,
+            ..Self::from(p)
+        }
+    }
+}
+
+/// The code for device sign-in and where to enter it. Public by design: the person types it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceCodeDto {
+    /// Where to enter the code.
+    pub verification_uri: String,
+    /// The code.
+    pub user_code: String,
+    /// An address with the code filled in, when the provider gives one.
+    pub verification_uri_complete: Option<String>,
+}
+
+impl From<&keylink::DeviceAuthorization> for DeviceCodeDto {
+    fn from(a: &keylink::DeviceAuthorization) -> Self {
+        Self {
+            verification_uri: a.verification_uri.to_string(),
+            user_code: a.user_code.clone(),
+            verification_uri_complete: a
+                .verification_uri_complete
+                .as_ref()
+                .map(ToString::to_string),
         }
     }
 }
@@ -103,6 +140,8 @@ pub enum LinkDto {
         seconds_left: u64,
         /// The whole timeout, in seconds.
         timeout_secs: u64,
+        /// For device sign-in: the code and where to enter it, once the provider gave them.
+        device: Option<DeviceCodeDto>,
     },
     /// The account was linked (reported once).
     Linked {

@@ -60,6 +60,9 @@ fn main() {
     let forwarded = shell.clone();
     let opened = shell.clone();
     let cold = shell.clone();
+    // Discovery in the background: it tells which providers offer device sign-in, and the
+    // first Link click then finds the metadata cached.
+    shell.discover_providers();
 
     let result = tauri::Builder::default()
         // First, so a second instance forwards its arguments and exits before anything else
@@ -77,6 +80,7 @@ fn main() {
         .invoke_handler(tauri::generate_handler![
             commands::app_state,
             commands::start_link,
+            commands::start_device_link,
             commands::cancel_link,
             commands::check_connection,
             commands::unlink,

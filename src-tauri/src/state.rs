@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use keylink::{Account, Error, Keylink, RedirectError};
 
-use crate::dto::{AccountDto, AppStateDto, LinkDto, NoticeDto, ProviderDto};
+use crate::dto::{AccountDto, AppStateDto, DeviceCodeDto, LinkDto, NoticeDto, ProviderDto};
 use crate::error::ErrorDto;
 
 /// How long the app waits for a sign-in before giving up (the core keeps a started sign-in
@@ -32,6 +32,8 @@ struct Inner {
     seen: Mutex<HashSet<u64>>,
     hasher: RandomState,
     completing: AtomicUsize,
+    /// Providers whose discovered metadata has a device authorization endpoint.
+    device_capable: Mutex<HashSet<String>>,
 }
 
 #[derive(Default)]
@@ -46,6 +48,8 @@ struct ActiveLink {
     provider_name: String,
     deadline: Instant,
     cancel: Arc<AtomicBool>,
+    /// For device sign-in: the code to show, once the provider gave it.
+    device: Option<DeviceCodeDto>,
     result: Option<Result<AccountDto, ErrorDto>>,
 }
 
@@ -65,6 +69,7 @@ impl Shell {
             seen: Mutex::default(),
             hasher: RandomState::new(),
             completing: AtomicUsize::new(0),
+            device_capable: Mutex::default(),
         }))
     }
 
@@ -86,7 +91,10 @@ impl Shell {
                     .config()
                     .providers
                     .values()
-                    .map(ProviderDto::from)
+                    .map(|p| {
+                        let device = self.device_capable().contains(&p.id);
+                        ProviderDto::with_device(p, device)
+                    })
                     .collect();
                 let files = k
                     .config()
@@ -155,6 +163,7 @@ impl Shell {
             provider_name,
             deadline: Instant::now() + self.0.timeout,
             cancel: cancel.clone(),
+            device: None,
             result: None,
         };
         let dto = waiting_dto(&active, self.0.timeout);
@@ -167,6 +176,70 @@ impl Shell {
             shell.link_finished(&flow_id, result);
         });
         Ok(dto)
+    }
+
+    /// Starts linking at `provider` with device sign-in (RFC 8628): a thread asks the
+    /// provider for a code, which the UI shows once it is there, and waits while the person
+    /// enters it on another device. A link already waiting is cancelled.
+    pub fn start_device_link(&self, provider: &str) -> Result<LinkDto, ErrorDto> {
+        let keylink = self.0.keylink.clone()?;
+        self.cancel_link();
+        let provider_name = keylink.provider(provider)?.name.clone();
+        let cancel = Arc::new(AtomicBool::new(false));
+        // Not a core flow id (device sign-in has no pending flow); it only matches the result
+        // to this link.
+        let flow_id = format!("device-{:x}", self.0.hasher.hash_one(Instant::now()));
+        let active = ActiveLink {
+            flow_id: flow_id.clone(),
+            provider: provider.to_owned(),
+            provider_name,
+            deadline: Instant::now() + self.0.timeout,
+            cancel: cancel.clone(),
+            device: None,
+            result: None,
+        };
+        let dto = waiting_dto(&active, self.0.timeout);
+        self.ui().link = Some(active);
+        let (shell, timeout, provider) = (self.clone(), self.0.timeout, provider.to_owned());
+        std::thread::spawn(move || {
+            let show = |code: &keylink::DeviceAuthorization| {
+                if let Some(active) = shell.ui().link.as_mut().filter(|a| a.flow_id == flow_id) {
+                    active.device = Some(DeviceCodeDto::from(code));
+                }
+            };
+            let result = keylink
+                .link_with_device(&provider, show, timeout, || cancel.load(Ordering::SeqCst));
+            shell.link_finished(&flow_id, result);
+        });
+        Ok(dto)
+    }
+
+    /// Discovers every provider in the background, remembering which offer device sign-in.
+    pub fn discover_providers(&self) {
+        let Ok(keylink) = self.0.keylink.clone() else {
+            return;
+        };
+        let shell = self.clone();
+        std::thread::spawn(move || {
+            for provider in keylink.config().providers.values() {
+                match keylink.metadata(provider) {
+                    Ok(m) if m.device_authorization_endpoint.is_some() => {
+                        shell.device_capable().insert(provider.id.clone());
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(provider = %provider.id, error = %e, "discovery failed")
+                    }
+                }
+            }
+        });
+    }
+
+    fn device_capable(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.0
+            .device_capable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn link_finished(&self, flow_id: &str, result: Result<Account, Error>) {
@@ -261,6 +334,7 @@ fn waiting_dto(active: &ActiveLink, timeout: Duration) -> LinkDto {
             .saturating_duration_since(Instant::now())
             .as_secs(),
         timeout_secs: timeout.as_secs(),
+        device: active.device.clone(),
     }
 }
 

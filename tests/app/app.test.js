@@ -312,6 +312,40 @@ test('(f) an account whose grant died shows "Needs reconnecting"; Reconnect link
   }
 });
 
+test('(g) device sign-in: the app shows a code, the person enters it on another device', async () => {
+  const env = scenarioEnv('g', { KEYLINK_UA_LOGIN: 'carol' });
+  const driver = await startDriver(env, join(root, 'g', 'driver.log'));
+  try {
+    const session = await launch(driver);
+    const button = '.provider[data-provider="demo"] button.device';
+    // Offered once discovery found the provider's device authorization endpoint.
+    await waitFor('the "Use a code" button', () =>
+      session.execute(`const b = document.querySelector('${button}'); return Boolean(b && !b.hidden);`), 20000);
+    await session.clickCss(button);
+    await waitFor('the code on screen', async () => (await session.textOf('#linking-device-code')).length > 0, 20000);
+    const code = (await session.textOf('#linking-device-code')).trim();
+    const uri = (await session.textOf('#linking-device-uri')).trim();
+    assert.ok(uri.startsWith(`${idp.issuer}/`), `the provider's own page: ${uri}`);
+    assert.match(await session.textOf('#linking'), /Enter the code on another device/);
+    await snapshot(session, 'g1-device-code');
+
+    // The person, on another device, types the code and approves.
+    await run(join(REPO, 'tests/idp/user-agent.js'), [uri, code], {
+      env: { ...env, KEYLINK_UA_DEVICE: 'confirm' },
+    });
+    await waitFor('Carol in the accounts list', async () => (await accountNames(session)).includes('Carol'), 40000);
+    await snapshot(session, 'g2-device-linked');
+    const [carol] = (await listJson(env)).filter((a) => a.email === 'carol@example.test');
+    assert.ok(carol, 'keylink list shows the account linked with a code');
+    assert.equal(carol.status, 'ok');
+    await collectTokens(env);
+    await collectIpc(session);
+    await session.delete();
+  } finally {
+    await driver.stop();
+  }
+});
+
 test('(e) no IPC response during the run contains any of the tokens', () => {
   // Alice's and Bob's access, refresh and ID tokens (Bob's twice).
   assert.ok(tokens.size >= 9, `tokens were collected (${tokens.size})`);
