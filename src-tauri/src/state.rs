@@ -157,17 +157,7 @@ impl Shell {
             return Err(e.into());
         }
         let cancel = Arc::new(AtomicBool::new(false));
-        let active = ActiveLink {
-            flow_id: request.flow_id.clone(),
-            provider: provider.to_owned(),
-            provider_name,
-            deadline: Instant::now() + self.0.timeout,
-            cancel: cancel.clone(),
-            device: None,
-            result: None,
-        };
-        let dto = waiting_dto(&active, self.0.timeout);
-        self.ui().link = Some(active);
+        let dto = self.activate(&request.flow_id, provider, provider_name, &cancel);
         let shell = self.clone();
         let timeout = self.0.timeout;
         std::thread::spawn(move || {
@@ -189,17 +179,7 @@ impl Shell {
         // Not a core flow id (device sign-in has no pending flow); it only matches the result
         // to this link.
         let flow_id = format!("device-{:x}", self.0.hasher.hash_one(Instant::now()));
-        let active = ActiveLink {
-            flow_id: flow_id.clone(),
-            provider: provider.to_owned(),
-            provider_name,
-            deadline: Instant::now() + self.0.timeout,
-            cancel: cancel.clone(),
-            device: None,
-            result: None,
-        };
-        let dto = waiting_dto(&active, self.0.timeout);
-        self.ui().link = Some(active);
+        let dto = self.activate(&flow_id, provider, provider_name, &cancel);
         let (shell, timeout, provider) = (self.clone(), self.0.timeout, provider.to_owned());
         std::thread::spawn(move || {
             let show = |code: &keylink::DeviceAuthorization| {
@@ -212,6 +192,28 @@ impl Shell {
             shell.link_finished(&flow_id, result);
         });
         Ok(dto)
+    }
+
+    /// Makes a started link the one in progress and returns how the UI shows it.
+    fn activate(
+        &self,
+        flow_id: &str,
+        provider: &str,
+        provider_name: String,
+        cancel: &Arc<AtomicBool>,
+    ) -> LinkDto {
+        let active = ActiveLink {
+            flow_id: flow_id.to_owned(),
+            provider: provider.to_owned(),
+            provider_name,
+            deadline: Instant::now() + self.0.timeout,
+            cancel: cancel.clone(),
+            device: None,
+            result: None,
+        };
+        let dto = waiting_dto(&active, self.0.timeout);
+        self.ui().link = Some(active);
+        dto
     }
 
     /// Discovers every provider in the background, remembering which offer device sign-in.
