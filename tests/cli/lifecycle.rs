@@ -225,17 +225,19 @@ fn a_refresh_killed_midway_leaves_a_working_or_clearly_broken_account() {
             .spawn()
             .unwrap()
     };
+    // Starts a forced refresh and kills it (SIGKILL) as soon as `reached` holds.
+    let kill_refresh_when = |what: &str, reached: &dyn Fn() -> bool| {
+        let mut child = spawn_refresh();
+        wait_for(what, Duration::from_secs(10), reached);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    };
 
     // Killed while the request is in flight, before the provider saw it: the account works,
     // and the killed process's lock does not block anyone.
     proxy.inject([Fault::Hang]);
     let before = proxy.requests();
-    let mut child = spawn_refresh();
-    wait_for("the refresh request", Duration::from_secs(10), || {
-        proxy.requests() > before
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_refresh_when("the refresh request", &|| proxy.requests() > before);
     home.ok(&["token", &id, "--min-ttl", "999999"]);
     assert_eq!(idp.stats().token_requests.refresh_token, 1);
     assert_eq!(home.list()[0]["status"], "ok");
@@ -245,12 +247,9 @@ fn a_refresh_killed_midway_leaves_a_working_or_clearly_broken_account() {
     // must be linked again, once, without looping.
     proxy.inject([Fault::ForwardThenHang]);
     let answers = proxy.provider_answers();
-    let mut child = spawn_refresh();
-    wait_for("the provider's answer", Duration::from_secs(10), || {
+    kill_refresh_when("the provider's answer", &|| {
         proxy.provider_answers() > answers
     });
-    child.kill().unwrap();
-    child.wait().unwrap();
     let out = home.run(&["token", &id, "--min-ttl", "999999"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(home.list()[0]["status"], "needs_relink");
@@ -265,12 +264,9 @@ fn a_refresh_killed_midway_leaves_a_working_or_clearly_broken_account() {
     // stored: the chunked keychain write is atomic, so the account either works (the new
     // tokens landed) or says clearly that it needs linking again (the old ones remained).
     let answers = proxy.provider_answers();
-    let mut child = spawn_refresh();
-    wait_for("the provider's answer", Duration::from_secs(10), || {
+    kill_refresh_when("the provider's answer", &|| {
         proxy.provider_answers() > answers
     });
-    child.kill().unwrap();
-    child.wait().unwrap();
     let out = home.run(&["token", &id, "--min-ttl", "999999"]);
     match out.status.code() {
         Some(0) => assert_eq!(home.list()[0]["status"], "ok"),
