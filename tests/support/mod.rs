@@ -122,33 +122,25 @@ impl Idp {
         Self::start_with(&[])
     }
 
+    /// Starts the provider. Node has been seen, rarely, to hang in its own start-up before
+    /// printing anything; such a start is killed after 30 s and tried again, once.
     pub fn start_with(extra_args: &[&str]) -> Idp {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::create(dir.path());
-        let server = repo().join("tests/idp/server.js");
         assert!(
             repo().join("tests/idp/node_modules/oidc-provider").is_dir(),
             "the test provider's packages are missing: run `npm ci --prefix tests/idp` (the README's test command does)"
         );
-        let mut child = Command::new("node")
-            .arg(&server)
-            .arg("--tls-cert")
-            .arg(&ca.cert_pem)
-            .arg("--tls-key")
-            .arg(&ca.key_pem)
-            .args(extra_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start node tests/idp/server.js");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let (child, line) = match Self::spawn(&ca, extra_args) {
+            Some(started) => started,
+            None => Self::spawn(&ca, extra_args)
+                .expect("the test provider printed nothing within 30 s, twice"),
+        };
         #[derive(Deserialize)]
         struct Ready {
             issuer: String,
         }
+        let mut child = child;
         let ready: Ready = match serde_json::from_str(&line) {
             Ok(r) => r,
             Err(e) => {
@@ -160,6 +152,10 @@ impl Idp {
         let cert = reqwest::Certificate::from_pem(&std::fs::read(&ca.ca_pem).unwrap()).unwrap();
         let http = reqwest::blocking::Client::builder()
             .add_root_certificate(cert)
+            .timeout(Duration::from_secs(30))
+            // Node closes idle keep-alive connections after 5 s; reusing one that it is just
+            // closing fails with a reset, so every request gets a fresh connection.
+            .pool_max_idle_per_host(0)
             .build()
             .unwrap();
         Idp {
@@ -168,6 +164,40 @@ impl Idp {
             ca,
             dir,
             http,
+        }
+    }
+
+    /// Runs `node tests/idp/server.js` and waits up to 30 s for its handshake line; a start
+    /// that says nothing in that time is killed (by PID) and `None` returned.
+    fn spawn(ca: &TestCa, extra_args: &[&str]) -> Option<(Child, String)> {
+        let mut child = Command::new("node")
+            .arg(repo().join("tests/idp/server.js"))
+            .arg("--tls-cert")
+            .arg(&ca.cert_pem)
+            .arg("--tls-key")
+            .arg(&ca.key_pem)
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start node tests/idp/server.js");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The reader ends when the line arrives or the pipe closes (the process exits).
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => Some((child, line)),
+            Err(_) => {
+                eprintln!("the test provider printed nothing within 30 s; starting it again");
+                let _ = child.kill();
+                let _ = child.wait();
+                None
+            }
         }
     }
 
