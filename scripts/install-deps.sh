@@ -14,6 +14,8 @@ have secret-tool || need_apt+=(libsecret-tools)
 have node || need_apt+=(nodejs)
 have npm || need_apt+=(npm)
 have openssl || need_apt+=(openssl)
+# GNU time measures the peak memory of a process in the size-cap tests.
+[[ -x /usr/bin/time ]] || need_apt+=(time)
 
 if ((${#need_apt[@]})); then
     sudo=""

@@ -2,8 +2,10 @@
 //! against the redirect URI of the flow (RFC 8252 §7, RFC 9700 §4.1), plus the one-shot
 //! loopback listener (RFC 8252 §7.3).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use url::Url;
@@ -163,11 +165,13 @@ pub fn check_issuer(
     }
 }
 
-/// Turns provider-supplied text into short, plain, printable text: control characters dropped,
-/// markup characters replaced, length capped.
+/// Turns provider-supplied text into short, plain, printable text (SECURITY 39): control
+/// characters (C0, DEL, C1, so every terminal escape sequence loses its ESC/CSI/OSC byte) and
+/// bidirectional overrides and isolates (Trojan Source, CVE-2021-42574) dropped, markup
+/// characters replaced, length capped.
 pub fn printable(text: &str, max: usize) -> String {
     text.chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !is_bidi_control(*c))
         .map(|c| {
             if matches!(c, '<' | '>' | '"' | '`') {
                 '\''
@@ -177,6 +181,12 @@ pub fn printable(text: &str, max: usize) -> String {
         })
         .take(max)
         .collect()
+}
+
+/// Unicode's explicit directional formatting characters (UAX #9 §2): they reorder how the
+/// text around them is shown.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A one-shot HTTP listener on `127.0.0.1` with an ephemeral port (RFC 8252 §7.3, §8.3).
@@ -212,6 +222,16 @@ pub enum LoopbackError {
     Cancelled,
 }
 
+/// How long one connection may take to send its request line and headers (SECURITY 36): a
+/// browser sends them at once, a slowloris client is dropped.
+pub const LOOPBACK_REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+/// The most connections read at the same time; more are closed unread.
+const MAX_READING: usize = 16;
+/// The most of a request (line and headers) that is read.
+const MAX_REQUEST_BYTES: usize = 16 * 1024;
+/// How often the serving loop looks at the deadline and the cancel flag.
+const TICK: Duration = Duration::from_millis(25);
+
 impl LoopbackListener {
     /// Binds the literal `127.0.0.1` on an ephemeral port.
     pub fn bind() -> Result<Self, LoopbackError> {
@@ -227,21 +247,31 @@ impl LoopbackListener {
         Ok(Self { listener, port })
     }
 
-    /// The redirect URI to advertise: the same literal address that is bound.
-    pub fn redirect_uri(&self) -> Url {
-        // The format is fixed and always parses.
-        Url::parse(&format!("http://127.0.0.1:{}/callback", self.port))
-            .unwrap_or_else(|_| unreachable!("a loopback URL with a port always parses"))
+    /// The redirect URI to advertise: the same literal address that is bound, and `path`
+    /// (the provider's own, `/callback/<provider-id>`).
+    pub fn redirect_uri(&self, path: &str) -> Url {
+        let mut url = Url::parse(&format!("http://127.0.0.1:{}/", self.port))
+            .unwrap_or_else(|_| unreachable!("a loopback URL with a port always parses"));
+        url.set_path(path);
+        url
     }
 
     /// Serves requests until `handle` accepts one, the deadline passes, or `cancelled` says so.
     /// `handle` gets the full request URL.
+    ///
+    /// Each connection is read on its own thread with a total deadline of
+    /// [`LOOPBACK_REQUEST_DEADLINE`], so a slow client never delays the browser's request or
+    /// the deadline and cancel checks. On Linux a connection whose socket belongs to another
+    /// user is closed before it is read: another local user can see the authorization URL
+    /// (state included) in the browser's command line.
     pub fn serve<T>(
         self,
         deadline: Instant,
         cancelled: impl Fn() -> bool,
         mut handle: impl FnMut(&str) -> LoopbackVerdict<T>,
     ) -> Result<T, LoopbackError> {
+        let (tx, rx) = mpsc::channel::<(TcpStream, String)>();
+        let reading = Arc::new(AtomicUsize::new(0));
         loop {
             if cancelled() {
                 return Err(LoopbackError::Cancelled);
@@ -249,16 +279,31 @@ impl LoopbackListener {
             if Instant::now() >= deadline {
                 return Err(LoopbackError::TimedOut);
             }
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    if let Some(result) = self.answer(stream, &mut handle) {
+            while let Ok((stream, peer)) = self.listener.accept() {
+                if !peer_is_this_user(&stream, peer) {
+                    tracing::warn!("refused a loopback connection from another local user");
+                    continue;
+                }
+                if reading.load(Ordering::SeqCst) >= MAX_READING {
+                    tracing::warn!("too many loopback connections at once; closing one unread");
+                    continue;
+                }
+                reading.fetch_add(1, Ordering::SeqCst);
+                let (tx, reading) = (tx.clone(), reading.clone());
+                std::thread::spawn(move || {
+                    if let Some(target) = read_request_target(&stream) {
+                        let _ = tx.send((stream, target));
+                    }
+                    reading.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+            match rx.recv_timeout(TICK) {
+                Ok((stream, target)) => {
+                    if let Some(result) = self.answer(stream, &target, &mut handle) {
                         return Ok(result);
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(25));
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(25)),
+                Err(mpsc::RecvTimeoutError::Timeout | mpsc::RecvTimeoutError::Disconnected) => {}
             }
         }
     }
@@ -266,31 +311,11 @@ impl LoopbackListener {
     fn answer<T>(
         &self,
         stream: TcpStream,
+        target: &str,
         handle: &mut impl FnMut(&str) -> LoopbackVerdict<T>,
     ) -> Option<T> {
-        let _ = stream.set_nonblocking(false);
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        let mut reader = BufReader::new(std::io::Read::take(&stream, 16 * 1024));
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).is_err() {
-            return None;
-        }
-        // Drain the headers; their content is not needed.
-        let mut line = String::new();
-        while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
-            line.clear();
-        }
-        drop(reader);
+        let _ = stream.set_write_timeout(Some(LOOPBACK_REQUEST_DEADLINE));
         let mut stream = &stream;
-        let mut parts = request_line.split_whitespace();
-        let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
-            respond(&mut stream, 400, "Bad request.");
-            return None;
-        };
-        if method != "GET" || !target.starts_with('/') {
-            respond(&mut stream, 400, "Bad request.");
-            return None;
-        }
         let url = format!("http://127.0.0.1:{}{}", self.port, target);
         match handle(&url) {
             LoopbackVerdict::Done(result, page) => {
@@ -303,6 +328,68 @@ impl LoopbackListener {
             }
         }
     }
+}
+
+/// Reads one request's line and headers within [`LOOPBACK_REQUEST_DEADLINE`] in total and
+/// returns its target, or answers 400 (or nothing, for a client too slow to deserve one).
+fn read_request_target(stream: &TcpStream) -> Option<String> {
+    let started = Instant::now();
+    let _ = stream.set_nonblocking(false);
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let mut reader = stream;
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let left = LOOPBACK_REQUEST_DEADLINE.checked_sub(started.elapsed())?;
+        if left.is_zero() || buf.len() > MAX_REQUEST_BYTES {
+            return None;
+        }
+        stream.set_read_timeout(Some(left)).ok()?;
+        match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    let line = std::str::from_utf8(&buf[..line_end]).ok()?.trim_end();
+    let mut parts = line.split(' ');
+    let mut writer = stream;
+    match (parts.next(), parts.next()) {
+        (Some("GET"), Some(target)) if target.starts_with('/') => Some(target.to_owned()),
+        _ => {
+            let _ = stream.set_write_timeout(Some(LOOPBACK_REQUEST_DEADLINE));
+            respond(&mut writer, 400, "Bad request.");
+            None
+        }
+    }
+}
+
+/// True when the connecting socket belongs to the user running Keylink (SECURITY 36). On
+/// Linux the owner of the peer's socket is looked up in `/proc/net/tcp`; when it cannot be
+/// found the connection is refused. Other platforms have no such table: there the state
+/// and the exact redirect match remain the defence.
+#[cfg(target_os = "linux")]
+fn peer_is_this_user(stream: &TcpStream, peer: std::net::SocketAddr) -> bool {
+    let Ok(local) = stream.local_addr() else {
+        return false;
+    };
+    let me = rustix::process::geteuid().as_raw();
+    match procfs::net::tcp() {
+        Ok(entries) => entries
+            .iter()
+            .find(|e| e.local_address == peer && e.remote_address == local)
+            .is_some_and(|e| e.uid == me),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read /proc/net/tcp; refusing the connection");
+            false
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn peer_is_this_user(_stream: &TcpStream, _peer: std::net::SocketAddr) -> bool {
+    true
 }
 
 fn respond(stream: &mut &TcpStream, status: u16, text: &str) {

@@ -161,6 +161,7 @@ fn run(command: Commands) -> Result<(), Error> {
                     name: &'a str,
                     issuer: Option<&'a str>,
                     redirect: &'static str,
+                    redirect_uri: String,
                     scopes: &'a [String],
                 }
                 let list: Vec<P<'_>> = providers
@@ -173,6 +174,7 @@ fn run(command: Commands) -> Result<(), Error> {
                             crate::provider::RedirectKind::DeepLink => "deep-link",
                             crate::provider::RedirectKind::Loopback => "loopback",
                         },
+                        redirect_uri: p.registered_redirect_uri(),
                         scopes: &p.scopes,
                     })
                     .collect();
@@ -183,7 +185,12 @@ fn run(command: Commands) -> Result<(), Error> {
                 );
             } else {
                 for p in providers.values() {
-                    println!("{:<16} {}", p.id, p.name);
+                    println!(
+                        "{:<16} {:<24} redirect URI to register: {}",
+                        p.id,
+                        p.name,
+                        p.registered_redirect_uri()
+                    );
                 }
             }
             Ok(())
@@ -235,7 +242,7 @@ fn run(command: Commands) -> Result<(), Error> {
                     .as_deref()
                     .or(account.name.as_deref())
                     .unwrap_or(&account.subject);
-                eprintln!("Linked {who} at {name}.");
+                eprintln!("Linked {} at {name}.", crate::callback::printable(who, 320));
                 println!("{}", account.id);
             }
             Ok(())
@@ -266,14 +273,18 @@ fn run(command: Commands) -> Result<(), Error> {
                         AccountStatus::Ok => "ok",
                         AccountStatus::NeedsRelink => "needs_relink",
                     };
+                    // Cleaned again when shown: an index written by an older version may
+                    // hold text as the provider sent it.
+                    let who = a
+                        .email
+                        .as_deref()
+                        .or(a.name.as_deref())
+                        .unwrap_or(&a.subject);
                     println!(
                         "{:<20} {:<10} {:<32} {}",
                         a.id,
                         a.provider,
-                        a.email
-                            .as_deref()
-                            .or(a.name.as_deref())
-                            .unwrap_or(&a.subject),
+                        crate::callback::printable(who, 320),
                         status
                     );
                 }
@@ -417,12 +428,14 @@ fn doctor(keylink: &Keylink) -> Result<(), Error> {
 
 /// Local time minus the provider's, from the HTTP `Date` of its authorization endpoint.
 fn provider_clock_skew(keylink: &Keylink, metadata: &crate::provider::Metadata) -> Option<i64> {
-    let response = keylink
-        .http()
-        .head(metadata.authorization_endpoint.clone())
-        .send()
+    let http = keylink.http();
+    let answer = http
+        .send(
+            "the authorization endpoint",
+            http.client().head(metadata.authorization_endpoint.clone()),
+        )
         .ok()?;
-    let date = response.headers().get("date")?.to_str().ok()?;
+    let date = answer.header("date")?;
     let theirs = httpdate::parse_http_date(date).ok()?;
     let theirs = theirs.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
     let ours = crate::clock::Clock::now(&crate::clock::SystemClock);

@@ -46,7 +46,7 @@ use crate::tokens::CachedToken;
 pub struct Keylink {
     config: Config,
     data_dir: PathBuf,
-    http: reqwest::blocking::Client,
+    http: crate::http::Http,
     clock: Arc<dyn Clock>,
     secrets: Mutex<Option<Arc<dyn SecretStore>>>,
     metadata: Mutex<HashMap<String, Arc<Metadata>>>,
@@ -64,7 +64,6 @@ impl std::fmt::Debug for Keylink {
 }
 
 /// A started link: open `authorization_url` in the system browser, then wait.
-#[derive(Debug)]
 pub struct LinkRequest {
     /// The pending flow's id.
     pub flow_id: String,
@@ -74,6 +73,19 @@ pub struct LinkRequest {
     /// challenge, not the verifier).
     pub authorization_url: Url,
     loopback: Option<LoopbackListener>,
+}
+
+// The authorization URL carries the state and the nonce: Debug shows it without its query.
+impl std::fmt::Debug for LinkRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = self.authorization_url.clone();
+        shown.set_query(Some("[redacted]"));
+        f.debug_struct("LinkRequest")
+            .field("flow_id", &self.flow_id)
+            .field("provider", &self.provider)
+            .field("authorization_url", &shown.as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What unlinking did.
@@ -95,28 +107,45 @@ enum Outcome {
 }
 
 /// The default data directory: `$KEYLINK_DATA_DIR`, else `$XDG_DATA_HOME/keylink`, else
-/// `~/.local/share/keylink`.
-pub fn default_data_dir() -> PathBuf {
+/// `~/.local/share/keylink`. Always an absolute path: with no usable variable set it is an
+/// error, never the current directory (SECURITY 38).
+pub fn default_data_dir() -> Result<PathBuf, Error> {
     if let Some(dir) = std::env::var_os("KEYLINK_DATA_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
+        let dir = PathBuf::from(dir);
+        if !dir.is_absolute() {
+            return Err(Error::DataDirUnknown(format!(
+                "KEYLINK_DATA_DIR ({}) is not an absolute path",
+                printable(&dir.display().to_string(), 200)
+            )));
+        }
+        return Ok(dir);
     }
     let base = std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("keylink")
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|h| h.is_absolute())
+                .map(|h| h.join(".local/share"))
+        })
+        .ok_or_else(|| {
+            Error::DataDirUnknown(
+                "neither XDG_DATA_HOME nor HOME is set to an absolute path".into(),
+            )
+        })?;
+    Ok(base.join("keylink"))
 }
 
 impl Keylink {
     /// Keylink as the environment configures it: [`Config::load`] and [`default_data_dir`].
     pub fn from_env() -> Result<Self, Error> {
-        Self::new(Config::load()?, default_data_dir())
+        Self::new(Config::load()?, default_data_dir()?)
     }
 
     /// Keylink with an explicit configuration and data directory.
     pub fn new(config: Config, data_dir: PathBuf) -> Result<Self, Error> {
-        let http = crate::http::client(&config.network)?;
+        let http = crate::http::Http::new(&config.network)?;
         Ok(Self {
             config,
             data_dir,
@@ -151,8 +180,8 @@ impl Keylink {
         &self.data_dir
     }
 
-    /// The HTTP client (shared, with the configured roots and timeouts).
-    pub fn http(&self) -> &reqwest::blocking::Client {
+    /// The HTTP client (shared, with the configured roots, deadline and size cap).
+    pub fn http(&self) -> &crate::http::Http {
         &self.http
     }
 
@@ -189,12 +218,23 @@ impl Keylink {
         }
     }
 
-    pub(crate) fn index(&self) -> Index {
-        Index::new(&self.data_dir)
+    /// `dir`, under the data directory, after checking that nobody else could have planted
+    /// anything in it.
+    pub(crate) fn trusted_dir(&self, sub: &str) -> Result<PathBuf, Error> {
+        crate::store::check_trusted_dir(&self.data_dir)?;
+        let dir = self.data_dir.join(sub);
+        crate::store::check_trusted_dir(&dir)?;
+        Ok(dir)
     }
 
-    fn pending(&self) -> PendingFlows {
-        PendingFlows::new(&self.data_dir)
+    pub(crate) fn index(&self) -> Result<Index, Error> {
+        crate::store::check_trusted_dir(&self.data_dir)?;
+        Ok(Index::new(&self.data_dir))
+    }
+
+    fn pending(&self) -> Result<PendingFlows, Error> {
+        self.trusted_dir("pending")?;
+        Ok(PendingFlows::new(&self.data_dir))
     }
 
     /// The configured provider `id`.
@@ -249,14 +289,15 @@ impl Keylink {
             RedirectKind::DeepLink => (None, provider.redirect_uri.clone()),
             RedirectKind::Loopback => {
                 let listener = LoopbackListener::bind()?;
-                let uri = listener.redirect_uri();
+                let uri = listener.redirect_uri(&provider.loopback_path());
                 (Some(listener), uri)
             }
         };
         let now = self.now();
-        self.pending().prune(now);
+        let pending = self.pending()?;
+        pending.prune(now);
         let (flow, authorization_url) = PendingFlow::start(provider, &metadata, redirect_uri, now);
-        self.pending().save(&flow)?;
+        pending.save(&flow)?;
         tracing::info!(provider = %provider.id, flow = %flow.id, "authorization started");
         Ok(LinkRequest {
             flow_id: flow.id,
@@ -268,7 +309,9 @@ impl Keylink {
 
     /// Cancels a started link: its redirect will be refused from now on.
     pub fn cancel_link(&self, flow_id: &str) {
-        self.pending().remove(flow_id);
+        if let Ok(pending) = self.pending() {
+            pending.remove(flow_id);
+        }
     }
 
     /// Waits until the started link completes (in this process through the loopback listener,
@@ -280,7 +323,7 @@ impl Keylink {
         timeout: Duration,
         cancelled: impl Fn() -> bool,
     ) -> Result<Account, Error> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::clock::deadline_after(timeout);
         let flow_id = request.flow_id.clone();
         let result = match request.loopback {
             Some(listener) => listener
@@ -312,14 +355,16 @@ impl Keylink {
         if result.is_err() {
             self.cancel_link(&flow_id);
         }
-        let _ = std::fs::remove_file(self.outcome_path(&flow_id));
+        if let Ok(path) = self.outcome_path(&flow_id) {
+            let _ = std::fs::remove_file(path);
+        }
         result
     }
 
-    fn outcome_path(&self, flow_id: &str) -> PathBuf {
-        self.data_dir
-            .join("outcomes")
-            .join(format!("{flow_id}.json"))
+    fn outcome_path(&self, flow_id: &str) -> Result<PathBuf, Error> {
+        Ok(self
+            .trusted_dir("outcomes")?
+            .join(format!("{flow_id}.json")))
     }
 
     fn wait_for_outcome(
@@ -329,9 +374,9 @@ impl Keylink {
         timeout: Duration,
         cancelled: &impl Fn() -> bool,
     ) -> Result<Account, Error> {
-        let path = self.outcome_path(flow_id);
+        let path = self.outcome_path(flow_id)?;
         loop {
-            if let Ok(bytes) = std::fs::read(&path) {
+            if let Ok(bytes) = crate::store::read_private(&path) {
                 return match serde_json::from_slice::<Outcome>(&bytes) {
                     Ok(Outcome::Linked { account }) => self.account(&account),
                     Ok(Outcome::Failed { message, .. }) => Err(Error::LinkFailed(message)),
@@ -351,8 +396,8 @@ impl Keylink {
     /// The result of a flow completed by another process, if it has arrived (for front ends
     /// that poll instead of blocking in [`Keylink::wait_for_link`]).
     pub fn take_outcome(&self, flow_id: &str) -> Option<Result<Account, Error>> {
-        let path = self.outcome_path(flow_id);
-        let bytes = std::fs::read(&path).ok()?;
+        let path = self.outcome_path(flow_id).ok()?;
+        let bytes = crate::store::read_private(&path).ok()?;
         let _ = std::fs::remove_file(&path);
         Some(match serde_json::from_slice::<Outcome>(&bytes) {
             Ok(Outcome::Linked { account }) => self.account(&account),
@@ -368,7 +413,7 @@ impl Keylink {
     pub fn complete_redirect(&self, url: &str) -> Result<Account, Error> {
         let response = parse_redirect(url)?;
         let now = self.now();
-        let flow = match self.pending().claim(response.state.secret(), now, |flow| {
+        let flow = match self.pending()?.claim(response.state.secret(), now, |flow| {
             redirect_matches(&response.base, &flow.redirect_uri)
         }) {
             Claim::Claimed(flow) => *flow,
@@ -388,8 +433,7 @@ impl Keylink {
                 message: e.to_string(),
             },
         };
-        if let Ok(bytes) = serde_json::to_vec(&outcome) {
-            let path = self.outcome_path(&flow_id);
+        if let (Ok(bytes), Ok(path)) = (serde_json::to_vec(&outcome), self.outcome_path(&flow_id)) {
             if let Some(dir) = path.parent() {
                 let _ = crate::store::create_private_dir(dir);
             }
@@ -444,13 +488,16 @@ impl Keylink {
     ) -> Result<Account, Error> {
         let (issuer, subject, email, name) =
             self.identify(provider, metadata, nonce, &tokens, now)?;
+        // Provider-supplied text is cleaned before it is stored or shown (SECURITY 39).
+        let clean =
+            |text: Option<String>| text.map(|t| printable(&t, 320)).filter(|t| !t.is_empty());
         let account = Account {
             id: account_id(&provider.id, &issuer, &subject),
             provider: provider.id.clone(),
             issuer,
             subject,
-            email,
-            name,
+            email: clean(email),
+            name: clean(name),
             scopes: tokens
                 .scopes
                 .clone()
@@ -461,12 +508,47 @@ impl Keylink {
         };
         self.secrets()?.set(&account.id, &encode_tokens(&tokens))?;
         let stored = account.clone();
-        self.index().update(move |accounts| {
+        self.index()?.update(move |accounts| {
             accounts.retain(|a| a.id != stored.id);
             accounts.push(stored);
         })?;
         tracing::info!(account = %account.id, "account linked");
         Ok(account)
+    }
+
+    /// Validates an ID token of `provider` (OIDC Core §3.1.3.7): its discovered issuer and
+    /// keys, the client id, `nonce` when the grant had one.
+    pub(crate) fn validate_id_token(
+        &self,
+        provider: &ProviderConfig,
+        metadata: &Metadata,
+        id_token: &crate::secret::IdToken,
+        nonce: Option<&crate::secret::Nonce>,
+        now: UnixTime,
+    ) -> Result<id_token::IdClaims, Error> {
+        let issuer = metadata
+            .issuer
+            .as_deref()
+            .ok_or_else(|| Error::NoIdentity("no issuer".into()))?;
+        let jwks_uri = metadata
+            .jwks_uri
+            .as_ref()
+            .ok_or_else(|| Error::NoIdentity("the provider publishes no jwks_uri".into()))?;
+        let algorithms =
+            id_token::allowed_algorithms(&metadata.id_token_signing_alg_values_supported);
+        let expected = Expected {
+            issuer,
+            client_id: &provider.client_id,
+            nonce,
+            algorithms: &algorithms,
+        };
+        Ok(id_token::validate(
+            id_token,
+            &expected,
+            &self.jwks_for(jwks_uri),
+            &self.http,
+            now,
+        )?)
     }
 
     /// Who signed in: from the validated ID token, completed from userinfo where it lacks
@@ -484,29 +566,7 @@ impl Keylink {
                 .id_token
                 .as_ref()
                 .ok_or(id_token::IdTokenError::Missing)?;
-            let issuer = metadata
-                .issuer
-                .as_deref()
-                .ok_or_else(|| Error::NoIdentity("no issuer".into()))?;
-            let jwks_uri = metadata
-                .jwks_uri
-                .as_ref()
-                .ok_or_else(|| Error::NoIdentity("the provider publishes no jwks_uri".into()))?;
-            let algorithms =
-                id_token::allowed_algorithms(&metadata.id_token_signing_alg_values_supported);
-            let expected = Expected {
-                issuer,
-                client_id: &provider.client_id,
-                nonce,
-                algorithms: &algorithms,
-            };
-            let claims = id_token::validate(
-                id_token,
-                &expected,
-                &self.jwks_for(jwks_uri),
-                &self.http,
-                now,
-            )?;
+            let claims = self.validate_id_token(provider, metadata, id_token, nonce, now)?;
             let (mut email, mut name) = (claims.email, claims.name);
             // Name and email from userinfo when the ID token lacks them (OIDC Core §5.3.2:
             // only if userinfo speaks about the same subject).
@@ -539,7 +599,7 @@ impl Keylink {
             &provider.quirks.user_endpoint,
             &tokens.access_token,
         )
-        .map_err(Error::NoIdentity)?;
+        .map_err(|e| Error::NoIdentity(e.to_string()))?;
         let subject = info
             .subject
             .ok_or_else(|| Error::NoIdentity("userinfo has no subject".into()))?;
@@ -549,7 +609,7 @@ impl Keylink {
 
     /// All linked accounts.
     pub fn accounts(&self) -> Result<Vec<Account>, Error> {
-        Ok(self.index().accounts()?)
+        Ok(self.index()?.accounts()?)
     }
 
     /// The account with this id, or the only one with this email.
@@ -600,10 +660,21 @@ impl Keylink {
         let endpoint = metadata.userinfo_endpoint.as_ref().ok_or_else(|| {
             Error::ConnectionCheck("the provider has no user information endpoint".into())
         })?;
-        let info = fetch_userinfo(&self.http, endpoint, &provider.quirks.user_endpoint, &token)
-            .map_err(|e| {
-                Error::ConnectionCheck(format!("the provider's user endpoint failed ({e})"))
-            })?;
+        let mapping = &provider.quirks.user_endpoint;
+        let info = match fetch_userinfo(&self.http, endpoint, mapping, &token) {
+            // The provider refused a token Keylink believed valid (it forgot the grant, or
+            // revoked the token): one refresh, then ask again (SECURITY 44). A refused
+            // refresh marks the account `needs_relink` and ends here.
+            Err(UserInfoError::Unauthorized) => {
+                tracing::info!(account = %account.id, "the provider refused the access token; refreshing");
+                let token = self.replace_rejected_token(&account.id, &token)?;
+                fetch_userinfo(&self.http, endpoint, mapping, &token)
+            }
+            other => other,
+        }
+        .map_err(|e| Error::ConnectionCheck(format!("the provider's user endpoint failed ({e})")))?;
+        // A refresh above updates the expiry.
+        let account = self.account(&account.id)?;
         let subject = info.subject.ok_or_else(|| {
             Error::ConnectionCheck("the provider's answer names no account".into())
         })?;
@@ -615,8 +686,8 @@ impl Keylink {
         Ok(ConnectionCheck {
             answered_by: endpoint.host_str().unwrap_or_default().to_owned(),
             subject,
-            email: info.email,
-            name: info.name,
+            email: info.email.map(|t| printable(&t, 320)),
+            name: info.name.map(|t| printable(&t, 320)),
             expires_at: account.expires_at,
             checked_at: self.now(),
             account,
@@ -641,6 +712,17 @@ pub fn account_id(provider: &str, issuer: &str, subject: &str) -> String {
     format!("{provider}-{hex}")
 }
 
+/// Why the user endpoint gave no answer.
+#[derive(Debug, thiserror::Error)]
+enum UserInfoError {
+    /// HTTP 401: the provider does not accept the access token.
+    #[error("HTTP 401: the provider does not accept the access token")]
+    Unauthorized,
+    /// Anything else.
+    #[error("{0}")]
+    Failed(String),
+}
+
 struct UserInfo {
     subject: Option<String>,
     email: Option<String>,
@@ -650,30 +732,36 @@ struct UserInfo {
 /// Asks the provider's user endpoint who the token belongs to, reading the answer as the
 /// provider's [`UserEndpoint`](crate::provider::UserEndpoint) mapping says.
 fn fetch_userinfo(
-    http: &reqwest::blocking::Client,
+    http: &crate::http::Http,
     endpoint: &Url,
     mapping: &crate::provider::UserEndpoint,
     token: &AccessToken,
-) -> Result<UserInfo, String> {
+) -> Result<UserInfo, UserInfoError> {
     let request = if mapping.post {
         // RPC-style endpoints (Dropbox) take a POST with a JSON `null` body.
-        http.post(endpoint.clone())
+        http.client()
+            .post(endpoint.clone())
             .header("content-type", "application/json")
             .body("null")
     } else {
-        http.get(endpoint.clone())
+        http.client().get(endpoint.clone())
     };
-    let response = request
-        .bearer_auth(token.secret())
-        .header("accept", "application/json")
-        .send()
-        .map_err(|e| crate::error::describe_reqwest(&e))?;
-    if !response.status().is_success() {
-        return Err(format!("HTTP {}", response.status()));
+    let answer = http
+        .send(
+            "the user endpoint",
+            request
+                .bearer_auth(token.secret())
+                .header("accept", "application/json"),
+        )
+        .map_err(|e| UserInfoError::Failed(e.reason()))?;
+    if answer.status == 401 {
+        return Err(UserInfoError::Unauthorized);
     }
-    let value: serde_json::Value = response
-        .json()
-        .map_err(|_| "unreadable answer".to_owned())?;
+    if !answer.is_success() {
+        return Err(UserInfoError::Failed(format!("HTTP {}", answer.status)));
+    }
+    let value: serde_json::Value = serde_json::from_slice(&answer.body)
+        .map_err(|_| UserInfoError::Failed("unreadable answer".to_owned()))?;
     let first = |pointers: &[&str]| {
         pointers.iter().find_map(|p| match value.pointer(p)? {
             serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
@@ -720,5 +808,26 @@ pub fn open_in_browser(url: &Url) -> Result<(), Error> {
             Ok(())
         }
         None => open::that_detached(url.as_str()).map_err(|e| Error::Browser(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_a_link_request_hides_the_state_and_the_nonce() {
+        let request = LinkRequest {
+            flow_id: "flow-1".into(),
+            provider: "demo".into(),
+            authorization_url: Url::parse(
+                "https://idp.example/auth?state=canary-state&nonce=canary-nonce&code_challenge=c",
+            )
+            .unwrap_or_else(|_| unreachable!()),
+            loopback: None,
+        };
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("canary"), "{shown}");
+        assert!(shown.contains("https://idp.example/auth"), "{shown}");
     }
 }

@@ -51,3 +51,12 @@ pub fn parse_rfc3339(s: &str) -> Option<UnixTime> {
         .ok()
         .map(|dt| dt.unix_timestamp())
 }
+
+/// `timeout` from now, or a century from now when `timeout` is too large to add (a hostile
+/// or mistyped number must not panic, SECURITY 40).
+pub(crate) fn deadline_after(timeout: std::time::Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(std::time::Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
+}

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use url::Url;
-use zeroize::Zeroize;
 
 use crate::callback::{LoopbackError, printable};
 use crate::client::Keylink;
@@ -28,13 +27,16 @@ pub const DEVICE_CODE_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:devic
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// How much longer to wait after each `slow_down` (RFC 8628 §3.5).
 pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+/// The longest poll interval believed (SECURITY 40): a provider asking for more is broken
+/// or hostile, and the sign-in is refused rather than left waiting for ever.
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(300);
+/// The longest a device code is believed to live; a longer `expires_in` is cut to this.
+const MAX_CODE_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// The shortest wait between polls, whatever the provider advertises (an `interval` of 0
 /// must not turn into a busy loop against its token endpoint).
 const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// User codes are typed by a person: anything longer is not one.
 const MAX_USER_CODE_LEN: usize = 64;
-/// The most of a device authorization response Keylink reads.
-const MAX_ANSWER: u64 = 64 * 1024;
 /// How often a wait between polls checks `cancelled` and the time limit.
 const WAKE_UP: Duration = Duration::from_millis(100);
 
@@ -127,7 +129,7 @@ impl Keylink {
         timeout: Duration,
         cancelled: impl Fn() -> bool,
     ) -> Result<Account, Error> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::clock::deadline_after(timeout);
         let provider = self.provider(provider)?;
         // Without a usable keychain the tokens could not be kept: say so before the person
         // signs in, not after.
@@ -183,7 +185,7 @@ fn pause(
     timeout: Duration,
     cancelled: &impl Fn() -> bool,
 ) -> Result<(), Error> {
-    let until = Instant::now() + wait;
+    let until = crate::clock::deadline_after(wait);
     loop {
         if cancelled() {
             return Err(LoopbackError::Cancelled.into());
@@ -203,12 +205,10 @@ fn pause(
 /// client secret for the few providers that demand one (sent in the body, as RFC 6749 §2.3.1
 /// allows and device-flow providers document).
 fn request_device_authorization(
-    http: &reqwest::blocking::Client,
+    http: &crate::http::Http,
     provider: &ProviderConfig,
     endpoint: &Url,
 ) -> Result<(DeviceCode, DeviceAuthorization, Option<u64>), DeviceError> {
-    use std::io::Read;
-
     let scope = provider.scopes.join(" ");
     let mut form = vec![("client_id", provider.client_id.as_str())];
     if !scope.is_empty() {
@@ -217,25 +217,17 @@ fn request_device_authorization(
     if let Some(secret) = &provider.client_secret {
         form.push(("client_secret", secret.secret()));
     }
-    let mut response = http
-        .post(endpoint.clone())
-        .header("accept", "application/json")
-        .form(&form)
-        .send()
-        .map_err(|e| DeviceError::Unreachable(crate::error::describe_reqwest(&e)))?;
-    let status = response.status().as_u16();
-    let mut body = Vec::new();
-    let read = response.by_ref().take(MAX_ANSWER).read_to_end(&mut body);
-    let result = match read {
-        Ok(_) => read_device_authorization(status, &body),
-        Err(e) => Err(DeviceError::Unreachable(format!(
-            "the answer was cut off: {}",
-            printable(&e.to_string(), 200)
-        ))),
-    };
-    // The body holds the device code.
-    body.zeroize();
-    result
+    let answer = http
+        .send(
+            "the device authorization endpoint",
+            http.client()
+                .post(endpoint.clone())
+                .header("accept", "application/json")
+                .form(&form),
+        )
+        .map_err(|e| DeviceError::Unreachable(e.reason()))?;
+    // The body holds the device code; it is wiped when `answer` drops.
+    read_device_authorization(answer.status, &answer.body)
 }
 
 /// Reads a device authorization response (RFC 8628 §3.2), tolerating what real providers do:
@@ -302,12 +294,24 @@ fn read_device_authorization(
         .get("expires_in")
         .and_then(seconds)
         .ok_or_else(|| DeviceError::Malformed("it has no usable expires_in".into()))?;
-    let interval = value.get("interval").and_then(seconds);
+    let interval = match value.get("interval") {
+        None | Some(Value::Null) => None,
+        Some(raw) => match seconds(raw) {
+            Some(secs) if Duration::from_secs(secs) <= MAX_POLL_INTERVAL => Some(secs),
+            _ => {
+                return Err(DeviceError::Malformed(format!(
+                    "its polling interval {} is not a number of seconds up to {}",
+                    printable(&raw.to_string(), 40),
+                    MAX_POLL_INTERVAL.as_secs()
+                )));
+            }
+        },
+    };
     let authorization = DeviceAuthorization {
         verification_uri,
         user_code,
         verification_uri_complete,
-        expires_in: Duration::from_secs(expires_in),
+        expires_in: Duration::from_secs(expires_in).min(MAX_CODE_LIFETIME),
     };
     Ok((device_code, authorization, interval))
 }
@@ -384,7 +388,7 @@ impl Polling {
                 tracing::warn!(error = %error, "the provider did not answer a device poll; polling on");
                 let asked = Duration::from_secs(error.retry_after().unwrap_or(0));
                 self.trouble = Some(error);
-                return Step::Wait(self.interval.max(asked));
+                return Step::Wait(self.interval.max(asked).min(MAX_POLL_INTERVAL));
             }
             _ => return Step::Fail(error.into()),
         };
@@ -395,7 +399,7 @@ impl Polling {
             }
             "slow_down" => {
                 self.trouble = None;
-                self.interval += SLOW_DOWN_STEP;
+                self.interval = (self.interval + SLOW_DOWN_STEP).min(MAX_POLL_INTERVAL);
                 tracing::info!(
                     interval = self.interval.as_secs(),
                     "the provider asked to poll more slowly"

@@ -88,6 +88,29 @@ pub enum Error {
         "the account {0} must be linked again (the provider no longer accepts its refresh token); run `keylink link` for its provider"
     )]
     NeedsRelink(String),
+    /// Another process held the account's lock for longer than any refresh can take.
+    #[error(
+        "another Keylink process has been busy with the account {account} for more than {secs} s; try again in a moment"
+    )]
+    LockTimedOut {
+        /// The account id.
+        account: String,
+        /// How long Keylink waited.
+        secs: u64,
+    },
+    /// A refresh answer's ID token was valid but named another person than the account.
+    #[error(
+        "the provider's refreshed ID token names a different account than {0}, so the refresh was refused and the stored tokens were kept; link the account again if this persists"
+    )]
+    RefreshedIdentityMismatch(String),
+    /// The account was linked again while its old grant was being refreshed.
+    #[error("the account {0} was linked again while its token was being refreshed; try again")]
+    Relinked(String),
+    /// No absolute data directory could be determined from the environment.
+    #[error(
+        "Keylink cannot tell where to keep its data ({0}); set KEYLINK_DATA_DIR to an absolute path of your own"
+    )]
+    DataDirUnknown(String),
     /// The token expires within min-ttl and cannot be refreshed.
     #[error(
         "the access token of {0} expires too soon and there is no refresh token; link the account again"
@@ -103,7 +126,8 @@ impl Error {
             Error::Config(_)
             | Error::UnknownProvider(_)
             | Error::UnknownAccount(_)
-            | Error::AmbiguousAccount(_) => 2,
+            | Error::AmbiguousAccount(_)
+            | Error::DataDirUnknown(_) => 2,
             Error::Http(HttpError::CaFile { .. }) => 2,
             Error::NeedsRelink(_) | Error::NoRefreshToken(_) => 3,
             _ => 1,
@@ -113,7 +137,7 @@ impl Error {
     /// A short stable code for front ends to switch on.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Config(_) | Error::Http(_) => "config",
+            Error::Config(_) | Error::Http(_) | Error::DataDirUnknown(_) => "config",
             Error::UnknownProvider(_) | Error::UnknownAccount(_) | Error::AmbiguousAccount(_) => {
                 "not_found"
             }
@@ -127,10 +151,12 @@ impl Error {
             | Error::IdToken(_)
             | Error::NoIdentity(_)
             | Error::ConnectionCheck(_)
+            | Error::RefreshedIdentityMismatch(_)
             | Error::UnsafeAuthorizationUrl(_) => "provider",
             Error::LinkFailed(_) => "link_failed",
             Error::ChecksFailed(_) => "checks_failed",
             Error::Browser(_) | Error::Pending(_) => "internal",
+            Error::LockTimedOut { .. } | Error::Relinked(_) => "busy",
         }
     }
 }

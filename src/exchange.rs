@@ -23,6 +23,7 @@ use zeroize::Zeroize;
 
 use crate::callback::printable;
 use crate::clock::UnixTime;
+use crate::http::{FetchError, Http};
 use crate::provider::{Metadata, ProviderConfig};
 use crate::secret::{AccessToken, AuthorizationCode, IdToken, PkceCodeVerifier, RefreshToken};
 
@@ -77,6 +78,18 @@ pub enum ExchangeError {
         "the provider's token endpoint sent an unreadable answer{0}; try again, and report it if it persists"
     )]
     Malformed(String),
+}
+
+impl From<FetchError> for ExchangeError {
+    fn from(e: FetchError) -> Self {
+        match e {
+            FetchError::TooLarge { .. } => ExchangeError::Malformed(" (larger than 1 MiB)".into()),
+            e => ExchangeError::Transport {
+                unsent: e.is_unsent(),
+                reason: e.reason(),
+            },
+        }
+    }
 }
 
 impl ExchangeError {
@@ -194,7 +207,8 @@ impl WireTokenResponse {
             id_token: self.id_token.map(|t| IdToken::new(t.into_secret())),
             expires_at: self
                 .expires_in
-                .map(|s| received_at.saturating_add(i64::try_from(s).unwrap_or(i64::MAX))),
+                // A decade at most: a hostile `expires_in` must not overflow (SECURITY 40).
+                .map(|s| received_at.saturating_add(s.min(MAX_EXPIRES_IN) as i64)),
             scopes: self
                 .scopes
                 .map(|s| s.into_iter().map(|s| s.to_string()).collect()),
@@ -233,30 +247,42 @@ struct Observed {
 }
 
 fn observing<'a>(
-    http: &'a reqwest::blocking::Client,
+    http: &'a Http,
     seen: &'a Observed,
-) -> impl Fn(
-    oauth2::HttpRequest,
-) -> Result<oauth2::HttpResponse, oauth2::HttpClientError<reqwest::Error>>
-+ 'a {
+    now: UnixTime,
+) -> impl Fn(oauth2::HttpRequest) -> Result<oauth2::HttpResponse, FetchError> + 'a {
     move |request| {
-        let response = oauth2::SyncHttpClient::call(http, request)?;
-        seen.status.set(Some(response.status().as_u16()));
-        seen.retry_after.set(
-            response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse().ok()),
-        );
-        Ok(response)
+        let unbuildable = |e: &dyn std::fmt::Display| FetchError::Transport {
+            endpoint: TOKEN_ENDPOINT,
+            reason: format!(
+                "the request could not be built ({})",
+                printable(&e.to_string(), 100)
+            ),
+            unsent: true,
+        };
+        let request = reqwest::blocking::Request::try_from(request).map_err(|e| unbuildable(&e))?;
+        let answer = http.send(
+            TOKEN_ENDPOINT,
+            reqwest::blocking::RequestBuilder::from_parts(http.client().clone(), request),
+        )?;
+        seen.status.set(Some(answer.status));
+        seen.retry_after
+            .set(crate::http::retry_after(answer.header("retry-after"), now));
+        let mut response = oauth2::http::Response::builder().status(answer.status);
+        for (name, value) in &answer.headers {
+            response = response.header(name, value);
+        }
+        // oauth2 takes the body by value; the copy it parses is its own to drop.
+        response
+            .body(answer.body.to_vec())
+            .map_err(|e| unbuildable(&e))
     }
 }
 
 /// Exchanges an authorization code for tokens. The code is sent exactly once: whatever
 /// happens, the caller must not retry with the same code (RFC 6749 §4.1.2).
 pub fn exchange_code(
-    http: &reqwest::blocking::Client,
+    http: &Http,
     provider: &ProviderConfig,
     metadata: &Metadata,
     code: AuthorizationCode,
@@ -271,13 +297,13 @@ pub fn exchange_code(
         .exchange_code(oauth2::AuthorizationCode::new(code.secret().to_owned()))
         .set_pkce_verifier(oauth2::PkceCodeVerifier::new(verifier.secret().to_owned()))
         .set_redirect_uri(std::borrow::Cow::Owned(redirect))
-        .request(&observing(http, &seen));
+        .request(&observing(http, &seen, now));
     classify(result, &seen, now)
 }
 
 /// Uses a refresh token (RFC 6749 §6).
 pub fn refresh(
-    http: &reqwest::blocking::Client,
+    http: &Http,
     provider: &ProviderConfig,
     metadata: &Metadata,
     refresh_token: &RefreshToken,
@@ -288,7 +314,7 @@ pub fn refresh(
     let token = oauth2::RefreshToken::new(refresh_token.secret().to_owned());
     let result = client
         .exchange_refresh_token(&token)
-        .request(&observing(http, &seen));
+        .request(&observing(http, &seen, now));
     classify(result, &seen, now)
 }
 
@@ -306,10 +332,7 @@ fn rejected(error: &str, description: Option<&str>) -> ExchangeError {
 }
 
 fn classify(
-    result: Result<
-        WireTokenResponse,
-        RequestTokenError<oauth2::HttpClientError<reqwest::Error>, BasicErrorResponse>,
-    >,
+    result: Result<WireTokenResponse, RequestTokenError<FetchError, BasicErrorResponse>>,
     seen: &Observed,
     now: UnixTime,
 ) -> Result<TokenSet, ExchangeError> {
@@ -320,16 +343,7 @@ fn classify(
             e.error().as_ref(),
             e.error_description().map(String::as_str),
         )),
-        Err(RequestTokenError::Request(e)) => Err(match e {
-            oauth2::HttpClientError::Reqwest(e) => ExchangeError::Transport {
-                reason: crate::error::describe_reqwest(&e),
-                unsent: e.is_connect(),
-            },
-            other => ExchangeError::Transport {
-                reason: printable(&other.to_string(), 200),
-                unsent: false,
-            },
-        }),
+        Err(RequestTokenError::Request(e)) => Err(ExchangeError::from(e)),
         Err(RequestTokenError::Parse(_, mut body)) => {
             // An OAuth error with HTTP 200 (GitHub) or a 5xx page; the body may hold tokens,
             // so it is read for an error code only and then wiped.
@@ -391,51 +405,32 @@ mod tests {
     }
 }
 
-/// The most of a token response Keylink reads; a larger answer is unreadable.
-const MAX_TOKEN_ANSWER: u64 = 1 << 20;
+/// The longest access-token lifetime believed, in seconds (ten years).
+const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 60 * 60;
+
+/// How the token endpoint is named in errors.
+const TOKEN_ENDPOINT: &str = "the token endpoint";
 
 /// Sends one token request (RFC 6749 §3.2) with `form` as its body and reads the answer like
 /// every other grant's: leniently where providers deviate, and an OAuth error is an error
 /// whatever the HTTP status (GitHub answers its device-flow errors with 200). Used for grants
 /// that are requests the caller repeats itself, such as the device grant (RFC 8628 §3.4).
 pub(crate) fn post_token_form(
-    http: &reqwest::blocking::Client,
+    http: &Http,
     endpoint: &Url,
     form: &[(&str, &str)],
     now: UnixTime,
 ) -> Result<TokenSet, ExchangeError> {
-    use std::io::Read;
-
-    let mut response = http
-        .post(endpoint.clone())
-        .header("accept", "application/json")
-        .form(form)
-        .send()
-        .map_err(|e| ExchangeError::Transport {
-            reason: crate::error::describe_reqwest(&e),
-            unsent: e.is_connect(),
-        })?;
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
-    let mut body = Vec::new();
-    let read = response
-        .by_ref()
-        .take(MAX_TOKEN_ANSWER)
-        .read_to_end(&mut body);
-    let result = match read {
-        Ok(_) => read_token_answer(status, retry_after, &body, now),
-        Err(e) => Err(ExchangeError::Transport {
-            reason: format!("the answer was cut off: {}", printable(&e.to_string(), 200)),
-            unsent: false,
-        }),
-    };
-    // The body may hold tokens.
-    body.zeroize();
-    result
+    let answer = http.send(
+        TOKEN_ENDPOINT,
+        http.client()
+            .post(endpoint.clone())
+            .header("accept", "application/json")
+            .form(form),
+    )?;
+    let retry_after = crate::http::retry_after(answer.header("retry-after"), now);
+    // The body may hold tokens; it is wiped when `answer` drops.
+    read_token_answer(answer.status, retry_after, &answer.body, now)
 }
 
 /// Classifies a token endpoint's answer: 5xx and 429 first (whatever the body says), then an
@@ -467,6 +462,50 @@ fn read_token_answer(
 #[cfg(test)]
 mod form_grant_tests {
     use super::*;
+
+    /// Token answers are untrusted input: no mutation of a real one may panic, and an
+    /// accepted one never expires beyond the cap (SECURITY 40).
+    #[test]
+    fn fuzz_the_token_answer_parser() {
+        let seeds = [
+            r#"{"access_token":"a","token_type":"Bearer","expires_in":3600,"refresh_token":"r","id_token":"x.y.z","scope":"openid email"}"#,
+            r#"{"access_token":"a","token_type":"bearer","expires_in":"3599","scope":"repo,user"}"#,
+            r#"{"error":"invalid_grant","error_description":"gone"}"#,
+        ];
+        crate::mutate::mutations(&seeds, crate::mutate::JSON_ALPHABET, 30_000, |body| {
+            for status in [200, 400, 503] {
+                if let Ok(tokens) = read_token_answer(status, Some(u64::MAX), body, 1_000) {
+                    assert!(
+                        tokens
+                            .expires_at
+                            .is_none_or(|t| t <= 1_000 + MAX_EXPIRES_IN as i64)
+                    );
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date_is_clamped() {
+        use crate::http::retry_after;
+        assert_eq!(retry_after(Some("7"), 0), Some(7));
+        assert_eq!(retry_after(Some("18446744073709551615"), 0), Some(86_400));
+        // An HTTP date 30 s after `now`.
+        assert_eq!(
+            retry_after(Some("Wed, 21 Oct 2015 07:28:30 GMT"), 1_445_412_480),
+            Some(30)
+        );
+        // A date in the past: no wait.
+        assert_eq!(
+            retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT"), 1_445_412_500),
+            Some(0)
+        );
+        assert_eq!(
+            retry_after(Some("Fri, 31 Dec 9999 23:59:59 GMT"), 0),
+            Some(86_400)
+        );
+        assert_eq!(retry_after(Some("soon"), 0), None);
+    }
 
     #[test]
     fn an_oauth_error_is_an_error_whatever_the_status() {

@@ -164,6 +164,9 @@ pub enum PendingError {
     },
 }
 
+/// How old a claimed flow file must be to count as left behind by a crashed process.
+const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The pending flows in `<data dir>/pending/`.
 #[derive(Debug, Clone)]
 pub struct PendingFlows {
@@ -269,10 +272,31 @@ impl PendingFlows {
         outcome
     }
 
-    /// Deletes expired flows left behind by processes that ended.
+    /// Deletes expired flows left behind by processes that ended, and flows a process
+    /// claimed but did not live to finish (`*.claimed-<pid>`: they hold a verifier). A live
+    /// claimer holds its file for microseconds, so one older than a minute is an orphan.
     pub fn prune(&self, now: UnixTime) {
         for (path, flow) in self.read_all() {
             if flow.is_expired(now) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let claimed = path
+                .extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| x.starts_with("claimed-"));
+            let orphaned = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= ORPHAN_AGE);
+            if claimed && orphaned {
                 let _ = std::fs::remove_file(path);
             }
         }
@@ -280,7 +304,7 @@ impl PendingFlows {
 }
 
 fn read_flow(path: &Path) -> Option<PendingFlow> {
-    let bytes = Zeroizing::new(std::fs::read(path).ok()?);
+    let bytes = crate::store::read_private(path).ok()?;
     let f: PendingFlowFile<'_> = serde_json::from_slice(&bytes).ok()?;
     Some(PendingFlow {
         id: f.id.to_owned(),
@@ -322,6 +346,28 @@ mod tests {
             );
             assert!(seen.insert(s.to_owned()), "duplicate verifier");
         }
+    }
+
+    #[test]
+    fn a_flow_claimed_by_a_process_that_crashed_is_deleted() {
+        // Its file holds the verifier; a live claimer removes its file within microseconds.
+        let dir = tempfile::tempdir().unwrap();
+        let flows = PendingFlows::new(dir.path());
+        crate::store::create_private_dir(&flows.dir).unwrap();
+        let orphan = flows.dir.join("abc.claimed-4242");
+        let fresh = flows.dir.join("def.claimed-4243");
+        std::fs::write(&orphan, "{}").unwrap();
+        std::fs::write(&fresh, "{}").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+        std::fs::File::options()
+            .write(true)
+            .open(&orphan)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        flows.prune(0);
+        assert!(!orphan.exists(), "the orphan was deleted");
+        assert!(fresh.exists(), "a claim in progress is left alone");
     }
 
     #[test]

@@ -17,14 +17,16 @@ mod exchange;
 mod flow;
 mod http;
 mod id_token;
+#[cfg(test)]
+mod mutate;
 mod provider;
 mod secret;
 mod store;
 mod tokens;
 
 pub use callback::{
-    AuthorizationResponse, LoopbackError, LoopbackListener, LoopbackVerdict, MAX_REDIRECT_LEN,
-    RedirectError, parse_redirect, redirect_matches,
+    AuthorizationResponse, LOOPBACK_REQUEST_DEADLINE, LoopbackError, LoopbackListener,
+    LoopbackVerdict, MAX_REDIRECT_LEN, RedirectError, parse_redirect, redirect_matches,
 };
 pub use client::{
     ConnectionCheck, Keylink, LinkRequest, UnlinkReport, account_id, default_data_dir,
@@ -32,17 +34,21 @@ pub use client::{
 };
 pub use clock::{Clock, FixedClock, SystemClock, UnixTime, parse_rfc3339, rfc3339};
 pub use device::{
-    DEFAULT_POLL_INTERVAL, DEVICE_CODE_GRANT_TYPE, DeviceAuthorization, DeviceError, SLOW_DOWN_STEP,
+    DEFAULT_POLL_INTERVAL, DEVICE_CODE_GRANT_TYPE, DeviceAuthorization, DeviceError,
+    MAX_POLL_INTERVAL, SLOW_DOWN_STEP,
 };
 pub use error::Error;
 pub use exchange::{ExchangeError, TokenSet};
 pub use flow::{PENDING_FLOW_LIFETIME, PendingError, PendingFlow};
-pub use http::{HttpError, NetworkSettings, is_allowed_endpoint};
+pub use http::{
+    Answer, DEFAULT_TIMEOUT, FetchError, Http, HttpError, MAX_BODY_BYTES, NetworkSettings,
+    is_allowed_endpoint,
+};
 pub use id_token::{
     Expected, IdClaims, IdTokenError, Jwks, allowed_algorithms, validate as validate_id_token,
 };
 pub use provider::{
-    Config, ConfigError, DEFAULT_DEEP_LINK_REDIRECT, DiscoveryError, EndpointOverrides, Metadata,
+    CALLBACK_PATH, Config, ConfigError, DiscoveryError, EndpointOverrides, Metadata,
     ProviderConfig, Quirks, RedirectKind, URL_SCHEME, UserEndpoint, discover,
 };
 pub use secret::DeviceCode;

@@ -18,8 +18,10 @@ pub use presets::{Quirks, UserEndpoint};
 
 /// The private-use URI scheme of Keylink (reverse domain name, RFC 8252 §7.1).
 pub const URL_SCHEME: &str = "dev.keylink";
-/// The deep-link redirect URI used when a provider does not set `redirect_uri`.
-pub const DEFAULT_DEEP_LINK_REDIRECT: &str = "dev.keylink:/callback";
+/// The path every redirect URI starts with; the provider id follows it, so each provider's
+/// redirect URI is its own (RFC 9700 §4.4.2: the mix-up defence for providers without
+/// RFC 9207 `iss`).
+pub const CALLBACK_PATH: &str = "/callback";
 /// Path of the system policy file that IT admins deploy.
 pub const SYSTEM_POLICY_FILE: &str = "/etc/keylink/keylink.toml";
 
@@ -69,7 +71,8 @@ pub enum ConfigError {
 pub enum RedirectKind {
     /// A private-use URI scheme handled by the OS (RFC 8252 §7.1).
     DeepLink,
-    /// A one-shot listener on `http://127.0.0.1:<ephemeral>/callback` (RFC 8252 §7.3).
+    /// A one-shot listener on `http://127.0.0.1:<ephemeral>/callback/<provider-id>`
+    /// (RFC 8252 §7.3).
     Loopback,
 }
 
@@ -90,7 +93,8 @@ pub struct ProviderConfig {
     pub scopes: Vec<String>,
     /// Redirect transport.
     pub redirect: RedirectKind,
-    /// Deep-link redirect URI (ignored for loopback, whose port is chosen per flow).
+    /// Deep-link redirect URI, `dev.keylink:/callback/<provider-id>` unless configured
+    /// (ignored for loopback, whose port is chosen per flow).
     pub redirect_uri: Url,
     /// Explicit endpoints, overriding discovery.
     pub endpoints: EndpointOverrides,
@@ -108,6 +112,21 @@ impl ProviderConfig {
     /// True when this is an OpenID Connect provider (an ID token is expected and checked).
     pub fn is_oidc(&self) -> bool {
         self.issuer.is_some() && self.scopes.iter().any(|s| s == "openid")
+    }
+
+    /// The path of this provider's loopback redirect URI, `/callback/<provider-id>`.
+    pub fn loopback_path(&self) -> String {
+        format!("{CALLBACK_PATH}/{}", self.id)
+    }
+
+    /// The redirect URI to register at the provider, exactly: the deep-link URI, or for
+    /// loopback `http://127.0.0.1/callback/<provider-id>` (the port is chosen per sign-in,
+    /// which native-app rules allow, RFC 8252 §7.3).
+    pub fn registered_redirect_uri(&self) -> String {
+        match self.redirect {
+            RedirectKind::DeepLink => self.redirect_uri.to_string(),
+            RedirectKind::Loopback => format!("http://127.0.0.1{}", self.loopback_path()),
+        }
     }
 }
 
@@ -429,7 +448,7 @@ fn parse_provider(file: &Path, id: &str, raw: RawProvider) -> Result<ProviderCon
             }
             url
         }
-        None => Url::parse(DEFAULT_DEEP_LINK_REDIRECT)
+        None => Url::parse(&format!("{URL_SCHEME}:{CALLBACK_PATH}/{id}"))
             .map_err(|e| invalid(file, &key("redirect_uri"), &e.to_string()))?,
     };
     if let Some(reserved) = raw
@@ -635,7 +654,7 @@ struct RawMetadata {
 /// Fetches and checks the metadata of `provider`, or builds it from explicit endpoints for
 /// providers without discovery.
 pub fn discover(
-    http: &reqwest::blocking::Client,
+    http: &crate::http::Http,
     provider: &ProviderConfig,
 ) -> Result<Metadata, DiscoveryError> {
     let overrides = &provider.endpoints;
@@ -669,19 +688,17 @@ pub fn discover(
         issuer: issuer.clone(),
         reason,
     };
-    let response = http
-        .get(&url)
-        .header("accept", "application/json")
-        .send()
-        .map_err(|e| unreachable(crate::error::describe_reqwest(&e)))?;
-    if !response.status().is_success() {
-        return Err(unreachable(format!("HTTP {}", response.status())));
+    let answer = http
+        .send(
+            "the discovery document",
+            http.client().get(&url).header("accept", "application/json"),
+        )
+        .map_err(|e| unreachable(e.reason()))?;
+    if !answer.is_success() {
+        return Err(unreachable(format!("HTTP {}", answer.status)));
     }
-    let body = response
-        .bytes()
-        .map_err(|e| unreachable(crate::error::describe_reqwest(&e)))?;
     let raw: RawMetadata =
-        serde_json::from_slice(&body).map_err(|e| DiscoveryError::Malformed {
+        serde_json::from_slice(&answer.body).map_err(|e| DiscoveryError::Malformed {
             issuer: issuer.clone(),
             reason: e.to_string(),
         })?;

@@ -83,6 +83,19 @@ pub enum StoreError {
         /// The operating system's reason.
         reason: String,
     },
+    /// The data directory (or a directory in it) belongs to another user or other users may
+    /// write to it, so a file in it could have been planted (SECURITY 38).
+    #[error(
+        "Keylink's data directory {path} {problem}, so its contents cannot be trusted and it was not used; {fix}"
+    )]
+    UntrustedDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+        /// How to fix it.
+        fix: String,
+    },
 }
 
 /// Where secrets are kept. The real implementation is [`Keychain`]; tests may use others.
@@ -386,7 +399,7 @@ impl Index {
 
     /// All accounts.
     pub fn accounts(&self) -> Result<Vec<Account>, StoreError> {
-        match std::fs::read(&self.path) {
+        match read_private(&self.path) {
             Ok(bytes) => Ok(serde_json::from_slice::<IndexFile>(&bytes)
                 .map_err(|e| self.err(e))?
                 .accounts),
@@ -400,12 +413,7 @@ impl Index {
         if let Some(dir) = self.path.parent() {
             create_private_dir(dir).map_err(|e| self.err(e))?;
         }
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)
-            .map_err(|e| self.err(e))?;
+        let lock = open_private(&self.lock_path, false).map_err(|e| self.err(e))?;
         lock.lock().map_err(|e| self.err(e))?;
         let mut accounts = self.accounts()?;
         let result = change(&mut accounts);
@@ -424,17 +432,107 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-/// Writes `bytes` to `path` atomically: a 0600 temporary file in the same directory, fsync,
-/// rename over the target, fsync of the directory.
+/// Refuses a directory that belongs to another user or that other users may write to, the
+/// way ssh's StrictModes treats `~/.ssh` (SECURITY 38): a pending flow or an index planted
+/// there would be believed. A directory that does not exist yet is fine: Keylink creates it
+/// private.
+pub fn check_trusted_dir(dir: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = match std::fs::metadata(dir) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(StoreError::DataDir {
+                    path: dir.to_owned(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let untrusted = |problem: String, fix: String| StoreError::UntrustedDir {
+            path: dir.to_owned(),
+            problem,
+            fix,
+        };
+        if !meta.is_dir() {
+            return Err(untrusted(
+                "is not a directory".into(),
+                "remove it or set KEYLINK_DATA_DIR to a directory of your own".into(),
+            ));
+        }
+        let me = rustix::process::geteuid().as_raw();
+        if meta.uid() != me {
+            return Err(untrusted(
+                format!("belongs to user id {}, not to you ({me})", meta.uid()),
+                "set KEYLINK_DATA_DIR to a directory of your own".into(),
+            ));
+        }
+        let mode = meta.mode() & 0o777;
+        if mode & 0o022 != 0 {
+            return Err(untrusted(
+                format!("can be written by other users (mode {mode:03o})"),
+                format!(
+                    "run `chmod 700 {}` after checking its contents",
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Opens `path` for reading without following a symlink at its last component; anything but
+/// a regular file is refused.
+pub fn read_private(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    use std::io::Read;
+    let mut options = OpenOptions::new();
+    options.read(true);
+    no_follow(&mut options);
+    let mut file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Opens (creating when missing, `0600`) a file for writing without following a symlink;
+/// used for lock files.
+pub fn open_private(path: &Path, truncate: bool) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(truncate);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    no_follow(&mut options);
+    options.open(path)
+}
+
+fn no_follow(options: &mut OpenOptions) {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        options,
+        rustix::fs::OFlags::NOFOLLOW.bits() as i32,
+    );
+    #[cfg(not(unix))]
+    let _ = options;
+}
+
+/// Writes `bytes` to `path` atomically: a new 0600 temporary file in the same directory
+/// (created exclusively, never through a symlink), fsync, rename over the target, fsync of
+/// the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
-        ".{}.{}.tmp",
+        ".{}.{}-{:08x}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
+        std::process::id(),
+        rand::random::<u32>()
     ));
     let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
+    no_follow(&mut options);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let result = (|| {

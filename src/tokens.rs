@@ -38,13 +38,39 @@ impl Keylink {
     /// `invalid_grant` marks the account `needs_relink`; network errors, 5xx and 429 are
     /// retried a bounded number of times and never change the stored tokens.
     pub fn access_token(&self, query: &str, min_ttl: u64) -> Result<AccessToken, Error> {
+        self.fresh_token(query, min_ttl, None)
+    }
+
+    /// A new access token for an account whose provider has just refused `rejected` (HTTP
+    /// 401) although it had not expired (SECURITY 44): one refresh, whatever the expiry says.
+    /// A refused refresh marks the account `needs_relink`.
+    pub(crate) fn replace_rejected_token(
+        &self,
+        query: &str,
+        rejected: &AccessToken,
+    ) -> Result<AccessToken, Error> {
+        self.fresh_token(query, 0, Some(rejected))
+    }
+
+    fn fresh_token(
+        &self,
+        query: &str,
+        min_ttl: u64,
+        rejected: Option<&AccessToken>,
+    ) -> Result<AccessToken, Error> {
         let min_ttl = i64::try_from(min_ttl).unwrap_or(i64::MAX);
-        let fresh = |expires_at: Option<UnixTime>, now: UnixTime| match expires_at {
-            None => true,
-            Some(exp) => exp.saturating_sub(now) > min_ttl,
+        let usable = |tokens: &TokenSet, now: UnixTime| {
+            let fresh = match tokens.expires_at {
+                None => true,
+                Some(exp) => exp.saturating_sub(now) > min_ttl,
+            };
+            fresh && rejected != Some(&tokens.access_token)
         };
         if let Some(cached) = self.lock_cache().get(query)
-            && fresh(cached.expires_at, self.now())
+            && rejected.is_none()
+            && cached
+                .expires_at
+                .is_none_or(|exp| exp.saturating_sub(self.now()) > min_ttl)
         {
             return Ok(cached.token.clone());
         }
@@ -70,7 +96,7 @@ impl Keylink {
             cache.insert(query.to_owned(), entry);
         };
         let tokens = load()?;
-        if fresh(tokens.expires_at, self.now()) {
+        if usable(&tokens, self.now()) {
             remember(&tokens);
             return Ok(tokens.access_token);
         }
@@ -79,7 +105,7 @@ impl Keylink {
         // Another thread or process may have refreshed while we waited for the lock: its
         // result is as fresh as the provider makes tokens, even if that is less than min_ttl.
         let tokens = load()?;
-        if fresh(tokens.expires_at, self.now()) || tokens.access_token != seen {
+        if usable(&tokens, self.now()) || tokens.access_token != seen {
             remember(&tokens);
             return Ok(tokens.access_token);
         }
@@ -91,6 +117,19 @@ impl Keylink {
         let metadata = self.metadata(provider)?;
         match self.refresh_with_retries(provider, &metadata, &refresh_token) {
             Ok(mut new) => {
+                // An ID token that comes with a refresh is checked like the first one and
+                // must name the same person (OIDC Core §12.2, SECURITY 42); otherwise
+                // nothing is stored.
+                if let Some(id_token) = &new.id_token
+                    && provider.is_oidc()
+                {
+                    let claims =
+                        self.validate_id_token(provider, &metadata, id_token, None, self.now())?;
+                    if claims.subject != account.subject || claims.issuer != account.issuer {
+                        tracing::warn!(account = %account.id, "refreshed ID token names another subject");
+                        return Err(Error::RefreshedIdentityMismatch(account.id.clone()));
+                    }
+                }
                 // Keep what the provider did not resend (RFC 6749 §6: a new refresh token is
                 // optional).
                 if new.refresh_token.is_none() {
@@ -104,7 +143,7 @@ impl Keylink {
                 secrets.set(&account.id, &encode_tokens(&new))?;
                 let expires_at = new.expires_at;
                 let scopes = new.scopes.clone();
-                self.index().update(|accounts| {
+                self.index()?.update(|accounts| {
                     if let Some(a) = accounts.iter_mut().find(|a| a.id == account.id) {
                         a.expires_at = expires_at;
                         if let Some(scopes) = scopes {
@@ -122,10 +161,15 @@ impl Keylink {
                 // (a link completed meanwhile stores a new, working grant).
                 let current = load()?;
                 if current.refresh_token.as_ref() != Some(&refresh_token) {
-                    remember(&current);
-                    return Ok(current.access_token);
+                    // Relinked meanwhile: the new grant's token, if it is usable; else the
+                    // caller asks again and refreshes the new grant.
+                    if usable(&current, self.now()) {
+                        remember(&current);
+                        return Ok(current.access_token);
+                    }
+                    return Err(Error::Relinked(account.id.clone()));
                 }
-                self.index().update(|accounts| {
+                self.index()?.update(|accounts| {
                     if let Some(a) = accounts.iter_mut().find(|a| a.id == account.id) {
                         a.status = AccountStatus::NeedsRelink;
                     }
@@ -170,21 +214,40 @@ impl Keylink {
         }
     }
 
-    fn account_lock(&self, account: &str) -> Result<std::fs::File, Error> {
-        let dir = self.data_dir().join("locks");
+    /// The longest a refresh holding the account lock can take: every attempt's deadline and
+    /// the waits between them. Waiting for another process's lock longer than this means it
+    /// is stuck.
+    fn lock_wait(&self) -> Duration {
+        self.http().timeout() * (REFRESH_ATTEMPTS + 1) + MAX_RETRY_WAIT * (REFRESH_ATTEMPTS - 1)
+    }
+
+    /// Takes the per-account lock that serialises refresh and unlink across threads and
+    /// processes, waiting at most [`Keylink::lock_wait`] (SECURITY 34).
+    pub(crate) fn account_lock(&self, account: &str) -> Result<std::fs::File, Error> {
+        let dir = self.trusted_dir("locks")?;
         let err = |e: std::io::Error| crate::store::StoreError::DataDir {
             path: dir.clone(),
             reason: e.to_string(),
         };
         crate::store::create_private_dir(&dir).map_err(err)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(format!("{account}.lock")))
-            .map_err(err)?;
-        file.lock().map_err(err)?;
-        Ok(file)
+        let file =
+            crate::store::open_private(&dir.join(format!("{account}.lock")), false).map_err(err)?;
+        let wait = self.lock_wait();
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(err(e).into()),
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::LockTimedOut {
+                    account: account.to_owned(),
+                    secs: wait.as_secs(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Unlinks an account: revokes its refresh token at the provider (RFC 7009) when possible,
@@ -192,6 +255,8 @@ impl Keylink {
     pub fn unlink(&self, query: &str) -> Result<UnlinkReport, Error> {
         let account = self.account(query)?;
         let secrets = self.secrets()?;
+        // A refresh in flight must not store tokens again after they are deleted (SECURITY 41).
+        let _lock = self.account_lock(&account.id)?;
         let tokens = secrets
             .get(&account.id)?
             .and_then(|raw| decode_tokens(&account.id, &raw).ok());
@@ -203,7 +268,7 @@ impl Keylink {
         self.lock_cache()
             .retain(|_, cached| cached.account != account.id);
         let id = account.id.clone();
-        self.index()
+        self.index()?
             .update(move |accounts| accounts.retain(|a| a.id != id))?;
         Ok(UnlinkReport {
             account,
@@ -235,16 +300,17 @@ impl Keylink {
             secret = s.secret().to_owned();
             form.push(("client_secret", secret.as_str()));
         }
-        let response = self
-            .http()
-            .post(endpoint.clone())
-            .form(&form)
-            .send()
-            .map_err(|e| crate::error::describe_reqwest(&e))?;
-        if response.status().is_success() {
+        let http = self.http();
+        let answer = http
+            .send(
+                "the revocation endpoint",
+                http.client().post(endpoint.clone()).form(&form),
+            )
+            .map_err(|e| e.to_string())?;
+        if answer.is_success() {
             Ok(true)
         } else {
-            Err(format!("the provider answered HTTP {}", response.status()))
+            Err(format!("the provider answered HTTP {}", answer.status))
         }
     }
 }

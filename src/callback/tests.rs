@@ -119,32 +119,14 @@ fn provider_error_text_is_made_plain() {
 /// never panic, and whatever it accepts must obey the structural rules.
 #[test]
 fn fuzz_the_redirect_parser() {
-    use rand::rngs::StdRng;
-    use rand::{Rng, SeedableRng};
     let seeds = [
-        "dev.keylink:/callback?code=abc&state=xyz&iss=https%3A%2F%2Fidp.example",
-        "http://127.0.0.1:5000/callback?state=s&error=access_denied&error_description=no",
-        "dev.keylink:/callback?code=%F0%9F%94%91&state=%00&iss=",
+        "dev.keylink:/callback/demo?code=abc&state=xyz&iss=https%3A%2F%2Fidp.example",
+        "http://127.0.0.1:5000/callback/demo?state=s&error=access_denied&error_description=no",
+        "dev.keylink:/callback/demo?code=%F0%9F%94%91&state=%00&iss=",
     ];
     let alphabet: &[u8] = b"?&=#%:/@\\\0\n \x7f\xff0aZ.-_~[]";
-    let mut rng = StdRng::seed_from_u64(0x006b_6579_6c69_6e6b);
-    for _ in 0..100_000 {
-        let mut bytes = seeds[rng.random_range(0..seeds.len())].as_bytes().to_vec();
-        for _ in 0..rng.random_range(1..6) {
-            let at = rng.random_range(0..=bytes.len());
-            match rng.random_range(0..4) {
-                0 if at < bytes.len() => bytes[at] = alphabet[rng.random_range(0..alphabet.len())],
-                1 => bytes.insert(at, alphabet[rng.random_range(0..alphabet.len())]),
-                2 if at < bytes.len() => {
-                    bytes.remove(at);
-                }
-                _ => {
-                    let tail = bytes[at..].to_vec();
-                    bytes.extend_from_slice(&tail);
-                }
-            }
-        }
-        let text = String::from_utf8_lossy(&bytes);
+    crate::mutate::mutations(&seeds, alphabet, 100_000, |bytes| {
+        let text = String::from_utf8_lossy(bytes);
         if let Ok(r) = parse_redirect(&text) {
             assert!(!text.contains('#'));
             assert!(!text.chars().any(char::is_control));
@@ -161,5 +143,24 @@ fn fuzz_the_redirect_parser() {
                 "a repeated parameter was accepted"
             );
         }
-    }
+    });
+}
+
+#[test]
+fn provider_text_loses_escapes_and_bidi_overrides() {
+    // SECURITY 39: an OSC 52 clipboard write, a screen clear, a C1 CSI and a right-to-left
+    // override.
+    let hostile = "\u{1b}]52;c;aGk=\u{7}\u{1b}[2Jmal\u{202e}lory\u{9b}1m\u{2066}x\u{2069}";
+    let clean = printable(hostile, 200);
+    assert_eq!(clean, "]52;c;aGk=[2Jmallory1mx");
+    assert_eq!(printable("Zoë <b>", 200), "Zoë 'b'");
+}
+
+#[test]
+fn the_loopback_redirect_uri_carries_the_providers_path() {
+    let listener = LoopbackListener::bind().unwrap();
+    let uri = listener.redirect_uri("/callback/github");
+    assert_eq!(uri.host_str(), Some("127.0.0.1"));
+    assert_eq!(uri.path(), "/callback/github");
+    assert!(uri.port().is_some());
 }

@@ -238,3 +238,41 @@ fn device_errors_never_show_the_device_code() {
     let code = DeviceCode::new("canary-device-code");
     assert_eq!(format!("{code:?}"), "DeviceCode([redacted])");
 }
+
+/// A device authorization answer with a hostile interval is refused, not turned into a
+/// panic when the wait is added to the clock (SECURITY 40).
+#[test]
+fn an_absurd_polling_interval_is_refused() {
+    let body = br#"{"device_code":"d","user_code":"ABCD","verification_uri":"https://idp.example/device","expires_in":600,"interval":18446744073709551615}"#;
+    let e = read_device_authorization(200, body).unwrap_err();
+    assert!(e.to_string().contains("polling interval"), "{e}");
+    let huge_expiry = br#"{"device_code":"d","user_code":"ABCD","verification_uri":"https://idp.example/device","expires_in":18446744073709551615,"interval":5}"#;
+    let (_, authorization, _) = read_device_authorization(200, huge_expiry).unwrap();
+    assert!(authorization.expires_in <= MAX_CODE_LIFETIME);
+    // Slowing down never overflows either.
+    let mut polling = Polling::new(Some(300), Duration::from_secs(600), T0);
+    for _ in 0..10 {
+        assert!(
+            matches!(polling.step(rejected("slow_down")), Step::Wait(w) if w <= MAX_POLL_INTERVAL)
+        );
+    }
+}
+
+#[test]
+fn fuzz_the_device_authorization_parser() {
+    let seeds = [
+        r#"{"device_code":"d","user_code":"ABCD-EFGH","verification_uri":"https://idp.example/device","verification_uri_complete":"https://idp.example/device?c=1","expires_in":600,"interval":5}"#,
+        r#"{"device_code":"d","user_code":"A","verification_url":"https://idp.example/d","expires_in":"1800","interval":"5"}"#,
+        r#"{"error":"unauthorized_client","error_description":"no"}"#,
+    ];
+    crate::mutate::mutations(&seeds, crate::mutate::JSON_ALPHABET, 30_000, |body| {
+        for status in [200, 400] {
+            if let Ok((_, authorization, interval)) = read_device_authorization(status, body) {
+                assert!(is_allowed_endpoint(&authorization.verification_uri));
+                assert!(interval.is_none_or(|i| i <= MAX_POLL_INTERVAL.as_secs()));
+                let mut polling = Polling::new(interval, authorization.expires_in, T0);
+                let _ = polling.step(rejected("slow_down"));
+            }
+        }
+    });
+}

@@ -19,26 +19,7 @@ const JWKS: &str = include_str!("../../tests/fixtures/test-rsa.jwks.json");
 
 /// A JWKS endpoint on 127.0.0.1 that counts how often it is fetched.
 fn jwks_server(body: &'static str) -> (Url, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = Url::parse(&format!("http://{}/jwks", listener.local_addr().unwrap())).unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(&stream);
-            let mut line = String::new();
-            while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
-                line.clear();
-            }
-            counter.fetch_add(1, Ordering::SeqCst);
-            let _ = write!(
-                &stream,
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    (url, hits)
+    rotating_jwks_server(body.to_owned(), body.to_owned())
 }
 
 fn claims() -> serde_json::Value {
@@ -58,7 +39,7 @@ fn sign(claims: &serde_json::Value, kid: &str) -> IdToken {
 struct Setup {
     jwks: Jwks,
     hits: Arc<AtomicUsize>,
-    http: reqwest::blocking::Client,
+    http: crate::http::Http,
     nonce: Nonce,
     algorithms: Vec<Algorithm>,
 }
@@ -68,7 +49,7 @@ fn setup() -> Setup {
     Setup {
         jwks: Jwks::new(url),
         hits,
-        http: crate::http::client(&Default::default()).unwrap(),
+        http: crate::http::Http::new(&Default::default()).unwrap(),
         nonce: Nonce::new("n-123"),
         algorithms: allowed_algorithms(&["RS256".into(), "HS256".into(), "none".into()]),
     }
@@ -274,7 +255,7 @@ fn symmetric_and_encryption_keys_are_never_used() {
 #[test]
 fn when_the_jwks_endpoint_goes_down_the_last_good_set_is_used() {
     let (url, _hits) = jwks_server(JWKS);
-    let http = crate::http::client(&Default::default()).unwrap();
+    let http = crate::http::Http::new(&Default::default()).unwrap();
     let jwks = Jwks::new(url);
     assert!(
         jwks.key_for(&http, Some("test-key-1"), Algorithm::RS256, NOW)
@@ -289,6 +270,7 @@ fn when_the_jwks_endpoint_goes_down_the_last_good_set_is_used() {
         state: Mutex::new(JwksState {
             keys: jwks.lock().keys.clone(),
             last_fetch: Some(NOW - 3600),
+            last_refetch: None,
             fetches: 1,
         }),
     };
@@ -349,4 +331,63 @@ fn a_tenant_issuer_template_is_completed_only_by_the_tokens_own_tid() {
     literal["iss"] = json!(template);
     literal["tid"] = json!("{tenantid}");
     assert!(check(&literal).is_err());
+}
+
+/// A JWKS endpoint that serves `first` once and `then` afterwards: a provider rotating its
+/// signing key between two sign-ins.
+fn rotating_jwks_server(first: String, then: String) -> (Url, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = Url::parse(&format!("http://{}/jwks", listener.local_addr().unwrap())).unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                line.clear();
+            }
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let body = if n == 0 { &first } else { &then };
+            let _ = write!(
+                &stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, hits)
+}
+
+#[test]
+fn a_key_rotated_right_after_the_last_fetch_is_found() {
+    // rp-key-rotation-op-sign-key: the first sign-in caches the set, the provider rotates
+    // to a new key id, and a sign-in seconds later must still be accepted.
+    let rotated = JWKS.replace("test-key-1", "test-key-2");
+    let (url, hits) = rotating_jwks_server(JWKS.to_owned(), rotated);
+    let http = crate::http::Http::new(&Default::default()).unwrap();
+    let jwks = Jwks::new(url);
+    assert!(
+        jwks.key_for(&http, Some("test-key-1"), Algorithm::RS256, NOW)
+            .is_ok()
+    );
+    assert!(
+        jwks.key_for(&http, Some("test-key-2"), Algorithm::RS256, NOW + 5)
+            .is_ok(),
+        "the rotated key was fetched although the last fetch was 5 s ago"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    // A flood of made-up ids right after that costs nothing more.
+    for i in 0..50 {
+        let kid = format!("made-up-{i}");
+        assert!(matches!(
+            jwks.key_for(&http, Some(&kid), Algorithm::RS256, NOW + 6),
+            Err(IdTokenError::UnknownKey)
+        ));
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        2,
+        "bounded: no refetch per made-up id"
+    );
 }

@@ -30,7 +30,10 @@ fn a_minimal_provider_gets_the_documented_defaults() {
         ["openid", "profile", "email", "offline_access"]
     );
     assert_eq!(demo.redirect, RedirectKind::DeepLink);
-    assert_eq!(demo.redirect_uri.as_str(), "dev.keylink:/callback");
+    // Each provider its own redirect URI (RFC 9700 §4.4.2).
+    assert_eq!(demo.redirect_uri.as_str(), "dev.keylink:/callback/demo");
+    assert_eq!(demo.registered_redirect_uri(), "dev.keylink:/callback/demo");
+    assert_eq!(demo.loopback_path(), "/callback/demo");
     assert!(demo.is_oidc());
 }
 
@@ -293,4 +296,29 @@ fn multi_tenant_discovery_is_accepted_only_with_the_preset_quirk() {
     assert_eq!(ms.issuer.as_deref(), Some(template));
     let plain = metadata_from_document(config.provider("plain").unwrap(), issuer, doc());
     assert!(matches!(plain, Err(DiscoveryError::IssuerMismatch { .. })));
+}
+
+/// Discovery documents are untrusted input: no mutation of a real one may panic, and what is
+/// accepted still names the configured issuer and only allowed endpoints.
+#[test]
+fn fuzz_the_discovery_document_parser() {
+    let config = load(DEMO).unwrap();
+    let provider = config.provider("demo").unwrap();
+    let issuer = "https://127.0.0.1:4433";
+    let seeds = [
+        r#"{"issuer":"https://127.0.0.1:4433","authorization_endpoint":"https://127.0.0.1:4433/auth","token_endpoint":"https://127.0.0.1:4433/token","jwks_uri":"https://127.0.0.1:4433/jwks","userinfo_endpoint":"https://127.0.0.1:4433/me","code_challenge_methods_supported":["S256"],"id_token_signing_alg_values_supported":["RS256","ES256"],"authorization_response_iss_parameter_supported":true}"#,
+        r#"{"issuer":"https://127.0.0.1:4433","authorization_endpoint":"file:///etc/passwd","token_endpoint":"https://127.0.0.1:4433/token"}"#,
+    ];
+    crate::mutate::mutations(&seeds, crate::mutate::JSON_ALPHABET, 30_000, |body| {
+        let Ok(raw) = serde_json::from_slice::<RawMetadata>(body) else {
+            return;
+        };
+        if let Ok(metadata) = metadata_from_document(provider, issuer, raw) {
+            assert_eq!(metadata.issuer.as_deref(), Some(issuer));
+            assert!(crate::http::is_allowed_endpoint(
+                &metadata.authorization_endpoint
+            ));
+            assert!(crate::http::is_allowed_endpoint(&metadata.token_endpoint));
+        }
+    });
 }

@@ -180,7 +180,7 @@ test('(b) cold start: the app closed after the browser opened; the redirect laun
     await waitForAppGone();
 
     const url = readFileSync(captured, 'utf8').trim();
-    assert.match(url, /^dev\.keylink:\/callback\?/);
+    assert.match(url, /^dev\.keylink:\/callback\/demo\?/);
     session = await launch(driver, [url]); // what the OS runs for dev.keylink: URLs
     await waitFor('Bob in the accounts list', async () => (await accountNames(session)).includes('Bob'), 30000);
     await waitFor('the linked notice', async () => /Bob \(bob@example\.test\) is linked/.test(await session.textOf('#notices')));
@@ -201,7 +201,7 @@ test('(c) an unsolicited redirect is refused with a clear message, nothing linke
   try {
     const session = await launch(driver);
     const before = await listJson(env);
-    const forged = `dev.keylink:/callback?code=forged-code&state=forged-state-0123456789abcdef&iss=${encodeURIComponent(idp.issuer)}`;
+    const forged = `dev.keylink:/callback/demo?code=forged-code&state=forged-state-0123456789abcdef&iss=${encodeURIComponent(idp.issuer)}`;
     const second = await run(APP_BIN, [forged], { env, timeout: 30000 });
     assert.ok(second, 'the second instance forwarded the URL and exited 0');
     await waitFor('the refusal notice', async () => (await session.textOf('#notices .notice.error')).length > 0);

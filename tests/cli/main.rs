@@ -20,3 +20,5 @@ mod presets;
 mod lifecycle;
 // Device sign-in (RFC 8628): the person on another device approves, declines or lets it expire.
 mod device;
+// A hostile provider (dribbling, flooding, overflowing) and hostile local users.
+mod hostile;

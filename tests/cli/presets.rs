@@ -115,7 +115,7 @@ fn microsoft_multi_tenant_issuer_is_completed_by_the_tokens_tid() {
         param(&auth_url, "nonce").unwrap(),
     );
     idp.set_token_response(200, microsoft_token(&idp, &nonce, TENANT, TENANT));
-    let out = home.open_url(&format!("dev.keylink:/callback?code=c&state={state}"));
+    let out = home.open_url(&format!("dev.keylink:/callback/ms?code=c&state={state}"));
     assert!(out.status.success(), "{}", stderr(&out));
     let account = linked(link);
     assert_eq!(account["issuer"], format!("{}/{TENANT}/v2.0", idp.issuer));
@@ -135,7 +135,7 @@ fn microsoft_token_whose_tid_does_not_match_its_issuer_is_refused() {
     );
     let other_tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
     idp.set_token_response(200, microsoft_token(&idp, &nonce, TENANT, other_tenant));
-    let out = home.open_url(&format!("dev.keylink:/callback?code=c&state={state}"));
+    let out = home.open_url(&format!("dev.keylink:/callback/ms?code=c&state={state}"));
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("different issuer"),

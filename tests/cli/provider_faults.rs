@@ -35,7 +35,7 @@ fn link_with_id_token(
     );
     idp.set_token_response(200, FakeIdp::token_body(&forge(&nonce)));
     let redirect = format!(
-        "dev.keylink:/callback?code=the-code&state={state}&iss={}",
+        "dev.keylink:/callback/fake?code=the-code&state={state}&iss={}",
         idp.issuer
     );
     let delivered = home.open_url(&redirect);
@@ -65,7 +65,7 @@ fn the_browser_gets_exactly_the_discovered_endpoint_with_pkce_state_and_nonce() 
     let expect = [
         ("response_type", "code"),
         ("client_id", fake_idp::CLIENT_ID),
-        ("redirect_uri", "dev.keylink:/callback"),
+        ("redirect_uri", "dev.keylink:/callback/fake"),
         ("scope", "openid email profile"),
         ("code_challenge_method", "S256"),
     ];
@@ -245,7 +245,7 @@ fn an_oauth_error_sent_with_http_200_is_reported_as_an_error() {
     let state = param(&auth_url, "state").unwrap();
     idp.set_token_response(200, json!({"error": "bad_verification_code", "error_description": "The code passed is incorrect or expired."}));
     let out = home.open_url(&format!(
-        "dev.keylink:/callback?code=c&state={state}&iss={}",
+        "dev.keylink:/callback/fake?code=c&state={state}&iss={}",
         idp.issuer
     ));
     assert_eq!(out.status.code(), Some(1));
@@ -284,7 +284,7 @@ fn a_string_expires_in_and_different_granted_scopes_are_understood() {
     body["scope"] = json!("openid email");
     idp.set_token_response(200, body);
     let out = home.open_url(&format!(
-        "dev.keylink:/callback?code=c&state={state}&iss={}",
+        "dev.keylink:/callback/fake?code=c&state={state}&iss={}",
         idp.issuer
     ));
     assert!(out.status.success(), "{}", stderr(&out));

@@ -8,7 +8,7 @@ fn an_unsolicited_redirect_is_refused_and_changes_nothing() {
     let idp = Idp::start();
     let home = Home::for_idp(&idp);
     let url = format!(
-        "dev.keylink:/callback?code=attacker-code&state=made-up-state&iss={}",
+        "dev.keylink:/callback/demo?code=attacker-code&state=made-up-state&iss={}",
         idp.issuer
     );
     let out = home.open_url(&url);
@@ -129,7 +129,7 @@ fn malformed_redirects_are_refused_before_any_token_request() {
         ("duplicate code", format!("{url}&code=other")),
         (
             "fragment",
-            format!("dev.keylink:/callback#code={code}&state={state}"),
+            format!("dev.keylink:/callback/demo#code={code}&state={state}"),
         ),
         ("oversize", format!("{url}&pad={}", "x".repeat(100 * 1024))),
         ("NUL byte", format!("{url}&x=%00")),
@@ -146,7 +146,7 @@ fn malformed_redirects_are_refused_before_any_token_request() {
     }
     // HTML in error_description is shown as plain text, only after the state matched.
     let error_url = format!(
-        "dev.keylink:/callback?state={state}&error=access_denied&error_description=%3Cb%3Eno%3C%2Fb%3E&iss={}",
+        "dev.keylink:/callback/demo?state={state}&error=access_denied&error_description=%3Cb%3Eno%3C%2Fb%3E&iss={}",
         idp.issuer
     );
     let out = home.open_url(&error_url);

@@ -27,6 +27,8 @@ console.log = console.error;
 console.info = console.error;
 
 const CLIENT_ID = 'keylink-demo';
+// The provider ids configured against this provider (tests, the demo, the benchmarks).
+const PROVIDER_IDS = ['demo', 'demo-loopback', 'demo-b', 'other'];
 const DEFAULT_LOGIN = 'alice';
 const LOGIN_PATTERN = /^[a-z0-9_-]{1,32}$/;
 const INTERACTION_PATH = /^\/interaction\/([^/]+)$/;
@@ -421,10 +423,15 @@ function providerConfiguration({ interactive, accessTtl, deviceTtl }) {
         token_endpoint_auth_method: 'none',
         grant_types: ['authorization_code', 'refresh_token', DEVICE_CODE_GRANT],
         response_types: ['code'],
-        // For native clients oidc-provider ignores the port when comparing
-        // http loopback redirect URIs (RFC 8252 section 7.3), so
-        // http://127.0.0.1:<any port>/callback is accepted.
-        redirect_uris: ['dev.keylink:/callback', 'http://127.0.0.1/callback'],
+        // Keylink's redirect URIs differ per provider id (RFC 9700 section
+        // 4.4.2), so each provider id the tests and the demo configure is
+        // registered, for both transports. For native clients oidc-provider
+        // ignores the port when comparing http loopback redirect URIs
+        // (RFC 8252 section 7.3): http://127.0.0.1:<any port>/callback/<id>.
+        redirect_uris: PROVIDER_IDS.flatMap((id) => [
+          `dev.keylink:/callback/${id}`,
+          `http://127.0.0.1/callback/${id}`,
+        ]),
       },
     ],
     // Only the authorization code flow is offered (no implicit/hybrid), and

@@ -24,6 +24,21 @@ struct State {
     form_unless_json: bool,
     /// Headers and body of the last token request.
     last_token_request: Option<(Vec<(String, String)>, String)>,
+    /// Hostile answers by path: `(path, reply maker)`.
+    hostile: Vec<(String, Hostile)>,
+    /// Refresh answers, in order (the first is used first).
+    refresh_responses: Vec<(u16, String)>,
+}
+
+/// What a hostile provider does instead of answering normally.
+#[derive(Clone, Debug)]
+pub enum Hostile {
+    /// Sends a valid-looking answer one byte every 1.5 s.
+    Dribble,
+    /// Sends 1 GiB.
+    Huge,
+    /// Answers with this status and JSON body.
+    Json(u16, Value),
 }
 
 /// The fake provider. Dropping it stops it.
@@ -66,6 +81,25 @@ impl FakeIdp {
     /// The next token endpoint answers with this status and body.
     pub fn set_token_response(&self, status: u16, body: Value) {
         self.state.lock().unwrap().token_response = Some((status, body.to_string()));
+    }
+
+    /// Answers requests for `path` (e.g. `/token`, `/jwks`, `/.well-known/openid-configuration`)
+    /// the hostile way.
+    pub fn set_hostile(&self, path: &str, hostile: Hostile) {
+        self.state
+            .lock()
+            .unwrap()
+            .hostile
+            .push((path.to_owned(), hostile));
+    }
+
+    /// Answers the next refresh request with this status and body.
+    pub fn push_refresh_response(&self, status: u16, body: Value) {
+        self.state
+            .lock()
+            .unwrap()
+            .refresh_responses
+            .push((status, body.to_string()));
     }
 
     /// Answers token requests form-encoded unless they `Accept: application/json` (GitHub).
@@ -154,6 +188,26 @@ fn handle(request: &Request, state: &Mutex<State>, issuer: &str) -> Reply {
     {
         return Reply::Respond(302, vec![("location".into(), location)], Vec::new());
     }
+    let hostile = state
+        .lock()
+        .unwrap()
+        .hostile
+        .iter()
+        .find(|(p, _)| p == path)
+        .map(|(_, h)| h.clone());
+    match hostile {
+        Some(Hostile::Dribble) => {
+            return Reply::Dribble(
+                200,
+                br#"{"error":"slow","error_description":"this answer arrives one byte at a time"}"#
+                    .to_vec(),
+                std::time::Duration::from_millis(1500),
+            );
+        }
+        Some(Hostile::Huge) => return Reply::Huge(200, 1 << 30),
+        Some(Hostile::Json(status, body)) => return Reply::json(status, &body),
+        None => {}
+    }
     match path {
         p if p.ends_with("/.well-known/openid-configuration") => {
             let mut doc = json!({
@@ -181,7 +235,16 @@ fn handle(request: &Request, state: &Mutex<State>, issuer: &str) -> Reply {
             let mut state = state.lock().unwrap();
             state.token_requests += 1;
             let body = String::from_utf8_lossy(&request.body).into_owned();
+            let is_refresh = body.contains("grant_type=refresh_token");
             state.last_token_request = Some((request.headers.clone(), body));
+            if is_refresh && !state.refresh_responses.is_empty() {
+                let (status, body) = state.refresh_responses.remove(0);
+                return Reply::Respond(
+                    status,
+                    vec![("content-type".into(), "application/json".into())],
+                    body.into_bytes(),
+                );
+            }
             let wants_json = request
                 .header("accept")
                 .is_some_and(|a| a.contains("application/json"));

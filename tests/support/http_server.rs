@@ -28,6 +28,11 @@ pub enum Reply {
     Respond(u16, Vec<(String, String)>, Vec<u8>),
     /// Keep the connection open without answering until the server stops.
     Hang,
+    /// Answer with status and headers at once, then the body one byte per `every`.
+    Dribble(u16, Vec<u8>, Duration),
+    /// A body of `bytes` bytes streamed as fast as the client reads, without a
+    /// content-length (chunked), so only reading it tells its size.
+    Huge(u16, u64),
 }
 
 impl Reply {
@@ -74,6 +79,10 @@ impl Server {
                                     std::thread::sleep(Duration::from_millis(20));
                                 }
                             }
+                            Reply::Dribble(status, body, every) => {
+                                dribble(&stream, status, &body, every, &st)
+                            }
+                            Reply::Huge(status, bytes) => stream_huge(&stream, status, bytes, &st),
                         }
                     }
                 });
@@ -142,4 +151,44 @@ fn write_response(mut stream: &TcpStream, status: u16, headers: &[(String, Strin
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(body);
     let _ = stream.flush();
+}
+
+fn dribble(mut stream: &TcpStream, status: u16, body: &[u8], every: Duration, stop: &AtomicBool) {
+    let head = format!(
+        "HTTP/1.1 {status} Test\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    if stream.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    for byte in body {
+        if stop.load(Ordering::SeqCst) || stream.write_all(&[*byte]).is_err() {
+            return;
+        }
+        let _ = stream.flush();
+        std::thread::sleep(every);
+    }
+}
+
+fn stream_huge(mut stream: &TcpStream, status: u16, bytes: u64, stop: &AtomicBool) {
+    let head = format!(
+        "HTTP/1.1 {status} Test\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    );
+    if stream.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    // A JSON string that never ends: `{"keys":"aaaa...`.
+    let chunk = vec![b'a'; 64 * 1024];
+    let mut sent = 0u64;
+    let _ = write!(stream, "9\r\n{{\"keys\":\"\r\n");
+    while sent < bytes && !stop.load(Ordering::SeqCst) {
+        if write!(stream, "{:x}\r\n", chunk.len()).is_err()
+            || stream.write_all(&chunk).is_err()
+            || stream.write_all(b"\r\n").is_err()
+        {
+            return;
+        }
+        sent += chunk.len() as u64;
+    }
+    let _ = stream.write_all(b"0\r\n\r\n");
 }
