@@ -6,10 +6,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use crate::client::{Keylink, open_in_browser};
-use crate::clock::rfc3339;
-use crate::error::Error;
-use crate::store::{Account, AccountStatus};
+use keylink::Error;
+use keylink::rfc3339;
+use keylink::{Account, AccountStatus};
+use keylink::{Keylink, open_in_browser};
 
 #[derive(Parser)]
 #[command(
@@ -171,8 +171,8 @@ fn run(command: Commands) -> Result<(), Error> {
                         name: &p.name,
                         issuer: p.issuer.as_deref(),
                         redirect: match p.redirect {
-                            crate::provider::RedirectKind::DeepLink => "deep-link",
-                            crate::provider::RedirectKind::Loopback => "loopback",
+                            keylink::RedirectKind::DeepLink => "deep-link",
+                            keylink::RedirectKind::Loopback => "loopback",
                         },
                         redirect_uri: p.registered_redirect_uri(),
                         scopes: &p.scopes,
@@ -204,7 +204,7 @@ fn run(command: Commands) -> Result<(), Error> {
         } => {
             let name = keylink.provider(&provider)?.name.clone();
             let account = if device {
-                let show = |code: &crate::device::DeviceAuthorization| {
+                let show = |code: &keylink::DeviceAuthorization| {
                     eprintln!(
                         "To link your {name} account, open {} and enter the code {}",
                         code.verification_uri, code.user_code
@@ -242,7 +242,7 @@ fn run(command: Commands) -> Result<(), Error> {
                     .as_deref()
                     .or(account.name.as_deref())
                     .unwrap_or(&account.subject);
-                eprintln!("Linked {} at {name}.", crate::callback::printable(who, 320));
+                eprintln!("Linked {} at {name}.", keylink::printable(who, 320));
                 println!("{}", account.id);
             }
             Ok(())
@@ -252,7 +252,7 @@ fn run(command: Commands) -> Result<(), Error> {
             let url = args
                 .iter()
                 .find(|a| looks_like_redirect(a))
-                .ok_or(crate::callback::RedirectError::RedirectMismatch)?;
+                .ok_or(keylink::RedirectError::RedirectMismatch)?;
             let account = keylink.complete_redirect(url)?;
             eprintln!(
                 "Linked {}.",
@@ -284,7 +284,7 @@ fn run(command: Commands) -> Result<(), Error> {
                         "{:<20} {:<10} {:<32} {}",
                         a.id,
                         a.provider,
-                        crate::callback::printable(who, 320),
+                        keylink::printable(who, 320),
                         status
                     );
                 }
@@ -334,13 +334,13 @@ fn run(command: Commands) -> Result<(), Error> {
             eprintln!("Unlinked {}.", report.account.id);
             Ok(())
         }
-        Commands::Doctor => crate::cli::doctor(&keylink),
+        Commands::Doctor => doctor(&keylink),
     }
 }
 
 fn looks_like_redirect(arg: &str) -> bool {
     let lower = arg.get(..20).unwrap_or(arg).to_ascii_lowercase();
-    lower.starts_with(&format!("{}:", crate::provider::URL_SCHEME))
+    lower.starts_with(&format!("{}:", keylink::URL_SCHEME))
         || lower.starts_with("http://127.0.0.1:")
 }
 
@@ -397,7 +397,7 @@ fn doctor(keylink: &Keylink) -> Result<(), Error> {
     }
     #[cfg(target_os = "linux")]
     {
-        let mime = format!("x-scheme-handler/{}", crate::provider::URL_SCHEME);
+        let mime = format!("x-scheme-handler/{}", keylink::URL_SCHEME);
         match std::process::Command::new("xdg-mime")
             .args(["query", "default", &mime])
             .output()
@@ -406,7 +406,7 @@ fn doctor(keylink: &Keylink) -> Result<(), Error> {
                 "ok",
                 format!(
                     "URL scheme: {} opens with {}",
-                    crate::provider::URL_SCHEME,
+                    keylink::URL_SCHEME,
                     String::from_utf8_lossy(&out.stdout).trim()
                 ),
             ),
@@ -414,7 +414,7 @@ fn doctor(keylink: &Keylink) -> Result<(), Error> {
                 "warn",
                 format!(
                     "URL scheme: nothing handles {}: links use `keylink open-url` until the Keylink app registers it",
-                    crate::provider::URL_SCHEME
+                    keylink::URL_SCHEME
                 ),
             ),
         }
@@ -427,7 +427,7 @@ fn doctor(keylink: &Keylink) -> Result<(), Error> {
 }
 
 /// Local time minus the provider's, from the HTTP `Date` of its authorization endpoint.
-fn provider_clock_skew(keylink: &Keylink, metadata: &crate::provider::Metadata) -> Option<i64> {
+fn provider_clock_skew(keylink: &Keylink, metadata: &keylink::Metadata) -> Option<i64> {
     let http = keylink.http();
     let answer = http
         .send(
@@ -438,6 +438,6 @@ fn provider_clock_skew(keylink: &Keylink, metadata: &crate::provider::Metadata) 
     let date = answer.header("date")?;
     let theirs = httpdate::parse_http_date(date).ok()?;
     let theirs = theirs.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
-    let ours = crate::clock::Clock::now(&crate::clock::SystemClock);
+    let ours = keylink::Clock::now(&keylink::SystemClock);
     Some(ours - i64::try_from(theirs).ok()?)
 }

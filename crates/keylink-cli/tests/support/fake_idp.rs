@@ -9,9 +9,9 @@ use super::http_server::{Reply, Request, Server};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-pub const PRIVATE_KEY: &[u8] = include_bytes!("../fixtures/test-rsa.pem");
-pub const PUBLIC_KEY: &[u8] = include_bytes!("../fixtures/test-rsa.pub.pem");
-pub const JWKS: &str = include_str!("../fixtures/test-rsa.jwks.json");
+pub const PRIVATE_KEY: &[u8] = include_bytes!("../../../keylink/tests/fixtures/test-rsa.pem");
+pub const PUBLIC_KEY: &[u8] = include_bytes!("../../../keylink/tests/fixtures/test-rsa.pub.pem");
+pub const JWKS: &str = include_str!("../../../keylink/tests/fixtures/test-rsa.jwks.json");
 pub const CLIENT_ID: &str = "fake-client";
 
 #[derive(Default)]

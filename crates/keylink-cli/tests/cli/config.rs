@@ -106,7 +106,8 @@ fn a_session_without_a_secret_service_is_named_as_the_cause() {
         "[providers.demo]\nissuer = \"https://127.0.0.1:9\"\nclient_id = \"x\"\n",
         None,
     );
-    let bus_config = crate::support::repo().join("tests/support/no-secret-service.conf");
+    let bus_config = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support/no-secret-service.conf");
     let mut cmd = home.keylink();
     cmd.args(["link", "demo", "--no-browser", "--timeout", "5"]);
     let out = crate::support::run_in_private_bus(&cmd, &bus_config);

@@ -8,7 +8,6 @@
 #![warn(missing_docs)]
 
 mod callback;
-pub mod cli;
 mod client;
 mod clock;
 mod device;
@@ -26,7 +25,7 @@ mod tokens;
 
 pub use callback::{
     AuthorizationResponse, LOOPBACK_REQUEST_DEADLINE, LoopbackError, LoopbackListener,
-    LoopbackVerdict, MAX_REDIRECT_LEN, RedirectError, parse_redirect, redirect_matches,
+    LoopbackVerdict, MAX_REDIRECT_LEN, RedirectError, parse_redirect, printable, redirect_matches,
 };
 pub use client::{
     ConnectionCheck, Keylink, LinkRequest, UnlinkReport, account_id, default_data_dir,
