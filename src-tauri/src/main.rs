@@ -19,13 +19,9 @@ use tauri_plugin_deep_link::DeepLinkExt;
 
 use crate::state::{DEFAULT_LINK_TIMEOUT, Shell};
 
-/// True for arguments that are redirects to our scheme (`dev.keylink:/callback?...`).
+/// True for arguments that are redirects to our scheme (`dev.keylink:/callback/...`).
 fn is_redirect(arg: &str) -> bool {
-    let scheme = format!("{}:", keylink::URL_SCHEME);
-    arg.len() > scheme.len()
-        && arg
-            .get(..scheme.len())
-            .is_some_and(|s| s.eq_ignore_ascii_case(&scheme))
+    keylink::AppIdentity::keylink().is_redirect(arg)
 }
 
 fn show_main_window(app: &AppHandle) {
@@ -56,7 +52,11 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
 
-    let shell = Shell::new(keylink::Keylink::from_env(), link_timeout());
+    let keylink = keylink::Keylink::builder()
+        .identity(keylink::AppIdentity::keylink())
+        .environment(keylink::Environment::capture(std::env::var_os))
+        .build();
+    let shell = Shell::new(keylink, link_timeout());
     let forwarded = shell.clone();
     let opened = shell.clone();
     let cold = shell.clone();

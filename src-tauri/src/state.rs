@@ -152,7 +152,7 @@ impl Shell {
         self.cancel_link();
         let provider_name = keylink.provider(provider)?.name.clone();
         let request = keylink.start_link(provider)?;
-        if let Err(e) = keylink::open_in_browser(&request.authorization_url) {
+        if let Err(e) = keylink.open_browser(&request.authorization_url) {
             keylink.cancel_link(&request.flow_id);
             return Err(e.into());
         }

@@ -29,6 +29,8 @@ console.info = console.error;
 const CLIENT_ID = 'keylink-demo';
 // The provider ids configured against this provider (tests, the demo, the benchmarks).
 const PROVIDER_IDS = ['demo', 'demo-loopback', 'demo-b', 'other'];
+// The URL schemes of the apps the tests play: Keylink's own and an embedding app's.
+const APP_SCHEMES = ['dev.keylink', 'com.example.notes'];
 const DEFAULT_LOGIN = 'alice';
 const LOGIN_PATTERN = /^[a-z0-9_-]{1,32}$/;
 const INTERACTION_PATH = /^\/interaction\/([^/]+)$/;
@@ -429,7 +431,7 @@ function providerConfiguration({ interactive, accessTtl, deviceTtl }) {
         // ignores the port when comparing http loopback redirect URIs
         // (RFC 8252 section 7.3): http://127.0.0.1:<any port>/callback/<id>.
         redirect_uris: PROVIDER_IDS.flatMap((id) => [
-          `dev.keylink:/callback/${id}`,
+          ...APP_SCHEMES.map((scheme) => `${scheme}:/callback/${id}`),
           `http://127.0.0.1/callback/${id}`,
         ]),
       },

@@ -9,7 +9,7 @@ use serde::Serialize;
 use keylink::Error;
 use keylink::rfc3339;
 use keylink::{Account, AccountStatus};
-use keylink::{Keylink, open_in_browser};
+use keylink::{AppIdentity, Environment, Keylink};
 
 #[derive(Parser)]
 #[command(
@@ -18,6 +18,10 @@ use keylink::{Keylink, open_in_browser};
     about = "Link cloud accounts and get fresh access tokens from the OS keychain"
 )]
 struct Cli {
+    /// The app whose accounts to use, by its identifier (default: the Keylink app's,
+    /// dev.keylink, shared with the Keylink desktop app).
+    #[arg(long, global = true, env = "KEYLINK_APP", value_name = "IDENTIFIER")]
+    app: Option<String>,
     #[command(subcommand)]
     command: Commands,
 }
@@ -132,7 +136,7 @@ pub fn main() -> i32 {
         }
     };
     init_logging();
-    match run(cli.command) {
+    match run(cli.app.as_deref(), cli.command) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("keylink: {e}");
@@ -149,8 +153,15 @@ fn print_json(value: &impl Serialize) {
     );
 }
 
-fn run(command: Commands) -> Result<(), Error> {
-    let keylink = Keylink::from_env()?;
+fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
+    let identity = match app {
+        Some(id) => AppIdentity::new(id)?,
+        None => AppIdentity::keylink(),
+    };
+    let keylink = Keylink::builder()
+        .identity(identity)
+        .environment(Environment::capture(std::env::var_os))
+        .build()?;
     match command {
         Commands::Providers { json } => {
             let providers = &keylink.config().providers;
@@ -174,7 +185,7 @@ fn run(command: Commands) -> Result<(), Error> {
                             keylink::RedirectKind::DeepLink => "deep-link",
                             keylink::RedirectKind::Loopback => "loopback",
                         },
-                        redirect_uri: p.registered_redirect_uri(),
+                        redirect_uri: keylink.redirect_uri_to_register(p),
                         scopes: &p.scopes,
                     })
                     .collect();
@@ -189,7 +200,7 @@ fn run(command: Commands) -> Result<(), Error> {
                         "{:<16} {:<24} redirect URI to register: {}",
                         p.id,
                         p.name,
-                        p.registered_redirect_uri()
+                        keylink.redirect_uri_to_register(p)
                     );
                 }
             }
@@ -224,7 +235,7 @@ fn run(command: Commands) -> Result<(), Error> {
                     eprintln!("Open this URL in your browser to link your {name} account:");
                     eprintln!("{}", request.authorization_url);
                 } else {
-                    if let Err(e) = open_in_browser(&request.authorization_url) {
+                    if let Err(e) = keylink.open_browser(&request.authorization_url) {
                         keylink.cancel_link(&request.flow_id);
                         return Err(e);
                     }
@@ -251,7 +262,7 @@ fn run(command: Commands) -> Result<(), Error> {
             // The OS may add arguments around the URL; only a redirect URL is ever used.
             let url = args
                 .iter()
-                .find(|a| looks_like_redirect(a))
+                .find(|a| looks_like_redirect(keylink.identity(), a))
                 .ok_or(keylink::RedirectError::RedirectMismatch)?;
             let account = keylink.complete_redirect(url)?;
             eprintln!(
@@ -338,10 +349,8 @@ fn run(command: Commands) -> Result<(), Error> {
     }
 }
 
-fn looks_like_redirect(arg: &str) -> bool {
-    let lower = arg.get(..20).unwrap_or(arg).to_ascii_lowercase();
-    lower.starts_with(&format!("{}:", keylink::URL_SCHEME))
-        || lower.starts_with("http://127.0.0.1:")
+fn looks_like_redirect(app: &AppIdentity, arg: &str) -> bool {
+    app.is_redirect(arg) || arg.starts_with("http://127.0.0.1:")
 }
 
 /// Clock skew against a provider beyond which ID tokens and expiry go wrong.
@@ -397,7 +406,7 @@ fn doctor(keylink: &Keylink) -> Result<(), Error> {
     }
     #[cfg(target_os = "linux")]
     {
-        let mime = format!("x-scheme-handler/{}", keylink::URL_SCHEME);
+        let mime = format!("x-scheme-handler/{}", keylink.identity().scheme());
         match std::process::Command::new("xdg-mime")
             .args(["query", "default", &mime])
             .output()
@@ -406,7 +415,7 @@ fn doctor(keylink: &Keylink) -> Result<(), Error> {
                 "ok",
                 format!(
                     "URL scheme: {} opens with {}",
-                    keylink::URL_SCHEME,
+                    keylink.identity().scheme(),
                     String::from_utf8_lossy(&out.stdout).trim()
                 ),
             ),
@@ -414,7 +423,7 @@ fn doctor(keylink: &Keylink) -> Result<(), Error> {
                 "warn",
                 format!(
                     "URL scheme: nothing handles {}: links use `keylink open-url` until the Keylink app registers it",
-                    keylink::URL_SCHEME
+                    keylink.identity().scheme()
                 ),
             ),
         }

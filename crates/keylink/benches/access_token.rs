@@ -12,10 +12,13 @@ fn main() {
         eprintln!("usage: cargo bench --bench access_token -- <account>");
         std::process::exit(2);
     };
-    let keylink = keylink::Keylink::from_env().unwrap_or_else(|e| {
-        eprintln!("error: {e}");
-        std::process::exit(1)
-    });
+    let keylink = keylink::Keylink::builder()
+        .environment(keylink::Environment::capture(std::env::var_os))
+        .build()
+        .unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            std::process::exit(1)
+        });
     // The first call reads the keychain; the benchmark measures the calls after it.
     let first = Instant::now();
     if let Err(e) = keylink.access_token(&account, 60) {

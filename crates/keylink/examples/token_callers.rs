@@ -15,7 +15,10 @@ fn main() {
         std::process::exit(2);
     };
     let min_ttl = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(60);
-    let keylink = match keylink::Keylink::from_env() {
+    let keylink = match keylink::Keylink::builder()
+        .environment(keylink::Environment::capture(std::env::var_os))
+        .build()
+    {
         Ok(k) => Arc::new(k),
         Err(e) => {
             eprintln!("error: {e}");

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::app::{AppIdentity, Environment};
+use crate::browser::{BrowserOpener, SystemBrowser};
 use crate::callback::{
     AuthorizationResponse, LoopbackListener, LoopbackVerdict, RedirectError, check_issuer,
     parse_redirect, printable, redirect_matches,
@@ -30,11 +31,21 @@ use crate::tokens::CachedToken;
 /// ```no_run
 /// use std::time::Duration;
 /// # fn main() -> Result<(), keylink::Error> {
-/// let keylink = keylink::Keylink::from_env()?;
+/// // Your app's identity and configuration; the environment only where you want it.
+/// let config = keylink::Config::parse(
+///     r#"[providers.demo]
+///        issuer = "https://login.example.com"
+///        client_id = "my-desktop-client""#,
+/// )?;
+/// let keylink = keylink::Keylink::builder()
+///     .identity(keylink::AppIdentity::new("com.example.notes")?)
+///     .config(config)
+///     .environment(keylink::Environment::capture(std::env::var_os))
+///     .build()?;
 /// // 1. Start: discovery, PKCE, state and nonce; the pending flow is saved.
 /// let request = keylink.start_link("demo")?;
-/// // 2. Send the user to the provider in the system browser.
-/// keylink::open_in_browser(&request.authorization_url)?;
+/// // 2. Send the person to the provider in the system browser.
+/// keylink.open_browser(&request.authorization_url)?;
 /// // 3. Wait for the redirect (delivered by the loopback listener, or by the OS running
 /// //    `keylink open-url <url>`, which calls `Keylink::complete_redirect`).
 /// let account = keylink.wait_for_link(request, Duration::from_secs(300), || false)?;
@@ -44,11 +55,13 @@ use crate::tokens::CachedToken;
 /// # Ok(()) }
 /// ```
 pub struct Keylink {
+    identity: AppIdentity,
     config: Config,
     data_dir: PathBuf,
     http: crate::http::Http,
     clock: Arc<dyn Clock>,
     secrets: Mutex<Option<Arc<dyn SecretStore>>>,
+    browser: Arc<dyn BrowserOpener>,
     metadata: Mutex<HashMap<String, Arc<Metadata>>>,
     jwks: Mutex<HashMap<Url, Arc<Jwks>>>,
     /// Access tokens this process holds, by account id and by the query used.
@@ -58,6 +71,7 @@ pub struct Keylink {
 impl std::fmt::Debug for Keylink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keylink")
+            .field("identity", &self.identity)
             .field("data_dir", &self.data_dir)
             .finish_non_exhaustive()
     }
@@ -106,68 +120,151 @@ enum Outcome {
     Failed { code: String, message: String },
 }
 
-/// The default data directory: `$KEYLINK_DATA_DIR`, else `$XDG_DATA_HOME/keylink`, else
-/// `~/.local/share/keylink`. Always an absolute path: with no usable variable set it is an
-/// error, never the current directory (SECURITY 38).
-pub fn default_data_dir() -> Result<PathBuf, Error> {
-    if let Some(dir) = std::env::var_os("KEYLINK_DATA_DIR").filter(|d| !d.is_empty()) {
-        let dir = PathBuf::from(dir);
-        if !dir.is_absolute() {
-            return Err(Error::DataDirUnknown(format!(
-                "KEYLINK_DATA_DIR ({}) is not an absolute path",
-                printable(&dir.display().to_string(), 200)
-            )));
-        }
-        return Ok(dir);
-    }
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .filter(|h| h.is_absolute())
-                .map(|h| h.join(".local/share"))
-        })
-        .ok_or_else(|| {
-            Error::DataDirUnknown(
-                "neither XDG_DATA_HOME nor HOME is set to an absolute path".into(),
-            )
-        })?;
-    Ok(base.join("keylink"))
+/// Everything an app embedding Keylink may vary, set before [`KeylinkBuilder::build`]: its
+/// identity, the configuration, the data directory, network settings, clock, secret store
+/// and browser opener. What is not set comes from the [`Environment`] given (none by
+/// default) and the Keylink app's defaults.
+#[derive(Default)]
+pub struct KeylinkBuilder {
+    identity: AppIdentity,
+    environment: Environment,
+    config: Option<Config>,
+    data_dir: Option<PathBuf>,
+    network: Option<crate::http::NetworkSettings>,
+    clock: Option<Arc<dyn Clock>>,
+    secrets: Option<Arc<dyn SecretStore>>,
+    browser: Option<Arc<dyn BrowserOpener>>,
 }
 
-impl Keylink {
-    /// Keylink as the environment configures it: [`Config::load`] and [`default_data_dir`].
-    pub fn from_env() -> Result<Self, Error> {
-        Self::new(Config::load()?, default_data_dir()?)
+impl std::fmt::Debug for KeylinkBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeylinkBuilder")
+            .field("identity", &self.identity)
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeylinkBuilder {
+    /// The app's identity (URL scheme, keychain namespace, default data directory); the
+    /// Keylink app's own, `dev.keylink`, by default.
+    pub fn identity(mut self, identity: AppIdentity) -> Self {
+        self.identity = identity;
+        self
     }
 
-    /// Keylink with an explicit configuration and data directory.
-    pub fn new(config: Config, data_dir: PathBuf) -> Result<Self, Error> {
-        let http = crate::http::Http::new(&config.network)?;
-        Ok(Self {
+    /// The environment the front end captured: it supplies the configuration files
+    /// (`KEYLINK_CONFIG`, `$XDG_CONFIG_HOME/keylink/keylink.toml`), the data directory, the
+    /// browser and the proxy where they are not set explicitly.
+    pub fn environment(mut self, environment: Environment) -> Self {
+        self.environment = environment;
+        self
+    }
+
+    /// An in-memory configuration instead of the configuration files.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// The data directory (an absolute path) instead of the identity's default.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Network settings instead of the configuration's `[network]` table.
+    pub fn network(mut self, settings: crate::http::NetworkSettings) -> Self {
+        self.network = Some(settings);
+        self
+    }
+
+    /// A clock instead of the system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// A secret store instead of the OS keychain.
+    pub fn secret_store(mut self, store: Arc<dyn SecretStore>) -> Self {
+        self.secrets = Some(store);
+        self
+    }
+
+    /// A browser opener instead of the system browser.
+    pub fn browser(mut self, browser: Arc<dyn BrowserOpener>) -> Self {
+        self.browser = Some(browser);
+        self
+    }
+
+    /// Builds Keylink: loads the configuration unless one was given and sets up the HTTP
+    /// client. Nothing is written yet.
+    pub fn build(self) -> Result<Keylink, Error> {
+        let config = match self.config {
+            Some(config) => config,
+            None => Config::load(&self.environment)?,
+        };
+        let data_dir = match self.data_dir {
+            Some(dir) if dir.is_absolute() => dir,
+            Some(dir) => {
+                return Err(Error::DataDirUnknown(format!(
+                    "the data directory {} is not an absolute path",
+                    printable(&dir.display().to_string(), 200)
+                )));
+            }
+            None => self.identity.default_data_dir(&self.environment)?,
+        };
+        let mut network = self.network.unwrap_or_else(|| config.network.clone());
+        network.apply_environment(&self.environment);
+        let http = crate::http::Http::new(&network)?;
+        let browser = self
+            .browser
+            .unwrap_or_else(|| Arc::new(SystemBrowser::from_environment(&self.environment)));
+        Ok(Keylink {
+            identity: self.identity,
             config,
             data_dir,
             http,
-            clock: Arc::new(SystemClock),
-            secrets: Mutex::new(None),
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            secrets: Mutex::new(self.secrets),
+            browser,
             metadata: Mutex::new(HashMap::new()),
             jwks: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
         })
     }
+}
 
-    /// Uses `store` instead of the OS keychain (tests, or embedders with their own store).
-    pub fn with_secret_store(self, store: Arc<dyn SecretStore>) -> Self {
-        *self.secrets.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
-        self
+impl Keylink {
+    /// Starts configuring Keylink for an app: see [`KeylinkBuilder`].
+    pub fn builder() -> KeylinkBuilder {
+        KeylinkBuilder::default()
     }
 
-    /// Uses `clock` instead of the system clock.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
+    /// Keylink for the Keylink app's identity with an explicit configuration and data
+    /// directory, nothing taken from the environment: `builder().config(..).data_dir(..)`.
+    pub fn new(config: Config, data_dir: PathBuf) -> Result<Self, Error> {
+        Self::builder().config(config).data_dir(data_dir).build()
+    }
+
+    /// The app identity Keylink works for.
+    pub fn identity(&self) -> &AppIdentity {
+        &self.identity
+    }
+
+    /// The redirect URI to register at `provider`, exactly (`keylink providers` shows it).
+    pub fn redirect_uri_to_register(&self, provider: &ProviderConfig) -> String {
+        provider.registered_redirect_uri(&self.identity)
+    }
+
+    /// Opens `url` with the browser opener. Refuses anything but https (or http on
+    /// loopback), so a hostile discovery document cannot make Keylink open `file:` or `smb:`
+    /// URLs (SECURITY 2).
+    pub fn open_browser(&self, url: &Url) -> Result<(), Error> {
+        if !crate::http::is_allowed_endpoint(url) {
+            return Err(Error::UnsafeAuthorizationUrl(printable(url.as_str(), 200)));
+        }
+        self.browser.open(url)
     }
 
     /// The configuration.
@@ -196,9 +293,48 @@ impl Keylink {
         if let Some(store) = slot.as_ref() {
             return Ok(store.clone());
         }
-        let store: Arc<dyn SecretStore> = Keychain::open_for_tokens()?;
+        let store: Arc<dyn SecretStore> =
+            Keychain::open_for_tokens(self.identity.keychain_service())?;
         *slot = Some(store.clone());
         Ok(store)
+    }
+
+    /// The keychain key of an account's tokens: `<data dir id>:<account id>`. The id is
+    /// random, made once per data directory, so two data directories of one app holding the
+    /// same account never share (or delete) each other's tokens.
+    pub fn token_key(&self, account_id: &str) -> Result<String, Error> {
+        let path = self.data_dir.join("keychain-id");
+        crate::store::check_trusted_dir(&self.data_dir)?;
+        let io = |e: std::io::Error| crate::store::StoreError::DataDir {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let read = |bytes: &[u8]| {
+            std::str::from_utf8(bytes)
+                .ok()
+                .map(str::trim)
+                .filter(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+                .map(str::to_owned)
+        };
+        let id = match crate::store::read_private(&path) {
+            Ok(bytes) => read(&bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                crate::store::create_private_dir(&self.data_dir).map_err(io)?;
+                let fresh = format!("{:016x}", rand::random::<u64>());
+                // Created exclusively: of two processes creating it at once, one wins and
+                // both use its id.
+                match crate::store::create_new_private(&path, fresh.as_bytes()) {
+                    Ok(()) => Some(fresh),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        read(&crate::store::read_private(&path).map_err(io)?)
+                    }
+                    Err(e) => return Err(io(e).into()),
+                }
+            }
+            Err(e) => return Err(io(e).into()),
+        };
+        let id = id.ok_or_else(|| io(std::io::Error::other("it is not a Keylink keychain id")))?;
+        Ok(format!("{id}:{account_id}"))
     }
 
     /// Checks that the keychain is reachable, unlocked and writable, with a probe entry that
@@ -286,7 +422,7 @@ impl Keylink {
             )));
         }
         let (loopback, redirect_uri) = match provider.redirect {
-            RedirectKind::DeepLink => (None, provider.redirect_uri.clone()),
+            RedirectKind::DeepLink => (None, provider.deep_link_redirect(&self.identity)),
             RedirectKind::Loopback => {
                 let listener = LoopbackListener::bind()?;
                 let uri = listener.redirect_uri(&provider.loopback_path());
@@ -506,7 +642,8 @@ impl Keylink {
             expires_at: tokens.expires_at,
             status: AccountStatus::Ok,
         };
-        self.secrets()?.set(&account.id, &encode_tokens(&tokens))?;
+        self.secrets()?
+            .set(&self.token_key(&account.id)?, &encode_tokens(&tokens))?;
         let stored = account.clone();
         self.index()?.update(move |accounts| {
             accounts.retain(|a| a.id != stored.id);
@@ -774,41 +911,6 @@ fn fetch_userinfo(
         email: first(mapping.email),
         name: first(mapping.name),
     })
-}
-
-/// Opens `url` in the system browser: `$BROWSER <url>` when `BROWSER` is set, else the
-/// platform opener. Refuses anything but https (or http on loopback), so a hostile discovery
-/// document cannot make Keylink open `file:` or `smb:` URLs.
-pub fn open_in_browser(url: &Url) -> Result<(), Error> {
-    if !crate::http::is_allowed_endpoint(url) {
-        return Err(Error::UnsafeAuthorizationUrl(printable(url.as_str(), 200)));
-    }
-    let browser = std::env::var_os("BROWSER").filter(|b| !b.is_empty());
-    #[cfg(all(unix, not(target_os = "macos")))]
-    if browser.is_none()
-        && std::env::var_os("DISPLAY").is_none()
-        && std::env::var_os("WAYLAND_DISPLAY").is_none()
-    {
-        return Err(Error::Browser(
-            "there is no display, so no browser can be started here".into(),
-        ));
-    }
-    match browser {
-        Some(browser) => {
-            let mut child = Command::new(&browser)
-                .arg(url.as_str())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()
-                .map_err(|e| {
-                    Error::Browser(format!("{}: {e}", PathBuf::from(browser).display()))
-                })?;
-            // Reap it when it exits, without waiting for it.
-            std::thread::spawn(move || child.wait());
-            Ok(())
-        }
-        None => open::that_detached(url.as_str()).map_err(|e| Error::Browser(e.to_string())),
-    }
 }
 
 #[cfg(test)]

@@ -112,7 +112,9 @@ impl Keylink {
     ///
     /// ```no_run
     /// # fn main() -> Result<(), keylink::Error> {
-    /// let keylink = keylink::Keylink::from_env()?;
+    /// let keylink = keylink::Keylink::builder()
+    ///     .environment(keylink::Environment::capture(std::env::var_os))
+    ///     .build()?;
     /// let account = keylink.link_with_device(
     ///     "demo",
     ///     |code| eprintln!("Open {} and enter {}", code.verification_uri, code.user_code),

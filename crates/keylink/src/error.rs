@@ -106,6 +106,16 @@ pub enum Error {
     /// The account was linked again while its old grant was being refreshed.
     #[error("the account {0} was linked again while its token was being refreshed; try again")]
     Relinked(String),
+    /// An app identifier or URL scheme is not a reverse-domain name.
+    #[error(
+        "the {what} \"{value}\" is not a reverse-domain name such as com.example.app; use lower-case letters, digits, dashes and dots"
+    )]
+    BadIdentity {
+        /// What was being set.
+        what: &'static str,
+        /// The value, as plain text.
+        value: String,
+    },
     /// No absolute data directory could be determined from the environment.
     #[error(
         "Keylink cannot tell where to keep its data ({0}); set KEYLINK_DATA_DIR to an absolute path of your own"
@@ -127,7 +137,8 @@ impl Error {
             | Error::UnknownProvider(_)
             | Error::UnknownAccount(_)
             | Error::AmbiguousAccount(_)
-            | Error::DataDirUnknown(_) => 2,
+            | Error::DataDirUnknown(_)
+            | Error::BadIdentity { .. } => 2,
             Error::Http(HttpError::CaFile { .. }) => 2,
             Error::NeedsRelink(_) | Error::NoRefreshToken(_) => 3,
             _ => 1,
@@ -137,7 +148,10 @@ impl Error {
     /// A short stable code for front ends to switch on.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Config(_) | Error::Http(_) | Error::DataDirUnknown(_) => "config",
+            Error::Config(_)
+            | Error::Http(_)
+            | Error::DataDirUnknown(_)
+            | Error::BadIdentity { .. } => "config",
             Error::UnknownProvider(_) | Error::UnknownAccount(_) | Error::AmbiguousAccount(_) => {
                 "not_found"
             }

@@ -37,6 +37,24 @@ pub struct NetworkSettings {
     pub ca_file: Option<PathBuf>,
     /// Total deadline of one request: connect, headers and the whole body.
     pub timeout: Option<Duration>,
+    /// The proxy for https requests (`HTTPS_PROXY`); never used for loopback hosts.
+    pub https_proxy: Option<String>,
+    /// Hosts that bypass the proxy (`NO_PROXY` syntax).
+    pub no_proxy: Option<String>,
+}
+
+impl NetworkSettings {
+    /// Fills the proxy settings from `HTTPS_PROXY` (or `https_proxy`, `ALL_PROXY`) and
+    /// `NO_PROXY` where they are not set already.
+    pub fn apply_environment(&mut self, env: &crate::app::Environment) {
+        let first = |names: &[&str]| names.iter().find_map(|n| env.text(n)).map(str::to_owned);
+        if self.https_proxy.is_none() {
+            self.https_proxy = first(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]);
+        }
+        if self.no_proxy.is_none() {
+            self.no_proxy = first(&["NO_PROXY", "no_proxy"]);
+        }
+    }
 }
 
 /// Default total deadline of one request.
@@ -149,7 +167,7 @@ impl Http {
             // `HTTP_PROXY`; proxies are set explicitly below.
             .no_proxy()
             .https_only(false);
-        if let Some(proxy) = https_proxy()? {
+        if let Some(proxy) = https_proxy(settings)? {
             builder = builder.proxy(proxy);
         }
         if let Some(path) = &settings.ca_file {
@@ -267,19 +285,17 @@ fn transport(
     }
 }
 
-/// The proxy for https requests from `HTTPS_PROXY` (or `https_proxy`, `ALL_PROXY`), never for
-/// loopback hosts or the hosts in `NO_PROXY`. Plain http goes to loopback providers only, so
+/// The proxy for https requests, never for loopback hosts or the hosts in `no_proxy`. Plain http goes to loopback providers only, so
 /// it is never proxied.
-fn https_proxy() -> Result<Option<reqwest::Proxy>, HttpError> {
-    let var = |names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
-    };
-    let Some(url) = var(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]) else {
+fn https_proxy(settings: &NetworkSettings) -> Result<Option<reqwest::Proxy>, HttpError> {
+    let Some(url) = settings
+        .https_proxy
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+    else {
         return Ok(None);
     };
-    let mut exempt = var(&["NO_PROXY", "no_proxy"]).unwrap_or_default();
+    let mut exempt = settings.no_proxy.clone().unwrap_or_default();
     exempt.push_str(",127.0.0.0/8,::1,localhost");
     let proxy = reqwest::Proxy::https(url.trim())
         .map_err(|e| HttpError::Client(format!("HTTPS_PROXY is not a usable proxy URL: {e}")))?

@@ -7,6 +7,8 @@
 
 #![warn(missing_docs)]
 
+mod app;
+mod browser;
 mod callback;
 mod client;
 mod clock;
@@ -23,14 +25,13 @@ mod secret;
 mod store;
 mod tokens;
 
+pub use app::{AppIdentity, Environment, KEYLINK_APP};
+pub use browser::{BrowserOpener, SystemBrowser};
 pub use callback::{
     AuthorizationResponse, LOOPBACK_REQUEST_DEADLINE, LoopbackError, LoopbackListener,
     LoopbackVerdict, MAX_REDIRECT_LEN, RedirectError, parse_redirect, printable, redirect_matches,
 };
-pub use client::{
-    ConnectionCheck, Keylink, LinkRequest, UnlinkReport, account_id, default_data_dir,
-    open_in_browser,
-};
+pub use client::{ConnectionCheck, Keylink, KeylinkBuilder, LinkRequest, UnlinkReport, account_id};
 pub use clock::{Clock, FixedClock, SystemClock, UnixTime, parse_rfc3339, rfc3339};
 pub use device::{
     DEFAULT_POLL_INTERVAL, DEVICE_CODE_GRANT_TYPE, DeviceAuthorization, DeviceError,

@@ -17,7 +17,7 @@ mod presets;
 pub use presets::{Quirks, UserEndpoint};
 
 /// The private-use URI scheme of Keylink (reverse domain name, RFC 8252 §7.1).
-pub const URL_SCHEME: &str = "dev.keylink";
+pub const URL_SCHEME: &str = crate::app::KEYLINK_APP;
 /// The path every redirect URI starts with; the provider id follows it, so each provider's
 /// redirect URI is its own (RFC 9700 §4.4.2: the mix-up defence for providers without
 /// RFC 9207 `iss`).
@@ -93,9 +93,10 @@ pub struct ProviderConfig {
     pub scopes: Vec<String>,
     /// Redirect transport.
     pub redirect: RedirectKind,
-    /// Deep-link redirect URI, `dev.keylink:/callback/<provider-id>` unless configured
-    /// (ignored for loopback, whose port is chosen per flow).
-    pub redirect_uri: Url,
+    /// The configured deep-link redirect URI, if any; the default is
+    /// `<app scheme>:/callback/<provider-id>` (see [`ProviderConfig::deep_link_redirect`]).
+    /// Ignored for loopback, whose port is chosen per flow.
+    pub redirect_uri: Option<Url>,
     /// Explicit endpoints, overriding discovery.
     pub endpoints: EndpointOverrides,
     /// Extra query parameters of the authorization request.
@@ -119,12 +120,20 @@ impl ProviderConfig {
         format!("{CALLBACK_PATH}/{}", self.id)
     }
 
+    /// The deep-link redirect URI for `app`: the configured one, else
+    /// `<scheme>:/callback/<provider-id>`.
+    pub fn deep_link_redirect(&self, app: &crate::app::AppIdentity) -> Url {
+        self.redirect_uri
+            .clone()
+            .unwrap_or_else(|| app.deep_link_redirect(&self.id))
+    }
+
     /// The redirect URI to register at the provider, exactly: the deep-link URI, or for
     /// loopback `http://127.0.0.1/callback/<provider-id>` (the port is chosen per sign-in,
     /// which native-app rules allow, RFC 8252 §7.3).
-    pub fn registered_redirect_uri(&self) -> String {
+    pub fn registered_redirect_uri(&self, app: &crate::app::AppIdentity) -> String {
         match self.redirect {
-            RedirectKind::DeepLink => self.redirect_uri.to_string(),
+            RedirectKind::DeepLink => self.deep_link_redirect(app).to_string(),
             RedirectKind::Loopback => format!("http://127.0.0.1{}", self.loopback_path()),
         }
     }
@@ -212,15 +221,15 @@ const RESERVED_PARAMS: &[&str] = &[
 
 impl Config {
     /// Loads the configuration the documented way: the system policy file, then
-    /// `KEYLINK_CONFIG` or `$XDG_CONFIG_HOME/keylink/keylink.toml` (each optional, except that a
-    /// file named by `KEYLINK_CONFIG` must exist).
-    pub fn load() -> Result<Config, ConfigError> {
+    /// `KEYLINK_CONFIG` or `$XDG_CONFIG_HOME/keylink/keylink.toml` from `env` (each optional,
+    /// except that a file named by `KEYLINK_CONFIG` must exist).
+    pub fn load(env: &crate::app::Environment) -> Result<Config, ConfigError> {
         let mut files = Vec::new();
         let system = PathBuf::from(SYSTEM_POLICY_FILE);
         if system.is_file() {
             files.push(system);
         }
-        match std::env::var_os("KEYLINK_CONFIG") {
+        match env.var("KEYLINK_CONFIG") {
             Some(path) => {
                 let path = PathBuf::from(path);
                 if !path.exists() {
@@ -229,12 +238,20 @@ impl Config {
                 files.push(path);
             }
             None => {
-                if let Some(path) = default_user_file().filter(|p| p.is_file()) {
+                if let Some(path) = default_user_file(env).filter(|p| p.is_file()) {
                     files.push(path);
                 }
             }
         }
         Config::from_files(&files)
+    }
+
+    /// An in-memory configuration from TOML text (an app's built-in providers), in the
+    /// format of the configuration file.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        config.layer(Path::new("(built-in configuration)"), text)?;
+        Ok(config)
     }
 
     /// Loads and layers the given files, later ones winning (except over locked providers).
@@ -292,11 +309,10 @@ impl Config {
     }
 }
 
-fn default_user_file() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+fn default_user_file(env: &crate::app::Environment) -> Option<PathBuf> {
+    let base = env
+        .absolute("XDG_CONFIG_HOME")
+        .or_else(|| env.absolute("HOME").map(|h| h.join(".config")))?;
     Some(base.join("keylink").join("keylink.toml"))
 }
 
@@ -446,10 +462,9 @@ fn parse_provider(file: &Path, id: &str, raw: RawProvider) -> Result<ProviderCon
                     "must not have a query or fragment",
                 ));
             }
-            url
+            Some(url)
         }
-        None => Url::parse(&format!("{URL_SCHEME}:{CALLBACK_PATH}/{id}"))
-            .map_err(|e| invalid(file, &key("redirect_uri"), &e.to_string()))?,
+        None => None,
     };
     if let Some(reserved) = raw
         .authorize_params

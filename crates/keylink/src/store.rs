@@ -27,8 +27,9 @@ mod timed;
 pub use chunked::{Chunked, MAX_ENTRY_BYTES, MAX_VALUE_BYTES};
 pub use timed::Timed;
 
-/// The keychain service name under which every Keylink entry lives.
-pub const KEYCHAIN_SERVICE: &str = "dev.keylink";
+/// The keychain service of the Keylink app and CLI (`dev.keylink`); other apps' entries
+/// live under their own identifier.
+pub const KEYCHAIN_SERVICE: &str = crate::app::KEYLINK_APP;
 
 /// Why storage failed.
 #[derive(Debug, thiserror::Error)]
@@ -130,18 +131,24 @@ pub const DEFAULT_KEYCHAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// at most [`MAX_ENTRY_BYTES`], for Windows Credential Manager's 2560-byte cap) and in
 /// [`Timed`] (each operation, and opening itself, gives up after `timeout` with
 /// [`StoreError::Timeout`]).
-pub fn open_token_store(timeout: Duration) -> Result<Arc<dyn SecretStore>, StoreError> {
-    let keychain = timed::run_with_timeout(timeout, Keychain::open)?;
+pub fn open_token_store(
+    service: &str,
+    timeout: Duration,
+) -> Result<Arc<dyn SecretStore>, StoreError> {
+    let service = service.to_owned();
+    let keychain = timed::run_with_timeout(timeout, move || Keychain::open(&service))?;
     Ok(Arc::new(Timed::new(Chunked::new(keychain), timeout)))
 }
 
-/// The OS keychain, one entry per key under [`KEYCHAIN_SERVICE`], values stored as given.
+/// The OS keychain, one entry per key under one service (the app's keychain namespace),
+/// values stored as given.
 ///
 /// Token sets should not go here directly: use [`Keychain::open_for_tokens`], which adds
 /// chunking (Windows caps an entry at 2560 bytes) and a timeout (a locked keychain may wait
 /// on an unlock prompt forever).
 pub struct Keychain {
     store: Arc<keyring_core::CredentialStore>,
+    service: String,
 }
 
 impl std::fmt::Debug for Keychain {
@@ -168,23 +175,27 @@ const NO_KEYCHAIN_FIX: &str =
 const NO_KEYCHAIN_FIX: &str = "this platform has no supported keychain";
 
 impl Keychain {
-    /// Connects to the platform keychain (one connection per process: keep the value).
-    pub fn open() -> Result<Self, StoreError> {
+    /// Connects to the platform keychain for entries under `service` (one connection per
+    /// process: keep the value).
+    pub fn open(service: &str) -> Result<Self, StoreError> {
         let store = platform_store().map_err(|e| StoreError::NoKeychain {
             reason: describe_keyring_error(&e),
             fix: NO_KEYCHAIN_FIX,
         })?;
-        Ok(Self { store })
+        Ok(Self {
+            store,
+            service: service.to_owned(),
+        })
     }
 
     /// The keychain as token sets should be stored: [`open_token_store`] with
     /// [`DEFAULT_KEYCHAIN_TIMEOUT`].
-    pub fn open_for_tokens() -> Result<Arc<dyn SecretStore>, StoreError> {
-        open_token_store(DEFAULT_KEYCHAIN_TIMEOUT)
+    pub fn open_for_tokens(service: &str) -> Result<Arc<dyn SecretStore>, StoreError> {
+        open_token_store(service, DEFAULT_KEYCHAIN_TIMEOUT)
     }
 
     fn entry(&self, key: &str) -> Result<keyring_core::Entry, StoreError> {
-        keyring_core::Entry::new_in_store(&self.store, KEYCHAIN_SERVICE, key)
+        keyring_core::Entry::new_in_store(&self.store, &self.service, key)
             .map_err(map_keyring_error)
     }
 }
@@ -517,6 +528,19 @@ fn no_follow(options: &mut OpenOptions) {
     );
     #[cfg(not(unix))]
     let _ = options;
+}
+
+/// Creates `path` with `bytes`, `0600`, only if it does not exist yet (never through a
+/// symlink); `AlreadyExists` otherwise.
+pub fn create_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    no_follow(&mut options);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// Writes `bytes` to `path` atomically: a new 0600 temporary file in the same directory

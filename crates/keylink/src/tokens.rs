@@ -79,9 +79,10 @@ impl Keylink {
             return Err(Error::NeedsRelink(account.id));
         }
         let secrets = self.secrets()?;
+        let key = self.token_key(&account.id)?;
         let load = || -> Result<TokenSet, Error> {
             let raw = secrets
-                .get(&account.id)?
+                .get(&key)?
                 .ok_or_else(|| Error::NeedsRelink(account.id.clone()))?;
             Ok(decode_tokens(&account.id, &raw)?)
         };
@@ -140,7 +141,7 @@ impl Keylink {
                 }
                 // Persisted before anything is handed out: a rotated refresh token that was
                 // not stored would be lost for good.
-                secrets.set(&account.id, &encode_tokens(&new))?;
+                secrets.set(&key, &encode_tokens(&new))?;
                 let expires_at = new.expires_at;
                 let scopes = new.scopes.clone();
                 self.index()?.update(|accounts| {
@@ -255,16 +256,17 @@ impl Keylink {
     pub fn unlink(&self, query: &str) -> Result<UnlinkReport, Error> {
         let account = self.account(query)?;
         let secrets = self.secrets()?;
+        let key = self.token_key(&account.id)?;
         // A refresh in flight must not store tokens again after they are deleted (SECURITY 41).
         let _lock = self.account_lock(&account.id)?;
         let tokens = secrets
-            .get(&account.id)?
+            .get(&key)?
             .and_then(|raw| decode_tokens(&account.id, &raw).ok());
         let revocation = match tokens {
             Some(tokens) => self.revoke(&account, &tokens),
             None => Ok(false),
         };
-        secrets.delete(&account.id)?;
+        secrets.delete(&key)?;
         self.lock_cache()
             .retain(|_, cached| cached.account != account.id);
         let id = account.id.clone();

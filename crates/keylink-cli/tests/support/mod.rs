@@ -442,16 +442,28 @@ timeout_secs = 10
             .unwrap()
             .as_secs() as i64;
         entry["expires_at"] = serde_json::json!(now - 60);
-        let store = keylink::Chunked::new(keylink::Keychain::open().unwrap());
-        store.set(account, &entry.to_string()).unwrap();
+        let store =
+            keylink::Chunked::new(keylink::Keychain::open(keylink::KEYCHAIN_SERVICE).unwrap());
+        store
+            .set(&self.token_key(account), &entry.to_string())
+            .unwrap();
+    }
+
+    /// The keychain key of `account`'s tokens: this data directory's keychain id and the
+    /// account id.
+    pub fn token_key(&self, account: &str) -> String {
+        let id = std::fs::read_to_string(self.data.join("keychain-id"))
+            .expect("a data directory with a linked account has a keychain id");
+        format!("{}:{account}", id.trim())
     }
 
     /// The token set stored in the keychain for `account`, read through the same store layers
     /// Keylink uses (chunks reassembled), as JSON.
     pub fn keychain_entry(&self, account: &str) -> Option<serde_json::Value> {
         use keylink::SecretStore;
-        let store = keylink::Chunked::new(keylink::Keychain::open().unwrap());
-        let raw = store.get(account).unwrap()?;
+        let store =
+            keylink::Chunked::new(keylink::Keychain::open(keylink::KEYCHAIN_SERVICE).unwrap());
+        let raw = store.get(&self.token_key(account)).unwrap()?;
         Some(serde_json::from_str(raw.secret()).unwrap())
     }
 }

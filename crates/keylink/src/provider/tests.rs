@@ -31,8 +31,21 @@ fn a_minimal_provider_gets_the_documented_defaults() {
     );
     assert_eq!(demo.redirect, RedirectKind::DeepLink);
     // Each provider its own redirect URI (RFC 9700 §4.4.2).
-    assert_eq!(demo.redirect_uri.as_str(), "dev.keylink:/callback/demo");
-    assert_eq!(demo.registered_redirect_uri(), "dev.keylink:/callback/demo");
+    let app = crate::app::AppIdentity::keylink();
+    assert_eq!(demo.redirect_uri, None);
+    assert_eq!(
+        demo.deep_link_redirect(&app).as_str(),
+        "dev.keylink:/callback/demo"
+    );
+    assert_eq!(
+        demo.registered_redirect_uri(&app),
+        "dev.keylink:/callback/demo"
+    );
+    let other = crate::app::AppIdentity::new("com.example.notes").unwrap();
+    assert_eq!(
+        demo.registered_redirect_uri(&other),
+        "com.example.notes:/callback/demo"
+    );
     assert_eq!(demo.loopback_path(), "/callback/demo");
     assert!(demo.is_oidc());
 }

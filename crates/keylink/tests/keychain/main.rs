@@ -15,7 +15,7 @@ fn token_store() -> std::sync::Arc<dyn SecretStore> {
         Ok("1"),
         "run these tests through scripts/with-keyring.sh (it gives them a keyring of their own)"
     );
-    open_token_store(Duration::from_secs(10)).unwrap()
+    open_token_store(KEYCHAIN_SERVICE, Duration::from_secs(10)).unwrap()
 }
 
 /// A key no other test run uses.
@@ -89,14 +89,20 @@ fn a_large_value_round_trips_through_the_real_keychain_and_leaves_nothing_behind
     store.delete(&key).unwrap();
     assert!(store.get(&key).unwrap().is_none());
     assert_eq!(entries_of(&key), Vec::new());
-    assert!(Keychain::open().unwrap().get(&key).unwrap().is_none());
+    assert!(
+        Keychain::open(KEYCHAIN_SERVICE)
+            .unwrap()
+            .get(&key)
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
 fn an_entry_written_before_chunking_still_reads() {
     let store = token_store();
     let key = unique_key("legacy");
-    let keychain = Keychain::open().unwrap();
+    let keychain = Keychain::open(KEYCHAIN_SERVICE).unwrap();
     keychain
         .set(&key, "{\"v\":1,\"access_token\":\"old\"}")
         .unwrap();

@@ -1,0 +1,286 @@
+//! What varies by embedding app, and what the process environment says. The core never reads
+//! the environment itself: a front end captures it ([`Environment::capture`] with
+//! `std::env::var_os`) and hands it to [`Keylink::builder`](crate::Keylink::builder), and an
+//! embedding app may hand it nothing at all.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+
+use url::Url;
+
+use crate::error::Error;
+
+/// The identifier, URL scheme and keychain namespace of the Keylink app and the `keylink`
+/// CLI, which share their accounts.
+pub const KEYLINK_APP: &str = "dev.keylink";
+
+/// The app Keylink links accounts for: its identifier (reverse-domain, e.g.
+/// `com.example.notes`), the private-use URL scheme its redirects use (RFC 8252 §7.1), and
+/// from those its keychain namespace and default data directory. Two apps with different
+/// identities never see each other's accounts or tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppIdentity {
+    identifier: String,
+    scheme: String,
+}
+
+impl Default for AppIdentity {
+    fn default() -> Self {
+        Self::keylink()
+    }
+}
+
+impl AppIdentity {
+    /// The Keylink app's own identity, `dev.keylink`, shared with the `keylink` CLI.
+    pub fn keylink() -> Self {
+        Self {
+            identifier: KEYLINK_APP.to_owned(),
+            scheme: KEYLINK_APP.to_owned(),
+        }
+    }
+
+    /// The identity of the app `identifier` (reverse-domain: lower-case letters, digits, `-`
+    /// and at least one `.`); its URL scheme is the identifier too unless
+    /// [`AppIdentity::with_scheme`] says otherwise.
+    pub fn new(identifier: &str) -> Result<Self, Error> {
+        check_reverse_domain(identifier, "app identifier")?;
+        Ok(Self {
+            identifier: identifier.to_owned(),
+            scheme: identifier.to_owned(),
+        })
+    }
+
+    /// Uses `scheme` (reverse-domain, RFC 8252 §7.1) for redirects instead of the identifier.
+    pub fn with_scheme(mut self, scheme: &str) -> Result<Self, Error> {
+        check_reverse_domain(scheme, "URL scheme")?;
+        self.scheme = scheme.to_owned();
+        Ok(self)
+    }
+
+    /// The app identifier.
+    pub fn identifier(&self) -> &str {
+        &self.identifier
+    }
+
+    /// The private-use URL scheme of the app's redirects.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// The keychain service under which the app's entries live.
+    pub fn keychain_service(&self) -> &str {
+        &self.identifier
+    }
+
+    /// True when `arg` is a URL of this app's scheme (what the OS hands the app or
+    /// `keylink open-url` for a deep-link redirect).
+    pub fn is_redirect(&self, arg: &str) -> bool {
+        let prefix = format!("{}:", self.scheme);
+        arg.len() > prefix.len()
+            && arg
+                .get(..prefix.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(&prefix))
+    }
+
+    /// The default deep-link redirect URI of provider `id`: `<scheme>:/callback/<id>`.
+    pub fn deep_link_redirect(&self, provider_id: &str) -> Url {
+        Url::parse(&format!(
+            "{}:{}/{provider_id}",
+            self.scheme,
+            crate::provider::CALLBACK_PATH
+        ))
+        .unwrap_or_else(|_| unreachable!("a checked scheme and a provider id always parse"))
+    }
+
+    /// The name of the app's directory under the platform data directory: `keylink` for
+    /// the Keylink app (its established path), the identifier for every other app.
+    fn data_dir_name(&self) -> &str {
+        if self.identifier == KEYLINK_APP {
+            "keylink"
+        } else {
+            &self.identifier
+        }
+    }
+
+    /// The app's default data directory: `$KEYLINK_DATA_DIR`, else
+    /// `$XDG_DATA_HOME/<name>`, else `~/.local/share/<name>`. Always an absolute path: with no
+    /// usable variable it is an error, never the current directory (SECURITY 38).
+    pub fn default_data_dir(&self, env: &Environment) -> Result<PathBuf, Error> {
+        if let Some(dir) = env.var("KEYLINK_DATA_DIR") {
+            let dir = PathBuf::from(dir);
+            if !dir.is_absolute() {
+                return Err(Error::DataDirUnknown(format!(
+                    "KEYLINK_DATA_DIR ({}) is not an absolute path",
+                    crate::callback::printable(&dir.display().to_string(), 200)
+                )));
+            }
+            return Ok(dir);
+        }
+        let base = env
+            .absolute("XDG_DATA_HOME")
+            .or_else(|| env.absolute("HOME").map(|h| h.join(".local/share")))
+            .ok_or_else(|| {
+                Error::DataDirUnknown(
+                    "neither XDG_DATA_HOME nor HOME is set to an absolute path".into(),
+                )
+            })?;
+        Ok(base.join(self.data_dir_name()))
+    }
+}
+
+fn check_reverse_domain(text: &str, what: &'static str) -> Result<(), Error> {
+    let ok = (3..=100).contains(&text.len())
+        && text.contains('.')
+        && text
+            .split('.')
+            .all(|label| !label.is_empty() && !label.starts_with('-'))
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && text.starts_with(|c: char| c.is_ascii_lowercase());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadIdentity {
+            what,
+            value: crate::callback::printable(text, 100),
+        })
+    }
+}
+
+/// The environment variables Keylink understands, captured once by a front end.
+const VARIABLES: &[&str] = &[
+    "KEYLINK_CONFIG",
+    "KEYLINK_DATA_DIR",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "HOME",
+    "BROWSER",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// A snapshot of the environment variables Keylink understands (see the README), taken by
+/// the front end. An empty one (the default) means: configuration, data directory and
+/// browser come only from what is passed to the builder.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    vars: BTreeMap<&'static str, OsString>,
+}
+
+impl Environment {
+    /// Reads the variables through `lookup` (normally `std::env::var_os`); empty values
+    /// count as unset.
+    pub fn capture(lookup: impl Fn(&'static str) -> Option<OsString>) -> Self {
+        let vars = VARIABLES
+            .iter()
+            .filter_map(|&name| {
+                lookup(name)
+                    .filter(|v| !v.is_empty())
+                    .map(|value| (name, value))
+            })
+            .collect();
+        Self { vars }
+    }
+
+    /// The value of `name`, when set and not empty.
+    pub fn var(&self, name: &str) -> Option<&OsStr> {
+        self.vars.get(name).map(OsString::as_os_str)
+    }
+
+    /// The value of `name` as text, when set, not empty and valid UTF-8.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.var(name).and_then(OsStr::to_str)
+    }
+
+    /// The value of `name` as a path, when it is an absolute one.
+    pub fn absolute(&self, name: &str) -> Option<PathBuf> {
+        self.var(name)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Environment {
+        let pairs: Vec<(String, OsString)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
+            .collect();
+        Environment::capture(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn identities_are_reverse_domain_names() {
+        assert!(AppIdentity::new("com.example.notes").is_ok());
+        for bad in [
+            "notes",
+            "Com.Example",
+            "com..example",
+            "-a.b",
+            "com.example/x",
+            "a b.c",
+        ] {
+            assert!(AppIdentity::new(bad).is_err(), "{bad}");
+        }
+        let id = AppIdentity::new("com.example.notes").unwrap();
+        assert_eq!(id.keychain_service(), "com.example.notes");
+        assert_eq!(
+            id.deep_link_redirect("github").as_str(),
+            "com.example.notes:/callback/github"
+        );
+        assert!(id.is_redirect("COM.EXAMPLE.NOTES:/callback/x?code=1"));
+        assert!(!id.is_redirect("dev.keylink:/callback/x"));
+    }
+
+    #[test]
+    fn data_dirs_are_per_app_and_never_relative() {
+        let home = env(&[("HOME", "/home/ann")]);
+        assert_eq!(
+            AppIdentity::keylink().default_data_dir(&home).unwrap(),
+            PathBuf::from("/home/ann/.local/share/keylink")
+        );
+        assert_eq!(
+            AppIdentity::new("com.example.notes")
+                .unwrap()
+                .default_data_dir(&home)
+                .unwrap(),
+            PathBuf::from("/home/ann/.local/share/com.example.notes")
+        );
+        let xdg = env(&[("HOME", "/home/ann"), ("XDG_DATA_HOME", "/data")]);
+        assert_eq!(
+            AppIdentity::keylink().default_data_dir(&xdg).unwrap(),
+            PathBuf::from("/data/keylink")
+        );
+        assert!(
+            AppIdentity::keylink()
+                .default_data_dir(&Environment::default())
+                .is_err()
+        );
+        assert!(
+            AppIdentity::keylink()
+                .default_data_dir(&env(&[("KEYLINK_DATA_DIR", "relative/dir")]))
+                .is_err()
+        );
+        assert!(
+            AppIdentity::keylink()
+                .default_data_dir(&env(&[("HOME", "relative")]))
+                .is_err()
+        );
+    }
+}
