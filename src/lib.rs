@@ -11,6 +11,8 @@ mod callback;
 pub mod cli;
 mod client;
 mod clock;
+#[cfg(unix)]
+mod desktop_entry;
 mod device;
 mod error;
 mod exchange;
@@ -31,6 +33,11 @@ pub use client::{
     open_in_browser,
 };
 pub use clock::{Clock, FixedClock, SystemClock, UnixTime, parse_rfc3339, rfc3339};
+#[cfg(unix)]
+pub use desktop_entry::{
+    DesktopEntryError, DesktopFileId, EntryProblem, HandlerResolution, InstalledHandler,
+    UrlHandler, XdgDataDirs, XdgEnvironment, resolve_url_handler,
+};
 pub use device::{
     DEFAULT_POLL_INTERVAL, DEVICE_CODE_GRANT_TYPE, DeviceAuthorization, DeviceError, SLOW_DOWN_STEP,
 };
