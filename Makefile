@@ -1,5 +1,5 @@
 # Keylink: `make run` opens the app with a demo provider; `make test` runs every test.
-.PHONY: run demo-cli test bench deps build lint
+.PHONY: run demo-cli test bench deps build lint audit
 
 deps:
 	scripts/install-deps.sh
@@ -17,15 +17,21 @@ run: deps
 demo-cli: deps
 	scripts/demo.sh
 
-## Everything CI runs: formatting, lints, unit and end-to-end tests of the core and the CLI in a
-## private D-Bus session with its own gnome-keyring, then the app end to end in a real window
-## (Xvfb, WebDriver).
+## Everything CI runs: formatting, lints, an offline audit of the dependencies against the
+## RustSec advisory database snapshot in ../shared/advisory-db, unit and end-to-end tests of the
+## core and the CLI in a private D-Bus session with its own gnome-keyring, then the app end to
+## end in a real window (Xvfb, WebDriver).
 test: deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	scripts/audit.sh
 	scripts/with-keyring.sh cargo test --workspace
 	cargo build --workspace --bins
 	scripts/test-app.sh e2e
+
+## The dependency audit alone (offline, see scripts/audit.sh).
+audit:
+	scripts/audit.sh
 
 lint:
 	cargo fmt --all -- --check

@@ -52,7 +52,7 @@ export KEYLINK_CONFIG="$work/a/keylink.toml" KEYLINK_DATA_DIR="$work/a/data"
 cargo bench --quiet --bench access_token -- "$account"
 
 echo "== 2. whole process: keylink token vs secret-tool lookup"
-secret_len="$(secret-tool lookup service dev.keylink username "$account" | wc -c)"
+secret_len="$(secret-tool lookup service dev.keylink username "$(cat "$work/a/data/keychain-id"):$account" | wc -c)"
 head -c "$secret_len" /dev/zero | tr '\0' x | secret-tool store --label="keylink bench" service keylink-bench username bench
 hyperfine --warmup 5 --runs 100 -N \
     "$keylink token $account" \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Keylink needs on Debian/Ubuntu, skipping what is there:
-# Debian packages (D-Bus, gnome-keyring, secret-tool, Node.js) and the test provider's npm
-# packages from its lockfile. Run as root, or as a user with sudo.
+# Debian packages (D-Bus, gnome-keyring, secret-tool, Node.js), cargo-audit from the crate
+# registry, and the test provider's npm packages from its lockfile. Run as root, or as a
+# user with sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,12 @@ fi
 if ! have cargo; then
     echo "install-deps: Rust is not installed; install it with rustup (https://rustup.rs), Rust 1.90 or newer" >&2
     exit 1
+fi
+
+# cargo-audit for the offline dependency audit (scripts/audit.sh); a few minutes to build.
+if ! cargo audit --version >/dev/null 2>&1; then
+    echo "install-deps: installing cargo-audit" >&2
+    cargo install cargo-audit --locked --quiet
 fi
 
 # The test identity provider's packages, exactly as locked.

@@ -43,6 +43,38 @@ fn link_timeout() -> Duration {
         .unwrap_or(DEFAULT_LINK_TIMEOUT)
 }
 
+/// Writes the handler entry for our scheme and makes it the default. Not the deep-link plugin's
+/// `register_all()`: it quotes the program path, which `xdg-open` outside GNOME and KDE
+/// (xdg-utils 1.1) does not undo, so Chromium's hand-off there went nowhere. The file name is
+/// the plugin's, `<binary>-handler.desktop`, so an entry it wrote is replaced.
+#[cfg(target_os = "linux")]
+fn register_url_scheme(
+    app: &tauri::App,
+) -> Result<keylink::InstalledHandler, Box<dyn std::error::Error>> {
+    let bin = tauri::utils::platform::current_exe()?;
+    // An AppImage runs from a temporary mount: the handler starts the image itself.
+    let program = app
+        .env()
+        .appimage
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| bin.clone());
+    let bin_name = bin
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let id = keylink::DesktopFileId::new(&format!("{bin_name}-handler.desktop"))
+        .or_else(|_| keylink::DesktopFileId::new("keylink-app-handler.desktop"))?;
+    let name = app
+        .config()
+        .product_name
+        .clone()
+        .unwrap_or_else(|| "Keylink".to_owned());
+    let handler = keylink::UrlHandler::new(keylink::URL_SCHEME, id, program)?.named(&name);
+    let env = keylink::XdgEnvironment::from_vars(|name| std::env::var_os(name))
+        .ok_or("neither HOME nor XDG_DATA_HOME is an absolute directory")?;
+    Ok(handler.install(&env)?)
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -88,9 +120,27 @@ fn main() {
         .setup(move |app| {
             let deep_link = app.deep_link();
             // Linux and Windows debug builds have no installer to register the scheme.
-            #[cfg(any(target_os = "linux", all(windows, debug_assertions)))]
+            #[cfg(all(windows, debug_assertions))]
             if let Err(e) = deep_link.register_all() {
                 tracing::warn!(error = %e, "could not register the dev.keylink URL scheme");
+            }
+            #[cfg(target_os = "linux")]
+            match register_url_scheme(app) {
+                Ok(installed) if !installed.xdg_open_can_start => tracing::warn!(
+                    file = %installed.desktop_file.display(),
+                    exec = %installed.exec.display(),
+                    "registered the dev.keylink URL scheme, but xdg-open outside GNOME and KDE \
+                     cannot start it: the path it runs has spaces or shell characters even in \
+                     the data directory, so browsers there cannot hand sign-ins back"
+                ),
+                Ok(installed) => tracing::info!(
+                    file = %installed.desktop_file.display(),
+                    exec = %installed.exec.display(),
+                    "registered the dev.keylink URL scheme"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not register the dev.keylink URL scheme")
+                }
             }
             deep_link.on_open_url(move |event| {
                 for url in event.urls() {

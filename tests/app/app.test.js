@@ -37,7 +37,7 @@ async function collectIpc(session) {
 
 async function collectTokens(env) {
   const accounts = JSON.parse(await keylink(env, 'list', '--json'));
-  for (const t of await storedTokens(accounts.map((a) => a.id))) tokens.add(t);
+  for (const t of await storedTokens(env, accounts.map((a) => a.id))) tokens.add(t);
   for (const account of accounts) {
     if (account.status === 'ok') tokens.add((await keylink(env, 'token', account.id)).trim());
   }
@@ -288,7 +288,7 @@ test('(f) an account whose grant died shows "Needs reconnecting"; Reconnect link
     const card = `.account[data-account="${bob.id}"]`;
     // Someone else spends the stored refresh token; Keylink's next refresh replays it, the
     // provider revokes the grant, and the account needs linking again.
-    const spent = await storedTokenSet(bob.id);
+    const spent = await storedTokenSet(env, bob.id);
     for (const t of Object.values(spent)) if (typeof t === 'string' && t.length >= 16) tokens.add(t);
     assert.equal(await idp.refresh(spent.refresh_token), 200);
     await assert.rejects(keylink(env, 'token', bob.id, '--min-ttl', '999999'), (e) => e.code === 3);

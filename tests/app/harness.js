@@ -233,9 +233,18 @@ async function keychainLookup(key) {
   return stdout;
 }
 
+/**
+ * The keychain key of account `id`'s tokens in the data directory of `env`: that
+ * directory's keychain id, a colon, the account id.
+ */
+function tokenKey(env, id) {
+  const dataId = readFileSync(join(env.KEYLINK_DATA_DIR, 'keychain-id'), 'utf8').trim();
+  return `${dataId}:${id}`;
+}
+
 /** The token set stored for account `id` (inline entries only: small token sets). */
-export async function storedTokenSet(id) {
-  const value = await keychainLookup(id);
+export async function storedTokenSet(env, id) {
+  const value = await keychainLookup(tokenKey(env, id));
   assert(value.startsWith('kl1:i:'), `an inline keychain entry for ${id}`);
   return JSON.parse(value.slice(6));
 }
@@ -245,9 +254,10 @@ export async function storedTokenSet(id) {
  * `secret-tool` (an entry is `kl1:i:<json>` inline, or chunks named by a
  * `kl1:c:<generation>:<count>:...` header).
  */
-export async function storedTokens(ids) {
+export async function storedTokens(env, ids) {
   const tokens = new Set();
-  for (const id of ids) {
+  for (const account of ids) {
+    const id = tokenKey(env, account);
     const value = await keychainLookup(id);
     let json = null;
     if (value.startsWith('kl1:i:')) {

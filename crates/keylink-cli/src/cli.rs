@@ -406,32 +406,111 @@ fn doctor(keylink: &Keylink) -> Result<(), Error> {
     }
     #[cfg(target_os = "linux")]
     {
-        let mime = format!("x-scheme-handler/{}", keylink.identity().scheme());
-        match std::process::Command::new("xdg-mime")
-            .args(["query", "default", &mime])
-            .output()
-        {
-            Ok(out) if !String::from_utf8_lossy(&out.stdout).trim().is_empty() => line(
-                "ok",
-                format!(
-                    "URL scheme: {} opens with {}",
-                    keylink.identity().scheme(),
-                    String::from_utf8_lossy(&out.stdout).trim()
-                ),
-            ),
-            _ => line(
-                "warn",
-                format!(
-                    "URL scheme: nothing handles {}: links use `keylink open-url` until the Keylink app registers it",
-                    keylink.identity().scheme()
-                ),
-            ),
-        }
+        let (status, text) = url_scheme_check(keylink.identity().scheme());
+        line(status, format!("URL scheme: {text}"));
     }
     if failed > 0 {
         Err(Error::ChecksFailed(failed))
     } else {
         Ok(())
+    }
+}
+
+/// The URL-scheme line of `doctor`: the handler as `xdg-open` finds it, and what to do when it
+/// finds none that works. A warning, not a failure: links still complete through
+/// `keylink open-url` or a loopback redirect.
+#[cfg(target_os = "linux")]
+fn url_scheme_check(scheme: &str) -> (&'static str, String) {
+    use keylink::{HandlerResolution, XdgEnvironment, resolve_url_handler};
+    const REGISTER: &str = "start the Keylink app once (it registers itself) or install the keylink package; until then deliver redirects with `keylink open-url`";
+    let Some(env) = XdgEnvironment::from_vars(|name| std::env::var_os(name)) else {
+        return (
+            "warn",
+            format!(
+                "cannot look up what handles {scheme}: neither HOME nor XDG_DATA_HOME is an absolute directory; set HOME"
+            ),
+        );
+    };
+    match resolve_url_handler(scheme, &env) {
+        Ok(HandlerResolution::Resolved {
+            desktop_file,
+            program,
+        }) => {
+            let target = match std::fs::read_link(&program) {
+                Ok(_) => std::fs::canonicalize(&program)
+                    .map(|t| format!(" -> {}", t.display()))
+                    .unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            (
+                "ok",
+                format!(
+                    "{scheme} opens with {} ({}{target})",
+                    desktop_file.display(),
+                    program.display()
+                ),
+            )
+        }
+        Ok(HandlerResolution::NoDefault) => (
+            "warn",
+            format!("nothing handles {scheme}, so browsers cannot hand sign-ins back; {REGISTER}"),
+        ),
+        Ok(HandlerResolution::DesktopFileMissing { id }) => (
+            "warn",
+            format!(
+                "{scheme} is set to open with {id}, which is in no applications directory; {REGISTER}"
+            ),
+        ),
+        Ok(HandlerResolution::UnusableEntry {
+            desktop_file,
+            problem,
+        }) => (
+            "warn",
+            format!(
+                "{scheme} opens with {}, but {problem}; {REGISTER}",
+                desktop_file.display()
+            ),
+        ),
+        Ok(HandlerResolution::ProgramMissing {
+            desktop_file,
+            program,
+        }) => (
+            "warn",
+            format!(
+                "{} runs {}, which does not exist (moved or deleted?); start the Keylink app from where it is now to register it again",
+                desktop_file.display(),
+                program.display()
+            ),
+        ),
+        Ok(HandlerResolution::ProgramNotExecutable {
+            desktop_file,
+            program,
+        }) => (
+            "warn",
+            format!(
+                "{} runs {}, which is not an executable file; make it executable (chmod +x) or start the Keylink app again",
+                desktop_file.display(),
+                program.display()
+            ),
+        ),
+        Ok(HandlerResolution::QuotedProgram {
+            desktop_file,
+            program,
+        }) => (
+            "warn",
+            format!(
+                "{} quotes the path of {}, which xdg-open outside GNOME and KDE cannot run, so Chromium's sign-ins get lost; start the Keylink app once to rewrite it",
+                desktop_file.display(),
+                program.display()
+            ),
+        ),
+        Ok(other) => (
+            "warn",
+            format!(
+                "the handler of {scheme} is in a state this doctor does not know ({other:?}); {REGISTER}"
+            ),
+        ),
+        Err(e) => ("warn", e.to_string()),
     }
 }
 

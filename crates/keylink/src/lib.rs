@@ -12,6 +12,8 @@ mod browser;
 mod callback;
 mod client;
 mod clock;
+#[cfg(unix)]
+mod desktop_entry;
 mod device;
 mod error;
 mod exchange;
@@ -33,6 +35,11 @@ pub use callback::{
 };
 pub use client::{ConnectionCheck, Keylink, KeylinkBuilder, LinkRequest, UnlinkReport, account_id};
 pub use clock::{Clock, FixedClock, SystemClock, UnixTime, parse_rfc3339, rfc3339};
+#[cfg(unix)]
+pub use desktop_entry::{
+    DesktopEntryError, DesktopFileId, EntryProblem, HandlerResolution, InstalledHandler,
+    UrlHandler, XdgDataDirs, XdgEnvironment, resolve_url_handler,
+};
 pub use device::{
     DEFAULT_POLL_INTERVAL, DEVICE_CODE_GRANT_TYPE, DeviceAuthorization, DeviceError,
     MAX_POLL_INTERVAL, SLOW_DOWN_STEP,
