@@ -4,33 +4,8 @@
 use keylink::{Error, LoopbackError};
 use serde::Serialize;
 
-/// What kind of failure, for the UI to choose its help text and actions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// The configuration is missing or invalid.
-    Config,
-    /// No such provider or account.
-    NotFound,
-    /// A redirect was refused (unsolicited, replayed, expired, malformed, mix-up).
-    RedirectRejected,
-    /// No sign-in arrived in time.
-    Timeout,
-    /// The user cancelled.
-    Cancelled,
-    /// The account must be linked again.
-    NeedsRelink,
-    /// The keychain is missing, locked or failing.
-    Keychain,
-    /// The provider failed or answered something Keylink refuses.
-    Provider,
-    /// The sign-in was completed elsewhere and failed there.
-    LinkFailed,
-    /// No browser could be opened.
-    Browser,
-    /// Anything else; a bug.
-    Internal,
-}
+/// What kind of failure, for the UI to choose its help text and actions: the core's code.
+pub use keylink::ErrorCode;
 
 /// An error as the UI receives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -99,17 +74,7 @@ impl From<Error> for ErrorDto {
 }
 
 fn code_of(e: &Error) -> ErrorCode {
-    match e.code() {
-        "config" => ErrorCode::Config,
-        "not_found" => ErrorCode::NotFound,
-        "redirect_rejected" => ErrorCode::RedirectRejected,
-        "timeout" => ErrorCode::Timeout,
-        "needs_relink" => ErrorCode::NeedsRelink,
-        "keychain" => ErrorCode::Keychain,
-        "provider" => ErrorCode::Provider,
-        "link_failed" => ErrorCode::LinkFailed,
-        _ => ErrorCode::Internal,
-    }
+    e.code()
 }
 
 /// "300" → "5 minutes", "90" → "90 seconds".

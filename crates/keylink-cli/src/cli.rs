@@ -6,10 +6,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use keylink::Error;
 use keylink::rfc3339;
 use keylink::{Account, AccountStatus};
 use keylink::{AppIdentity, Environment, Keylink};
+use keylink::{Error, ErrorCode};
 
 #[derive(Parser)]
 #[command(
@@ -140,8 +140,18 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("keylink: {e}");
-            e.exit_code()
+            exit_code(&e)
         }
+    }
+}
+
+/// The exit codes of the CLI contract: 2 for usage or configuration errors (and an unknown
+/// provider or account), 3 when the account must be linked again, 1 for everything else.
+fn exit_code(e: &Error) -> i32 {
+    match e.code() {
+        ErrorCode::Config | ErrorCode::NotFound => 2,
+        ErrorCode::NeedsRelink => 3,
+        _ => 1,
     }
 }
 

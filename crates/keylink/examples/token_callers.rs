@@ -22,7 +22,11 @@ fn main() {
         Ok(k) => Arc::new(k),
         Err(e) => {
             eprintln!("error: {e}");
-            std::process::exit(e.exit_code());
+            std::process::exit(if e.code() == keylink::ErrorCode::Config {
+                2
+            } else {
+                1
+            });
         }
     };
     let start = Arc::new(Barrier::new(callers));

@@ -565,7 +565,7 @@ impl Keylink {
                 account: account.id.clone(),
             },
             Err(e) => Outcome::Failed {
-                code: e.code().into(),
+                code: e.code().as_str().into(),
                 message: e.to_string(),
             },
         };

@@ -128,37 +128,77 @@ pub enum Error {
     NoRefreshToken(String),
 }
 
-impl Error {
-    /// The CLI exit code: 2 for usage or configuration errors, 3 when the account must be
-    /// linked again, 1 for everything else.
-    pub fn exit_code(&self) -> i32 {
+/// What kind of failure an [`Error`] is: the small set a front end switches on (the app's
+/// help text and buttons, the CLI's exit code). Serialised as `snake_case` text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The configuration, identity or data directory setting is missing or invalid.
+    Config,
+    /// No such provider or account.
+    NotFound,
+    /// A redirect was refused (unsolicited, replayed, expired, malformed, mix-up).
+    RedirectRejected,
+    /// No sign-in arrived in time.
+    Timeout,
+    /// The person (or the app) cancelled the link.
+    Cancelled,
+    /// The account must be linked again.
+    NeedsRelink,
+    /// The keychain or the data directory is missing, locked, failing or untrusted.
+    Keychain,
+    /// The provider failed, or answered something Keylink refuses.
+    Provider,
+    /// No browser could be opened.
+    Browser,
+    /// Another process is busy with the account; trying again shortly helps.
+    Busy,
+    /// The sign-in was completed in another process and failed there.
+    LinkFailed,
+    /// `doctor` found failing checks.
+    ChecksFailed,
+    /// Anything else: a bug.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as text, as it is serialised.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Error::Config(_)
-            | Error::UnknownProvider(_)
-            | Error::UnknownAccount(_)
-            | Error::AmbiguousAccount(_)
-            | Error::DataDirUnknown(_)
-            | Error::BadIdentity { .. } => 2,
-            Error::Http(HttpError::CaFile { .. }) => 2,
-            Error::NeedsRelink(_) | Error::NoRefreshToken(_) => 3,
-            _ => 1,
+            ErrorCode::Config => "config",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::RedirectRejected => "redirect_rejected",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Cancelled => "cancelled",
+            ErrorCode::NeedsRelink => "needs_relink",
+            ErrorCode::Keychain => "keychain",
+            ErrorCode::Provider => "provider",
+            ErrorCode::Browser => "browser",
+            ErrorCode::Busy => "busy",
+            ErrorCode::LinkFailed => "link_failed",
+            ErrorCode::ChecksFailed => "checks_failed",
+            ErrorCode::Internal => "internal",
         }
     }
+}
 
-    /// A short stable code for front ends to switch on.
-    pub fn code(&self) -> &'static str {
+impl Error {
+    /// What kind of failure this is, for front ends to switch on.
+    pub fn code(&self) -> ErrorCode {
         match self {
             Error::Config(_)
             | Error::Http(_)
             | Error::DataDirUnknown(_)
-            | Error::BadIdentity { .. } => "config",
+            | Error::BadIdentity { .. } => ErrorCode::Config,
             Error::UnknownProvider(_) | Error::UnknownAccount(_) | Error::AmbiguousAccount(_) => {
-                "not_found"
+                ErrorCode::NotFound
             }
-            Error::Redirect(_) => "redirect_rejected",
-            Error::LinkTimedOut(_) | Error::Loopback(_) => "timeout",
-            Error::NeedsRelink(_) | Error::NoRefreshToken(_) => "needs_relink",
-            Error::Store(_) => "keychain",
+            Error::Redirect(_) => ErrorCode::RedirectRejected,
+            Error::Loopback(LoopbackError::Cancelled) => ErrorCode::Cancelled,
+            Error::LinkTimedOut(_) | Error::Loopback(_) => ErrorCode::Timeout,
+            Error::NeedsRelink(_) | Error::NoRefreshToken(_) => ErrorCode::NeedsRelink,
+            Error::Store(_) => ErrorCode::Keychain,
             Error::Device(_)
             | Error::Discovery(_)
             | Error::Exchange(_)
@@ -166,11 +206,12 @@ impl Error {
             | Error::NoIdentity(_)
             | Error::ConnectionCheck(_)
             | Error::RefreshedIdentityMismatch(_)
-            | Error::UnsafeAuthorizationUrl(_) => "provider",
-            Error::LinkFailed(_) => "link_failed",
-            Error::ChecksFailed(_) => "checks_failed",
-            Error::Browser(_) | Error::Pending(_) => "internal",
-            Error::LockTimedOut { .. } | Error::Relinked(_) => "busy",
+            | Error::UnsafeAuthorizationUrl(_) => ErrorCode::Provider,
+            Error::Browser(_) => ErrorCode::Browser,
+            Error::LockTimedOut { .. } | Error::Relinked(_) => ErrorCode::Busy,
+            Error::LinkFailed(_) => ErrorCode::LinkFailed,
+            Error::ChecksFailed(_) => ErrorCode::ChecksFailed,
+            Error::Pending(_) => ErrorCode::Internal,
         }
     }
 }
@@ -203,4 +244,31 @@ pub fn describe_reqwest(e: &reqwest::Error) -> String {
 
 fn printable_detail(s: &str) -> String {
     crate::callback::printable(s, 200)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialise_as_their_text_and_cover_cancel_and_browser() {
+        for code in [
+            ErrorCode::Cancelled,
+            ErrorCode::Browser,
+            ErrorCode::NeedsRelink,
+        ] {
+            let json = serde_json::to_string(&code).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+        assert_eq!(
+            Error::Loopback(LoopbackError::Cancelled).code(),
+            ErrorCode::Cancelled
+        );
+        assert_eq!(Error::Browser("x".into()).code(), ErrorCode::Browser);
+        assert_eq!(Error::LinkTimedOut(5).code(), ErrorCode::Timeout);
+        assert_eq!(
+            Error::NeedsRelink("a".into()).code(),
+            ErrorCode::NeedsRelink
+        );
+    }
 }

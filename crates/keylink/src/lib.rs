@@ -44,7 +44,7 @@ pub use device::{
     DEFAULT_POLL_INTERVAL, DEVICE_CODE_GRANT_TYPE, DeviceAuthorization, DeviceError,
     MAX_POLL_INTERVAL, SLOW_DOWN_STEP,
 };
-pub use error::Error;
+pub use error::{Error, ErrorCode};
 pub use exchange::{ExchangeError, TokenSet};
 pub use flow::{PENDING_FLOW_LIFETIME, PendingError, PendingFlow};
 pub use http::{
