@@ -22,8 +22,8 @@ async function call(command, args) {
 
 /** Providers, accounts, the link in progress and notices not yet shown. */
 export const appState = () => call('app_state');
-/** Starts linking at `provider`; the system browser opens. */
-export const startLink = (provider) => call('start_link', { provider });
+/** Starts linking at `provider` (or, with `account`, signs in again as that account); the system browser opens. */
+export const startLink = (provider, account = null) => call('start_link', { provider, account });
 /** Starts linking at `provider` with a code entered on another device (RFC 8628). */
 export const startDeviceLink = (provider) => call('start_device_link', { provider });
 /** Cancels the link in progress. */

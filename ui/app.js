@@ -230,7 +230,7 @@ function renderAccount(account) {
   badge.classList.add(relink ? 'warn' : 'ok');
   const reconnect = li.querySelector('.reconnect');
   reconnect.hidden = !relink;
-  reconnect.addEventListener('click', () => beginLink(account.provider));
+  reconnect.addEventListener('click', () => beginLink(account.provider, { account: account.id }));
   const check = li.querySelector('.check');
   check.hidden = relink;
   check.addEventListener('click', () => checkConnection(account, li));
@@ -320,13 +320,13 @@ function showConnection(li, result) {
 
 // ---------------------------------------------------------------------------- actions
 
-async function beginLink(provider, { device = false } = {}) {
+async function beginLink(provider, { device = false, account = null } = {}) {
   const known = (document.querySelector(`.provider[data-provider="${CSS.escape(provider)}"] .provider-name`) || {}).textContent;
   linkView = { status: 'starting', provider, provider_name: known || provider, byCode: device };
   renderLinking();
   focusLater(() => $('linking-cancel'));
   try {
-    const link = device ? await api.startDeviceLink(provider) : await api.startLink(provider);
+    const link = device ? await api.startDeviceLink(provider) : await api.startLink(provider, account);
     if (link.state === 'waiting') {
       linkView = { ...link, status: 'waiting', since: performance.now(), byCode: device };
     }

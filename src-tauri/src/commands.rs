@@ -30,10 +30,15 @@ pub async fn app_state(shell: State<'_, Shell>) -> Result<AppStateDto, ErrorDto>
     blocking(&shell, |s| Ok(s.app_state())).await
 }
 
-/// Starts linking an account at `provider` and opens the system browser.
+/// Starts linking an account at `provider` and opens the system browser; with `account`,
+/// signs in again as that account (Reconnect).
 #[tauri::command]
-pub async fn start_link(shell: State<'_, Shell>, provider: String) -> Result<LinkDto, ErrorDto> {
-    blocking(&shell, move |s| s.start_link(&provider)).await
+pub async fn start_link(
+    shell: State<'_, Shell>,
+    provider: String,
+    account: Option<String>,
+) -> Result<LinkDto, ErrorDto> {
+    blocking(&shell, move |s| s.start_link(&provider, account.as_deref())).await
 }
 
 /// Starts linking at `provider` with a code entered on another device (RFC 8628).

@@ -147,11 +147,14 @@ impl Shell {
     /// Starts linking at `provider`: the core starts the flow, the system browser opens, and a
     /// thread waits for the redirect (through the loopback listener, or the outcome another
     /// process or this one's deep-link handler leaves). A link already waiting is cancelled.
-    pub fn start_link(&self, provider: &str) -> Result<LinkDto, ErrorDto> {
+    pub fn start_link(&self, provider: &str, account: Option<&str>) -> Result<LinkDto, ErrorDto> {
         let keylink = self.0.keylink.clone()?;
         self.cancel_link();
         let provider_name = keylink.provider(provider)?.name.clone();
-        let request = keylink.start_link(provider)?;
+        let request = match account {
+            Some(account) => keylink.start_reconnect(account)?,
+            None => keylink.start_link(provider)?,
+        };
         if let Err(e) = keylink.open_browser(&request.authorization_url) {
             keylink.cancel_link(&request.flow_id);
             return Err(e.into());

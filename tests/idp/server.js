@@ -393,8 +393,13 @@ function automatedInteractions(provider) {
       }
 
       // Stores the result and answers 303 -> /auth/:uid directly on the raw
-      // response, so Koa must not try to write a response of its own.
-      await provider.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+      // response, so Koa must not try to write a response of its own. A
+      // consent keeps the login submitted just before it: with prompt=login
+      // (a reconnect) the provider asks again unless this request's login is
+      // still part of the result.
+      await provider.interactionFinished(ctx.req, ctx.res, result, {
+        mergeWithLastSubmission: details.prompt.name === 'consent',
+      });
       ctx.respond = false;
     } catch (err) {
       const status = err.statusCode ?? err.status ?? 500;

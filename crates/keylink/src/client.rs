@@ -19,7 +19,7 @@ use crate::callback::{
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::error::Error;
 use crate::exchange::{self, TokenSet};
-use crate::flow::{Claim, PendingFlow, PendingFlows};
+use crate::flow::{Claim, PendingFlow, PendingFlows, ReconnectTarget};
 use crate::id_token::{self, Expected, Jwks};
 use crate::provider::{Config, Metadata, ProviderConfig, RedirectKind, discover};
 use crate::secret::AccessToken;
@@ -410,6 +410,33 @@ impl Keylink {
     /// Starts linking an account at `provider`: discovery, PKCE S256, state and nonce, the
     /// pending flow saved, and for loopback providers the listener bound.
     pub fn start_link(&self, provider: &str) -> Result<LinkRequest, Error> {
+        self.start_flow(provider, None)
+    }
+
+    /// Starts signing in again as the account `query` (SECURITY 45): like
+    /// [`Keylink::start_link`] at its provider, with `login_hint` and `prompt=login`. A sign-in
+    /// that comes back as someone else changes nothing and is refused with
+    /// [`Error::WrongAccount`], naming who signed in.
+    pub fn start_reconnect(&self, query: &str) -> Result<LinkRequest, Error> {
+        let account = self.account(query)?;
+        let shown = account
+            .email
+            .clone()
+            .or_else(|| account.name.clone())
+            .unwrap_or_else(|| account.subject.clone());
+        let target = ReconnectTarget {
+            account: account.id.clone(),
+            subject: account.subject.clone(),
+            shown,
+        };
+        self.start_flow(&account.provider, Some(target))
+    }
+
+    fn start_flow(
+        &self,
+        provider: &str,
+        reconnect: Option<ReconnectTarget>,
+    ) -> Result<LinkRequest, Error> {
         let provider = self.provider(provider)?;
         // Without a usable keychain the tokens could not be kept: say so before the user
         // signs in, not after.
@@ -432,7 +459,8 @@ impl Keylink {
         let now = self.now();
         let pending = self.pending()?;
         pending.prune(now);
-        let (flow, authorization_url) = PendingFlow::start(provider, &metadata, redirect_uri, now);
+        let (flow, authorization_url) =
+            PendingFlow::start(provider, &metadata, redirect_uri, reconnect, now);
         pending.save(&flow)?;
         tracing::info!(provider = %provider.id, flow = %flow.id, "authorization started");
         Ok(LinkRequest {
@@ -608,7 +636,14 @@ impl Keylink {
             &flow.redirect_uri,
             now,
         )?;
-        self.store_link(provider, &metadata, tokens, Some(&flow.nonce), now)
+        self.store_link(
+            provider,
+            &metadata,
+            tokens,
+            Some(&flow.nonce),
+            flow.reconnect.as_ref(),
+            now,
+        )
     }
 
     /// Identifies the account behind freshly issued `tokens` (validating the ID token against
@@ -620,6 +655,7 @@ impl Keylink {
         metadata: &Metadata,
         tokens: TokenSet,
         nonce: Option<&crate::secret::Nonce>,
+        reconnect: Option<&ReconnectTarget>,
         now: UnixTime,
     ) -> Result<Account, Error> {
         let (issuer, subject, email, name) =
@@ -627,6 +663,20 @@ impl Keylink {
         // Provider-supplied text is cleaned before it is stored or shown (SECURITY 39).
         let clean =
             |text: Option<String>| text.map(|t| printable(&t, 320)).filter(|t| !t.is_empty());
+        // A reconnect that came back as someone else neither replaces nor hides the account
+        // being reconnected, and adds nobody (SECURITY 45).
+        if let Some(target) = reconnect
+            && target.subject != subject
+        {
+            let signed_in_as = clean(email.clone())
+                .or_else(|| clean(name.clone()))
+                .unwrap_or_else(|| printable(&subject, 100));
+            tracing::warn!(account = %target.account, "a reconnect signed in as another account");
+            return Err(Error::WrongAccount {
+                signed_in_as,
+                expected: target.shown.clone(),
+            });
+        }
         let account = Account {
             id: account_id(&provider.id, &issuer, &subject),
             provider: provider.id.clone(),

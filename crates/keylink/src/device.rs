@@ -172,7 +172,7 @@ impl Keylink {
                 Step::Wait(next) => wait = next,
                 Step::Done(tokens) => {
                     tracing::info!(provider = %provider.id, "device sign-in approved");
-                    return self.store_link(provider, &metadata, tokens, None, self.now());
+                    return self.store_link(provider, &metadata, tokens, None, None, self.now());
                 }
                 Step::Fail(e) => return Err(e),
             }

@@ -106,6 +106,16 @@ pub enum Error {
     /// The account was linked again while its old grant was being refreshed.
     #[error("the account {0} was linked again while its token was being refreshed; try again")]
     Relinked(String),
+    /// A reconnect signed in as another account than the one being reconnected.
+    #[error(
+        "you signed in as {signed_in_as}, not {expected}: nothing was changed ({expected} still needs reconnecting and {signed_in_as} was not added); reconnect again and sign in as {expected}"
+    )]
+    WrongAccount {
+        /// Who signed in (email, name or subject, as plain text).
+        signed_in_as: String,
+        /// The account being reconnected.
+        expected: String,
+    },
     /// An app identifier or URL scheme is not a reverse-domain name.
     #[error(
         "the {what} \"{value}\" is not a reverse-domain name such as com.example.app; use lower-case letters, digits, dashes and dots"
@@ -206,6 +216,7 @@ impl Error {
             | Error::NoIdentity(_)
             | Error::ConnectionCheck(_)
             | Error::RefreshedIdentityMismatch(_)
+            | Error::WrongAccount { .. }
             | Error::UnsafeAuthorizationUrl(_) => ErrorCode::Provider,
             Error::Browser(_) => ErrorCode::Browser,
             Error::LockTimedOut { .. } | Error::Relinked(_) => ErrorCode::Busy,

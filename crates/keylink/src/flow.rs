@@ -78,6 +78,20 @@ pub struct PendingFlow {
     pub nonce: Nonce,
     /// When the flow started.
     pub created_at: UnixTime,
+    /// The account this sign-in reconnects, when it is a reconnect.
+    pub reconnect: Option<ReconnectTarget>,
+}
+
+/// The account a reconnect must sign in as (SECURITY 45): not secret, kept with the flow so
+/// whichever process completes it can check who came back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconnectTarget {
+    /// The account id.
+    pub account: String,
+    /// Its subject at the issuer.
+    pub subject: String,
+    /// How the person knows it (email, else name, else subject), also the `login_hint`.
+    pub shown: String,
 }
 
 impl PendingFlow {
@@ -86,6 +100,7 @@ impl PendingFlow {
         provider: &ProviderConfig,
         metadata: &Metadata,
         redirect_uri: Url,
+        reconnect: Option<ReconnectTarget>,
         now: UnixTime,
     ) -> (PendingFlow, Url) {
         let flow = PendingFlow {
@@ -98,6 +113,7 @@ impl PendingFlow {
             verifier: PkceCodeVerifier::generate(),
             nonce: Nonce::generate(),
             created_at: now,
+            reconnect,
         };
         let url = flow.authorization_url(provider, metadata);
         (flow, url)
@@ -119,6 +135,15 @@ impl PendingFlow {
             }
             for (name, value) in &provider.authorize_params {
                 q.append_pair(name, value);
+            }
+            // A reconnect asks for the same person (OIDC Core §3.1.2.1 `login_hint`) and a
+            // fresh login, so the browser's current session does not sign in someone else;
+            // a preset's own `prompt` (Google's consent) is kept.
+            if let Some(target) = &self.reconnect {
+                q.append_pair("login_hint", &target.shown);
+                if provider.is_oidc() && !provider.authorize_params.contains_key("prompt") {
+                    q.append_pair("prompt", "login");
+                }
             }
         }
         url
@@ -146,6 +171,8 @@ struct PendingFlowFile<'a> {
     verifier: &'a str,
     nonce: &'a str,
     created_at: UnixTime,
+    #[serde(default)]
+    reconnect: Option<ReconnectTarget>,
 }
 
 /// Why a pending flow could not be stored or claimed.
@@ -219,6 +246,7 @@ impl PendingFlows {
             verifier: flow.verifier.secret(),
             nonce: flow.nonce.secret(),
             created_at: flow.created_at,
+            reconnect: flow.reconnect.clone(),
         };
         let bytes = Zeroizing::new(serde_json::to_vec(&file).map_err(|e| self.io(e.into()))?);
         crate::store::write_atomic(&self.dir.join(format!("{}.json", flow.id)), &bytes)
@@ -316,6 +344,7 @@ fn read_flow(path: &Path) -> Option<PendingFlow> {
         verifier: PkceCodeVerifier::new(f.verifier),
         nonce: Nonce::new(f.nonce),
         created_at: f.created_at,
+        reconnect: f.reconnect,
     })
 }
 

@@ -217,6 +217,7 @@ const RESERVED_PARAMS: &[&str] = &[
     "nonce",
     "code_challenge",
     "code_challenge_method",
+    "login_hint",
 ];
 
 impl Config {

@@ -183,3 +183,71 @@ fn keylink_app_option_reaches_another_apps_accounts() {
     assert!(crate::support::stderr(&bad).contains("reverse-domain"));
     notes.unlink(&id).unwrap();
 }
+
+#[test]
+fn reconnecting_as_someone_else_changes_nothing_and_says_who_signed_in() {
+    // SECURITY 45: reconnecting Bob and signing in as Carol used to add Carol silently and
+    // leave Bob "needs reconnecting".
+    let idp = Idp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let browser_as = |login: &'static str| {
+        Arc::new(CapturingBrowser {
+            idp_ca: idp.ca.ca_pem.clone(),
+            capture: dir.path().join("redirect.url"),
+            login,
+            opened: Mutex::default(),
+        })
+    };
+    let data = dir.path().join("notes");
+    let bob_browser = browser_as("bob");
+    let notes = app(&idp, "com.example.notes", &data, bob_browser.clone());
+    let bob = link(&notes, &bob_browser);
+    let before = notes.accounts().unwrap();
+
+    let carol_browser = browser_as("carol");
+    let as_carol = app(&idp, "com.example.notes", &data, carol_browser.clone());
+    let _ = std::fs::remove_file(&carol_browser.capture);
+    let request = as_carol.start_reconnect(&bob).unwrap();
+    let url = request.authorization_url.to_string();
+    assert_eq!(
+        crate::support::param(&url, "login_hint").as_deref(),
+        Some("bob@example.test")
+    );
+    assert_eq!(
+        crate::support::param(&url, "prompt").as_deref(),
+        Some("login")
+    );
+    as_carol.open_browser(&request.authorization_url).unwrap();
+    wait_for("the redirect", Duration::from_secs(30), || {
+        carol_browser.capture.exists()
+    });
+    let redirect = std::fs::read_to_string(&carol_browser.capture).unwrap();
+    let refused = as_carol.complete_redirect(redirect.trim()).unwrap_err();
+    let message = refused.to_string();
+    assert!(
+        matches!(refused, keylink::Error::WrongAccount { .. }),
+        "{message}"
+    );
+    assert!(
+        message.starts_with("you signed in as carol@example.test, not bob@example.test"),
+        "{message}"
+    );
+    assert!(message.contains("nothing was changed"), "{message}");
+    drop(request);
+    assert_eq!(
+        as_carol.accounts().unwrap(),
+        before,
+        "Carol was not added, Bob unchanged"
+    );
+
+    // Signing in as Bob reconnects Bob.
+    let _ = std::fs::remove_file(&bob_browser.capture);
+    let request = notes.start_reconnect(&bob).unwrap();
+    notes.open_browser(&request.authorization_url).unwrap();
+    wait_for("the redirect", Duration::from_secs(30), || {
+        bob_browser.capture.exists()
+    });
+    let redirect = std::fs::read_to_string(&bob_browser.capture).unwrap();
+    assert_eq!(notes.complete_redirect(redirect.trim()).unwrap().id, bob);
+    notes.unlink(&bob).unwrap();
+}
