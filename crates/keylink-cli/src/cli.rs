@@ -82,7 +82,11 @@ enum Commands {
         account: String,
     },
     /// Check the keychain, configuration, providers and URL scheme registration.
-    Doctor,
+    Doctor {
+        /// Print every check as JSON (for fleet tooling).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The JSON form of an account (the documented contract).
@@ -355,7 +359,7 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
             eprintln!("Unlinked {}.", report.account.id);
             Ok(())
         }
-        Commands::Doctor => doctor(&keylink),
+        Commands::Doctor { json } => doctor(&keylink, json),
     }
 }
 
@@ -366,58 +370,121 @@ fn looks_like_redirect(app: &AppIdentity, arg: &str) -> bool {
 /// Clock skew against a provider beyond which ID tokens and expiry go wrong.
 const MAX_CLOCK_SKEW: i64 = 60;
 
-fn doctor(keylink: &Keylink) -> Result<(), Error> {
-    let mut failed = 0;
-    let mut line = |status: &str, text: String| {
-        if status == "fail" {
-            failed += 1;
+/// One check of `doctor`: a stable id, `ok`/`warn`/`fail`, what was found and, when
+/// something is wrong, what to do.
+#[derive(Serialize)]
+struct Check {
+    id: String,
+    status: &'static str,
+    message: String,
+    fix: Option<String>,
+}
+
+impl Check {
+    /// A check whose text follows the house form "what happened; what to do": the part
+    /// after the last "; " is the fix when the check did not pass.
+    fn new(id: impl Into<String>, status: &'static str, text: String) -> Check {
+        let (message, fix) = match text.rsplit_once("; ") {
+            Some((message, fix)) if status != "ok" => (message.to_owned(), Some(fix.to_owned())),
+            _ => (text, None),
+        };
+        Check {
+            id: id.into(),
+            status,
+            message,
+            fix,
         }
-        println!("{status:<4}  {text}");
-    };
+    }
+
+    fn line(&self) -> String {
+        match &self.fix {
+            Some(fix) => format!("{:<4}  {}; {fix}", self.status, self.message),
+            None => format!("{:<4}  {}", self.status, self.message),
+        }
+    }
+}
+
+fn doctor(keylink: &Keylink, json: bool) -> Result<(), Error> {
+    let mut checks = Vec::new();
     let files: Vec<String> = keylink
         .config()
         .files
         .iter()
         .map(|f| f.display().to_string())
         .collect();
-    line(
+    checks.push(Check::new(
+        "config",
         "ok",
         if files.is_empty() {
             "configuration: no file, built-in defaults".into()
         } else {
             format!("configuration: {}", files.join(", "))
         },
-    );
-    match keylink.check_keychain() {
-        Ok(()) => line("ok", "keychain: reachable and writable".into()),
-        Err(e) => line("fail", format!("keychain: {e}")),
-    }
+    ));
+    checks.push(match keylink.check_keychain() {
+        Ok(()) => Check::new("keychain", "ok", "keychain: reachable and writable".into()),
+        Err(e) => Check::new("keychain", "fail", format!("keychain: {e}")),
+    });
     for provider in keylink.config().providers.values() {
+        let id = format!("provider.{}", provider.id);
         match keylink.metadata(provider) {
             Ok(metadata) => {
-                line("ok", format!("provider {}: reachable", provider.id));
+                checks.push(Check::new(
+                    &id,
+                    "ok",
+                    format!("provider {}: reachable", provider.id),
+                ));
+                let clock = format!("clock.{}", provider.id);
                 match provider_clock_skew(keylink, &metadata) {
-                    Some(skew) if skew.abs() > MAX_CLOCK_SKEW => line(
+                    Some(skew) if skew.abs() > MAX_CLOCK_SKEW => checks.push(Check::new(
+                        clock,
                         "warn",
                         format!(
                             "clock: this computer's clock is {skew} s off from {}'s; set the time automatically (NTP)",
                             provider.id
                         ),
-                    ),
-                    Some(skew) => line(
+                    )),
+                    Some(skew) => checks.push(Check::new(
+                        clock,
                         "ok",
                         format!("clock: within {} s of {}", skew.abs(), provider.id),
-                    ),
+                    )),
                     None => {}
                 }
             }
-            Err(e) => line("fail", format!("provider {}: {e}", provider.id)),
+            Err(e) => checks.push(Check::new(
+                id,
+                "fail",
+                format!("provider {}: {e}", provider.id),
+            )),
         }
     }
     #[cfg(target_os = "linux")]
     {
         let (status, text) = url_scheme_check(keylink.identity().scheme());
-        line(status, format!("URL scheme: {text}"));
+        checks.push(Check::new(
+            "url_scheme",
+            status,
+            format!("URL scheme: {text}"),
+        ));
+    }
+    let failed = checks.iter().filter(|c| c.status == "fail").count();
+    if json {
+        #[derive(Serialize)]
+        struct Report<'a> {
+            app: &'a str,
+            failed: usize,
+            checks: &'a [Check],
+        }
+        print_json(&Report {
+            app: keylink.identity().identifier(),
+            failed,
+            checks: &checks,
+        });
+    } else {
+        for check in &checks {
+            println!("{}", check.line());
+        }
     }
     if failed > 0 {
         Err(Error::ChecksFailed(failed))

@@ -323,3 +323,54 @@ fn doctor_reports_each_check_and_fails_only_on_failures() {
         stderr(&out)
     );
 }
+
+#[test]
+fn doctor_json_lists_every_check_with_id_status_message_and_fix() {
+    // For fleet tooling: the same checks as the text report, machine-readable.
+    let idp = Idp::start();
+    let home = Home::for_idp(&idp);
+    let out = home.run(&["doctor", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["app"], "dev.keylink");
+    assert_eq!(report["failed"], 0);
+    let checks = report["checks"].as_array().unwrap();
+    let by_id = |id: &str| checks.iter().find(|c| c["id"] == id).cloned();
+    for id in [
+        "config",
+        "keychain",
+        "provider.demo",
+        "provider.demo-loopback",
+        "url_scheme",
+    ] {
+        let check = by_id(id).unwrap_or_else(|| panic!("no {id} check in {report}"));
+        assert!(check["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(["ok", "warn", "fail"].contains(&check["status"].as_str().unwrap()));
+    }
+    assert_eq!(by_id("keychain").unwrap()["status"], "ok");
+    assert_eq!(
+        by_id("provider.demo").unwrap()["fix"],
+        serde_json::Value::Null
+    );
+
+    let broken = Home::with_config(
+        "[providers.gone]\nissuer = \"https://127.0.0.1:9\"\nclient_id = \"x\"\n",
+        None,
+    );
+    let out = broken.run(&["doctor", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["failed"], 1);
+    let gone = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "provider.gone")
+        .cloned()
+        .unwrap();
+    assert_eq!(gone["status"], "fail");
+    assert!(
+        gone["fix"].as_str().is_some_and(|f| f.contains("check")),
+        "{gone}"
+    );
+}
