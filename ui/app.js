@@ -247,7 +247,10 @@ function renderProvider(provider) {
   const li = $('provider-template').content.firstElementChild.cloneNode(true);
   li.dataset.provider = provider.id;
   li.querySelector('.provider-name').textContent = provider.name;
-  li.querySelector('.provider-host').textContent = provider.host ? `Sign in at ${provider.host}` : '';
+  const where = provider.host ? `Sign in at ${provider.host}` : '';
+  li.querySelector('.provider-host').textContent = provider.from_policy
+    ? `${where}${where ? ' · ' : ''}Set up by your administrator`
+    : where;
   const button = li.querySelector('.link');
   button.dataset.provider = provider.id;
   button.setAttribute('aria-label', `Link an account at ${provider.name}`);

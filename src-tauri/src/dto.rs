@@ -20,6 +20,8 @@ pub struct ProviderDto {
     pub redirect: &'static str,
     /// The provider offers device sign-in (RFC 8628): a code entered on another device.
     pub device: bool,
+    /// Set by the system policy (the administrator).
+    pub from_policy: bool,
 }
 
 impl From<&ProviderConfig> for ProviderDto {
@@ -39,6 +41,7 @@ impl From<&ProviderConfig> for ProviderDto {
                 RedirectKind::Loopback => "loopback",
             },
             device: false,
+            from_policy: p.from_policy,
         }
     }
 }

@@ -93,7 +93,7 @@ fn provider_dto_shows_where_people_sign_in() {
     let dto = ProviderDto::from(k.provider("demo").expect("provider"));
     assert_eq!(
         serde_json::to_value(&dto).expect("json"),
-        json!({"id": "demo", "name": "Demo provider", "host": "127.0.0.1", "redirect": "deep-link", "device": false})
+        json!({"id": "demo", "name": "Demo provider", "host": "127.0.0.1", "redirect": "deep-link", "device": false, "from_policy": false})
     );
     // Device sign-in is offered only once discovery found the endpoint.
     let with_device = ProviderDto::with_device(k.provider("demo").expect("provider"), true);

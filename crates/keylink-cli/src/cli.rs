@@ -176,6 +176,10 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
         .identity(identity)
         .environment(Environment::capture(std::env::var_os))
         .build()?;
+    // What the system policy refused of the user's files: said, and nothing else changes.
+    for warning in &keylink.config().warnings {
+        eprintln!("keylink: warning: {warning}");
+    }
     match command {
         Commands::Providers { json } => {
             let providers = &keylink.config().providers;
@@ -188,6 +192,8 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
                     redirect: &'static str,
                     redirect_uri: String,
                     scopes: &'a [String],
+                    source: &'static str,
+                    locked: bool,
                 }
                 let list: Vec<P<'_>> = providers
                     .values()
@@ -201,6 +207,8 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
                         },
                         redirect_uri: keylink.redirect_uri_to_register(p),
                         scopes: &p.scopes,
+                        source: if p.from_policy { "policy" } else { "user" },
+                        locked: p.locked,
                     })
                     .collect();
                 print_json(&list);
@@ -210,8 +218,13 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
                 );
             } else {
                 for p in providers.values() {
+                    let source = match (p.from_policy, p.locked) {
+                        (true, true) => " (system policy, locked)",
+                        (true, false) => " (system policy)",
+                        _ => "",
+                    };
                     println!(
-                        "{:<16} {:<24} redirect URI to register: {}",
+                        "{:<16} {:<24} redirect URI to register: {}{source}",
                         p.id,
                         p.name,
                         keylink.redirect_uri_to_register(p)
@@ -421,6 +434,9 @@ fn doctor(keylink: &Keylink, json: bool) -> Result<(), Error> {
             format!("configuration: {}", files.join(", "))
         },
     ));
+    if let Some(policy) = &keylink.config().policy {
+        checks.push(policy_check(policy));
+    }
     checks.push(match keylink.check_keychain() {
         Ok(()) => Check::new("keychain", "ok", "keychain: reachable and writable".into()),
         Err(e) => Check::new("keychain", "fail", format!("keychain: {e}")),
@@ -491,6 +507,51 @@ fn doctor(keylink: &Keylink, json: bool) -> Result<(), Error> {
     } else {
         Ok(())
     }
+}
+
+/// The system policy file must not be writable by anyone but its owner, and on a managed
+/// machine belongs to root: otherwise a user could rewrite the admin's providers.
+fn policy_check(policy: &std::path::Path) -> Check {
+    let shown = policy.display();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(policy) {
+            Ok(meta) if meta.mode() & 0o022 != 0 => {
+                return Check::new(
+                    "policy",
+                    "fail",
+                    format!(
+                        "policy: {shown} can be written by other users (mode {:03o}), so they can change the providers it sets; run `chmod 644 {shown}` as root",
+                        meta.mode() & 0o777
+                    ),
+                );
+            }
+            Ok(meta) if meta.uid() != 0 => {
+                return Check::new(
+                    "policy",
+                    "warn",
+                    format!(
+                        "policy: {shown} belongs to user id {}, not root; run `chown root:root {shown}`",
+                        meta.uid()
+                    ),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Check::new(
+                    "policy",
+                    "fail",
+                    format!("policy: {shown} cannot be read ({e}); check that it exists"),
+                );
+            }
+        }
+    }
+    Check::new(
+        "policy",
+        "ok",
+        format!("policy: {shown}, not writable by users"),
+    )
 }
 
 /// The URL-scheme line of `doctor`: the handler as `xdg-open` finds it, and what to do when it

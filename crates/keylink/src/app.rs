@@ -152,6 +152,7 @@ fn check_reverse_domain(text: &str, what: &'static str) -> Result<(), Error> {
 /// The environment variables Keylink understands, captured once by a front end.
 const VARIABLES: &[&str] = &[
     "KEYLINK_CONFIG",
+    "KEYLINK_POLICY",
     "KEYLINK_DATA_DIR",
     "XDG_CONFIG_HOME",
     "XDG_DATA_HOME",

@@ -103,6 +103,8 @@ pub struct ProviderConfig {
     pub authorize_params: BTreeMap<String, String>,
     /// Set by a locked system policy: the user file cannot replace this provider.
     pub locked: bool,
+    /// Defined by the system policy file (shown as such by `keylink providers` and the app).
+    pub from_policy: bool,
     /// The preset this provider was configured from, if any.
     pub preset: Option<String>,
     /// Declared deviations from the standards (from the preset).
@@ -157,7 +159,7 @@ pub struct EndpointOverrides {
 }
 
 /// The whole, validated configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Providers by id.
     pub providers: BTreeMap<String, ProviderConfig>,
@@ -165,6 +167,43 @@ pub struct Config {
     pub network: NetworkSettings,
     /// The files that were read, in order.
     pub files: Vec<PathBuf>,
+    /// The system policy file, when one was read.
+    pub policy: Option<PathBuf>,
+    /// `[policy] allow_user_providers`: false when the policy ignores providers from user
+    /// files.
+    pub allow_user_providers: bool,
+    /// What the policy refused of the user files, one sentence each, for the front end to
+    /// show: nothing is changed by them.
+    pub warnings: Vec<String>,
+    /// Network settings the policy fixed: user files cannot change them.
+    policy_network: PolicyNetwork,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            providers: BTreeMap::new(),
+            network: NetworkSettings::default(),
+            files: Vec::new(),
+            policy: None,
+            allow_user_providers: true,
+            warnings: Vec::new(),
+            policy_network: PolicyNetwork::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct PolicyNetwork {
+    ca_file: bool,
+    timeout: bool,
+    proxy: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    allow_user_providers: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -174,6 +213,8 @@ struct RawFile {
     providers: BTreeMap<String, RawProvider>,
     #[serde(default)]
     network: Option<RawNetwork>,
+    #[serde(default)]
+    policy: Option<RawPolicy>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +246,8 @@ struct RawProvider {
 struct RawNetwork {
     ca_file: Option<PathBuf>,
     timeout_secs: Option<u64>,
+    https_proxy: Option<String>,
+    no_proxy: Option<String>,
 }
 
 /// Authorization parameters Keylink sets itself; a config may not override them.
@@ -225,11 +268,16 @@ impl Config {
     /// `KEYLINK_CONFIG` or `$XDG_CONFIG_HOME/keylink/keylink.toml` from `env` (each optional,
     /// except that a file named by `KEYLINK_CONFIG` must exist).
     pub fn load(env: &crate::app::Environment) -> Result<Config, ConfigError> {
-        let mut files = Vec::new();
-        let system = PathBuf::from(SYSTEM_POLICY_FILE);
-        if system.is_file() {
-            files.push(system);
+        let mut config = Config::default();
+        let policy = env
+            .var("KEYLINK_POLICY")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(SYSTEM_POLICY_FILE));
+        if policy.is_file() {
+            let text = read(&policy)?;
+            config.layer_policy(&policy, &text)?;
         }
+        let mut files = Vec::new();
         match env.var("KEYLINK_CONFIG") {
             Some(path) => {
                 let path = PathBuf::from(path);
@@ -244,7 +292,38 @@ impl Config {
                 }
             }
         }
-        Config::from_files(&files)
+        for file in &files {
+            config.layer(file, &read(file)?)?;
+        }
+        Ok(config)
+    }
+
+    /// Layers the system policy file (`/etc/keylink/keylink.toml`, for IT admins): its
+    /// providers may be `locked`, its `[policy]` table may refuse user providers, and the
+    /// network settings it sets cannot be changed by user files.
+    pub fn layer_policy(&mut self, file: &Path, text: &str) -> Result<(), ConfigError> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| syntax_error(file, text, &e))?;
+        if let Some(policy) = &raw.policy
+            && let Some(allow) = policy.allow_user_providers
+        {
+            self.allow_user_providers = allow;
+        }
+        for (id, provider) in raw.providers {
+            let mut parsed = parse_provider(file, &id, provider)?;
+            parsed.from_policy = true;
+            self.providers.insert(id, parsed);
+        }
+        if let Some(net) = raw.network {
+            self.policy_network = PolicyNetwork {
+                ca_file: net.ca_file.is_some(),
+                timeout: net.timeout_secs.is_some(),
+                proxy: net.https_proxy.is_some() || net.no_proxy.is_some(),
+            };
+            self.layer_network(file, net)?;
+        }
+        self.policy = Some(file.to_owned());
+        self.files.push(file.to_owned());
+        Ok(())
     }
 
     /// An in-memory configuration from TOML text (an app's built-in providers), in the
@@ -255,52 +334,107 @@ impl Config {
         Ok(config)
     }
 
-    /// Loads and layers the given files, later ones winning (except over locked providers).
+    /// Loads and layers the given user files, later ones winning.
     pub fn from_files(files: &[PathBuf]) -> Result<Config, ConfigError> {
         let mut config = Config::default();
         for file in files {
-            let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Read {
-                file: file.clone(),
-                reason: e.to_string(),
-            })?;
-            config.layer(file, &text)?;
+            config.layer(file, &read(file)?)?;
         }
         Ok(config)
     }
 
-    /// Parses one file's text and layers it over what is already there.
+    /// Parses one user file's text and layers it over what is already there, except what
+    /// the system policy fixed: a locked provider, providers at all when the policy refuses
+    /// them, and the network settings it set (each refusal is noted in `warnings`).
     pub fn layer(&mut self, file: &Path, text: &str) -> Result<(), ConfigError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| syntax_error(file, text, &e))?;
+        if raw.policy.is_some() {
+            return Err(invalid(
+                file,
+                "policy",
+                "is only allowed in the system policy file (/etc/keylink/keylink.toml)",
+            ));
+        }
         for (id, provider) in raw.providers {
+            if provider.locked {
+                return Err(invalid(
+                    file,
+                    &format!("providers.{id}.locked"),
+                    "is only allowed in the system policy file (/etc/keylink/keylink.toml)",
+                ));
+            }
             let parsed = parse_provider(file, &id, provider)?;
-            if let Some(existing) = self.providers.get(&id).filter(|p| p.locked) {
-                tracing::warn!(provider = %existing.id, file = %file.display(),
-                    "ignoring a provider that the system policy locks");
+            if !self.allow_user_providers {
+                self.warn(format!(
+                    "{}: the provider \"{id}\" was ignored because the system policy allows only its own providers (ask your administrator)",
+                    file.display()
+                ));
+                continue;
+            }
+            if self.providers.get(&id).is_some_and(|p| p.locked) {
+                self.warn(format!(
+                    "{}: the provider \"{id}\" was ignored because the system policy locks it (ask your administrator to change it)",
+                    file.display()
+                ));
                 continue;
             }
             self.providers.insert(id, parsed);
         }
-        if let Some(net) = raw.network {
-            if let Some(ca) = net.ca_file {
-                let ca = if ca.is_relative() {
-                    file.parent().unwrap_or(Path::new(".")).join(ca)
-                } else {
-                    ca
-                };
-                self.network.ca_file = Some(ca);
+        if let Some(mut net) = raw.network {
+            let fixed = self.policy_network.clone();
+            let mut refused = Vec::new();
+            if fixed.ca_file && net.ca_file.take().is_some() {
+                refused.push("network.ca_file");
             }
-            if let Some(secs) = net.timeout_secs {
-                if secs == 0 || secs > 600 {
-                    return Err(invalid(
-                        file,
-                        "network.timeout_secs",
-                        "must be between 1 and 600",
-                    ));
-                }
-                self.network.timeout = Some(Duration::from_secs(secs));
+            if fixed.timeout && net.timeout_secs.take().is_some() {
+                refused.push("network.timeout_secs");
             }
+            if fixed.proxy && (net.https_proxy.take().is_some() | net.no_proxy.take().is_some()) {
+                refused.push("the proxy settings");
+            }
+            if !refused.is_empty() {
+                self.warn(format!(
+                    "{}: {} ignored because the system policy sets them",
+                    file.display(),
+                    refused.join(", ")
+                ));
+            }
+            self.layer_network(file, net)?;
         }
         self.files.push(file.to_owned());
+        Ok(())
+    }
+
+    fn warn(&mut self, warning: String) {
+        tracing::warn!("{warning}");
+        self.warnings.push(warning);
+    }
+
+    fn layer_network(&mut self, file: &Path, net: RawNetwork) -> Result<(), ConfigError> {
+        if let Some(proxy) = net.https_proxy {
+            self.network.https_proxy = Some(proxy);
+        }
+        if let Some(no_proxy) = net.no_proxy {
+            self.network.no_proxy = Some(no_proxy);
+        }
+        if let Some(ca) = net.ca_file {
+            let ca = if ca.is_relative() {
+                file.parent().unwrap_or(Path::new(".")).join(ca)
+            } else {
+                ca
+            };
+            self.network.ca_file = Some(ca);
+        }
+        if let Some(secs) = net.timeout_secs {
+            if secs == 0 || secs > 600 {
+                return Err(invalid(
+                    file,
+                    "network.timeout_secs",
+                    "must be between 1 and 600",
+                ));
+            }
+            self.network.timeout = Some(Duration::from_secs(secs));
+        }
         Ok(())
     }
 
@@ -308,6 +442,13 @@ impl Config {
     pub fn provider(&self, id: &str) -> Option<&ProviderConfig> {
         self.providers.get(id)
     }
+}
+
+fn read(file: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(file).map_err(|e| ConfigError::Read {
+        file: file.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 fn default_user_file(env: &crate::app::Environment) -> Option<PathBuf> {
@@ -490,6 +631,7 @@ fn parse_provider(file: &Path, id: &str, raw: RawProvider) -> Result<ProviderCon
         endpoints,
         authorize_params: raw.authorize_params,
         locked: raw.locked,
+        from_policy: false,
         preset: raw.preset,
         quirks,
     })

@@ -20,6 +20,8 @@ mod presets;
 mod lifecycle;
 // Device sign-in (RFC 8628): the person on another device approves, declines or lets it expire.
 mod device;
+// The admin's system policy: locked providers, refused user providers, network settings.
+mod policy;
 // Keylink embedded by another app: its own identity, configuration and browser.
 mod embedding;
 // A hostile provider (dribbling, flooding, overflowing) and hostile local users.

@@ -301,6 +301,8 @@ timeout_secs = 10
     pub fn keylink(&self) -> Command {
         let mut cmd = Command::new(keylink_bin());
         cmd.env("KEYLINK_CONFIG", &self.config)
+            // No system policy unless a test writes one: the machine's own never applies.
+            .env("KEYLINK_POLICY", self.dir.path().join("policy.toml"))
             .env("KEYLINK_DATA_DIR", &self.data)
             .env("HOME", self.dir.path())
             .env("XDG_CONFIG_HOME", self.dir.path().join("config"))

@@ -99,7 +99,7 @@ fn a_locked_policy_provider_cannot_be_replaced_by_the_user_file() {
     let mut config = Config::default();
     let policy = "[providers.corp]\nissuer = \"https://sso.corp.example\"\nclient_id = \"corp\"\nlocked = true\n";
     config
-        .layer(Path::new("/etc/keylink/keylink.toml"), policy)
+        .layer_policy(Path::new("/etc/keylink/keylink.toml"), policy)
         .unwrap();
     let user = "[providers.corp]\nissuer = \"https://evil.example\"\nclient_id = \"corp\"\n";
     config
@@ -108,6 +108,56 @@ fn a_locked_policy_provider_cannot_be_replaced_by_the_user_file() {
     assert_eq!(
         config.provider("corp").unwrap().issuer.as_deref(),
         Some("https://sso.corp.example")
+    );
+    assert!(config.provider("corp").unwrap().from_policy);
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    assert!(
+        config.warnings[0].contains("locks it"),
+        "{:?}",
+        config.warnings
+    );
+}
+
+#[test]
+fn a_policy_can_refuse_user_providers_and_fix_network_settings() {
+    let mut config = Config::default();
+    let policy = "[policy]\nallow_user_providers = false\n[providers.corp]\nissuer = \"https://sso.corp.example\"\nclient_id = \"corp\"\n[network]\nca_file = \"/etc/keylink/corp-ca.pem\"\nhttps_proxy = \"http://proxy.corp.example:3128\"\n";
+    config
+        .layer_policy(Path::new("/etc/keylink/keylink.toml"), policy)
+        .unwrap();
+    let user = "[providers.mine]\nissuer = \"https://login.example.com\"\nclient_id = \"x\"\n[network]\nca_file = \"/tmp/evil.pem\"\nhttps_proxy = \"http://evil.example\"\ntimeout_secs = 5\n";
+    config
+        .layer(Path::new("/home/u/.config/keylink/keylink.toml"), user)
+        .unwrap();
+    assert!(config.provider("mine").is_none());
+    assert_eq!(
+        config.network.ca_file.as_deref(),
+        Some(Path::new("/etc/keylink/corp-ca.pem"))
+    );
+    assert_eq!(
+        config.network.https_proxy.as_deref(),
+        Some("http://proxy.corp.example:3128")
+    );
+    // What the policy does not set, the user may.
+    assert_eq!(config.network.timeout, Some(Duration::from_secs(5)));
+    assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+    // A user file may not claim policy powers.
+    let mut plain = Config::default();
+    assert!(
+        plain
+            .layer(
+                Path::new("/u.toml"),
+                "[policy]\nallow_user_providers = true\n"
+            )
+            .is_err()
+    );
+    assert!(
+        plain
+            .layer(
+                Path::new("/u.toml"),
+                "[providers.a]\nissuer = \"https://a.example\"\nclient_id = \"x\"\nlocked = true\n"
+            )
+            .is_err()
     );
 }
 
