@@ -47,6 +47,13 @@ fn link_timeout() -> Duration {
 /// `register_all()`: it quotes the program path, which `xdg-open` outside GNOME and KDE
 /// (xdg-utils 1.1) does not undo, so Chromium's hand-off there went nowhere. The file name is
 /// the plugin's, `<binary>-handler.desktop`, so an entry it wrote is replaced.
+/// True for a program installed by a package (under `/usr` or `/opt`): its package ships the
+/// system-wide handler entry, and a per-user one would shadow it.
+#[cfg(any(target_os = "linux", test))]
+fn is_packaged(program: &std::path::Path) -> bool {
+    program.starts_with("/usr/") || program.starts_with("/opt/")
+}
+
 #[cfg(target_os = "linux")]
 fn register_url_scheme(
     app: &tauri::App,
@@ -124,22 +131,28 @@ fn main() {
             if let Err(e) = deep_link.register_all() {
                 tracing::warn!(error = %e, "could not register the dev.keylink URL scheme");
             }
+            // A packaged app leaves the handler to its package's system-wide entry: a
+            // per-user one would shadow it.
             #[cfg(target_os = "linux")]
-            match register_url_scheme(app) {
-                Ok(installed) if !installed.xdg_open_can_start => tracing::warn!(
-                    file = %installed.desktop_file.display(),
-                    exec = %installed.exec.display(),
-                    "registered the dev.keylink URL scheme, but xdg-open outside GNOME and KDE \
-                     cannot start it: the path it runs has spaces or shell characters even in \
-                     the data directory, so browsers there cannot hand sign-ins back"
-                ),
-                Ok(installed) => tracing::info!(
-                    file = %installed.desktop_file.display(),
-                    exec = %installed.exec.display(),
-                    "registered the dev.keylink URL scheme"
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not register the dev.keylink URL scheme")
+            if tauri::utils::platform::current_exe().is_ok_and(|bin| is_packaged(&bin)) {
+                tracing::info!("installed by a package: its desktop entry handles dev.keylink");
+            } else {
+                match register_url_scheme(app) {
+                    Ok(installed) if !installed.xdg_open_can_start => tracing::warn!(
+                        file = %installed.desktop_file.display(),
+                        exec = %installed.exec.display(),
+                        "registered the dev.keylink URL scheme, but xdg-open outside GNOME and KDE \
+                         cannot start it: the path it runs has spaces or shell characters even in \
+                         the data directory, so browsers there cannot hand sign-ins back"
+                    ),
+                    Ok(installed) => tracing::info!(
+                        file = %installed.desktop_file.display(),
+                        exec = %installed.exec.display(),
+                        "registered the dev.keylink URL scheme"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not register the dev.keylink URL scheme")
+                    }
                 }
             }
             deep_link.on_open_url(move |event| {

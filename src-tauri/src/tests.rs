@@ -336,3 +336,19 @@ fn the_content_security_policy_is_strict() {
         json!(["dev.keylink"])
     );
 }
+
+#[test]
+fn a_packaged_app_leaves_the_handler_to_its_package() {
+    assert!(crate::is_packaged(std::path::Path::new(
+        "/usr/bin/keylink-app"
+    )));
+    assert!(crate::is_packaged(std::path::Path::new(
+        "/opt/keylink/keylink-app"
+    )));
+    assert!(!crate::is_packaged(std::path::Path::new(
+        "/home/ann/src/keylink/target/debug/keylink-app"
+    )));
+    assert!(!crate::is_packaged(std::path::Path::new(
+        "/usrlocal/keylink-app"
+    )));
+}
