@@ -11,6 +11,20 @@ fn home_with_policy(policy: &str, user: &str) -> Home {
     home
 }
 
+/// Runs `keylink doctor --json`; returns its exit code and the check with `id`.
+fn doctor_check(home: &Home, id: &str) -> (Option<i32>, serde_json::Value, String) {
+    let out = home.run(&["doctor", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {id} check in {report}"));
+    (out.status.code(), check, stderr(&out))
+}
+
 fn providers(home: &Home) -> (serde_json::Value, String) {
     let out = home.run(&["providers", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -81,24 +95,13 @@ fn the_ca_from_the_policy_is_trusted_and_a_user_file_cannot_replace_it() {
         elsewhere.path().display()
     );
     let home = home_with_policy(&policy, &user);
-    let out = home.run(&["doctor", "--json"]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let demo = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "provider.demo")
-        .cloned()
-        .unwrap();
+    let (code, demo, err) = doctor_check(&home, "provider.demo");
     assert_eq!(
         demo["status"], "ok",
-        "the provider's TLS was verified with the policy's CA: {report}"
+        "the provider's TLS was verified with the policy's CA: {demo}"
     );
-    assert!(
-        stderr(&out).contains("network.ca_file ignored"),
-        "{}",
-        stderr(&out)
-    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("network.ca_file ignored"), "{err}");
 
     // The control: without the policy the provider's certificate is not trusted.
     std::fs::remove_file(home.dir.path().join("policy.toml")).unwrap();
@@ -107,16 +110,9 @@ fn the_ca_from_the_policy_is_trusted_and_a_user_file_cannot_replace_it() {
         idp.issuer
     );
     std::fs::write(&home.config, user).unwrap();
-    let out = home.run(&["doctor", "--json"]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let demo = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "provider.demo")
-        .cloned()
-        .unwrap();
-    assert_eq!(demo["status"], "fail", "{report}");
+    let (code, demo, err) = doctor_check(&home, "provider.demo");
+    assert_eq!(demo["status"], "fail", "{demo}");
+    assert_eq!(code, Some(1), "{err}");
 }
 
 #[test]
@@ -125,16 +121,8 @@ fn a_policy_file_others_can_write_is_reported() {
     let home = home_with_policy("[policy]\nallow_user_providers = true\n", "");
     let policy = home.dir.path().join("policy.toml");
     std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let out = home.run(&["doctor", "--json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let check = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "policy")
-        .cloned()
-        .unwrap();
+    let (code, check, err) = doctor_check(&home, "policy");
+    assert_eq!(code, Some(1), "{err}");
     assert_eq!(check["status"], "fail");
     assert!(
         check["message"]
@@ -149,16 +137,9 @@ fn a_policy_file_others_can_write_is_reported() {
     );
     // Not writable by others: it passes (or warns when not owned by root, as on a laptop).
     std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = home.run(&["doctor", "--json"]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let check = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "policy")
-        .cloned()
-        .unwrap();
+    let (code, check, err) = doctor_check(&home, "policy");
     assert_ne!(check["status"], "fail", "{check}");
+    assert_eq!(code, Some(0), "{err}");
 
     // A policy that does not parse stops everything with the file and key named.
     std::fs::write(&policy, "[policy]\nallow_user_providers = \"maybe\"\n").unwrap();
