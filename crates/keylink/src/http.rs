@@ -31,7 +31,7 @@ pub enum HttpError {
 }
 
 /// Network settings (the `[network]` configuration table).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct NetworkSettings {
     /// Extra trusted root certificates (PEM), e.g. a corporate CA.
     pub ca_file: Option<PathBuf>,
@@ -41,6 +41,22 @@ pub struct NetworkSettings {
     pub https_proxy: Option<String>,
     /// Hosts that bypass the proxy (`NO_PROXY` syntax).
     pub no_proxy: Option<String>,
+}
+
+// A proxy URL may carry a password (`http://user:secret@proxy`): Debug says only whether
+// one is set.
+impl std::fmt::Debug for NetworkSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkSettings")
+            .field("ca_file", &self.ca_file)
+            .field("timeout", &self.timeout)
+            .field(
+                "https_proxy",
+                &self.https_proxy.as_ref().map(|_| "[redacted]"),
+            )
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
 }
 
 impl NetworkSettings {
@@ -340,6 +356,17 @@ pub fn is_allowed_endpoint(url: &Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_of_network_settings_hides_a_proxy_password() {
+        let settings = NetworkSettings {
+            https_proxy: Some("http://ann:canary-password@proxy.example:3128".into()),
+            ..NetworkSettings::default()
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("canary"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
 
     #[test]
     fn only_https_or_loopback_http_is_allowed() {
