@@ -405,8 +405,10 @@ impl Config {
         Ok(())
     }
 
+    /// Keeps a refusal for the front end to show (the CLI prints each once on stderr); only
+    /// logged at info, or the CLI's default `warn` log level would print it a second time.
     fn warn(&mut self, warning: String) {
-        tracing::warn!("{warning}");
+        tracing::info!("{warning}");
         self.warnings.push(warning);
     }
 
