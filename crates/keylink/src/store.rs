@@ -512,12 +512,20 @@ pub fn read_private(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
 /// Opens (creating when missing, `0600`) a file for writing without following a symlink;
 /// used for lock files.
 pub fn open_private(path: &Path, truncate: bool) -> std::io::Result<File> {
+    private_write_options()
+        .create(true)
+        .truncate(truncate)
+        .open(path)
+}
+
+/// Write access to a `0600` file, never through a symlink at its last component.
+fn private_write_options() -> OpenOptions {
     let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(truncate);
+    options.write(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     no_follow(&mut options);
-    options.open(path)
+    options
 }
 
 fn no_follow(options: &mut OpenOptions) {
@@ -533,12 +541,7 @@ fn no_follow(options: &mut OpenOptions) {
 /// Creates `path` with `bytes`, `0600`, only if it does not exist yet (never through a
 /// symlink); `AlreadyExists` otherwise.
 pub fn create_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    no_follow(&mut options);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
+    let mut file = private_write_options().create_new(true).open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }
@@ -554,15 +557,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::process::id(),
         rand::random::<u32>()
     ));
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    no_follow(&mut options);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let result = (|| {
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
+        create_new_private(&tmp, bytes)?;
         std::fs::rename(&tmp, path)?;
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
