@@ -66,6 +66,8 @@ pub struct Keylink {
     jwks: Mutex<HashMap<Url, Arc<Jwks>>>,
     /// Access tokens this process holds, by account id and by the query used.
     pub(crate) cache: Mutex<HashMap<String, CachedToken>>,
+    /// The data directory's keychain id, once read (see [`Keylink::token_key`]).
+    keychain_id: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Keylink {
@@ -231,6 +233,7 @@ impl KeylinkBuilder {
             metadata: Mutex::new(HashMap::new()),
             jwks: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
+            keychain_id: Mutex::new(None),
         })
     }
 }
@@ -303,6 +306,17 @@ impl Keylink {
     /// random, made once per data directory, so two data directories of one app holding the
     /// same account never share (or delete) each other's tokens.
     pub fn token_key(&self, account_id: &str) -> Result<String, Error> {
+        // Read (or made) once per process: it never changes for a data directory.
+        let mut slot = self.keychain_id.lock().unwrap_or_else(|p| p.into_inner());
+        let id = match slot.as_ref() {
+            Some(id) => id.clone(),
+            None => slot.insert(self.load_keychain_id()?).clone(),
+        };
+        Ok(format!("{id}:{account_id}"))
+    }
+
+    /// The data directory's keychain id, from `<data dir>/keychain-id`, created on first use.
+    fn load_keychain_id(&self) -> Result<String, Error> {
         let path = self.data_dir.join("keychain-id");
         crate::store::check_trusted_dir(&self.data_dir)?;
         let io = |e: std::io::Error| crate::store::StoreError::DataDir {
@@ -333,8 +347,7 @@ impl Keylink {
             }
             Err(e) => return Err(io(e).into()),
         };
-        let id = id.ok_or_else(|| io(std::io::Error::other("it is not a Keylink keychain id")))?;
-        Ok(format!("{id}:{account_id}"))
+        Ok(id.ok_or_else(|| io(std::io::Error::other("it is not a Keylink keychain id")))?)
     }
 
     /// Checks that the keychain is reachable, unlocked and writable, with a probe entry that
