@@ -59,18 +59,15 @@ impl Keylink {
         rejected: Option<&AccessToken>,
     ) -> Result<AccessToken, Error> {
         let min_ttl = i64::try_from(min_ttl).unwrap_or(i64::MAX);
+        let fresh = |expires_at: Option<UnixTime>, now: UnixTime| {
+            expires_at.is_none_or(|exp| exp.saturating_sub(now) > min_ttl)
+        };
         let usable = |tokens: &TokenSet, now: UnixTime| {
-            let fresh = match tokens.expires_at {
-                None => true,
-                Some(exp) => exp.saturating_sub(now) > min_ttl,
-            };
-            fresh && rejected != Some(&tokens.access_token)
+            fresh(tokens.expires_at, now) && rejected != Some(&tokens.access_token)
         };
         if let Some(cached) = self.lock_cache().get(query)
             && rejected.is_none()
-            && cached
-                .expires_at
-                .is_none_or(|exp| exp.saturating_sub(self.now()) > min_ttl)
+            && fresh(cached.expires_at, self.now())
         {
             return Ok(cached.token.clone());
         }
