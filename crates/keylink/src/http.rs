@@ -235,13 +235,14 @@ impl Http {
         let status = response.status().as_u16();
         let headers = std::mem::take(response.headers_mut());
         let mut body = Zeroizing::new(Vec::new());
-        let mut chunk = [0u8; 8192];
+        // Wiped on every way out: a chunk may hold part of a token.
+        let mut chunk = Zeroizing::new([0u8; 8192]);
         let mut limited = response.by_ref().take(MAX_BODY_BYTES as u64 + 1);
         loop {
             if Instant::now() >= deadline {
                 return Err(timed_out());
             }
-            match limited.read(&mut chunk) {
+            match limited.read(chunk.as_mut_slice()) {
                 Ok(0) => break,
                 Ok(n) => body.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -263,7 +264,6 @@ impl Http {
                 return Err(FetchError::TooLarge { endpoint });
             }
         }
-        chunk.fill(0);
         Ok(Answer {
             status,
             headers,
