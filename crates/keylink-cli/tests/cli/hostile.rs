@@ -56,23 +56,11 @@ fn run_measured(home: &Home, args: &[&str]) -> (Output, u64) {
         "GNU time is missing: run scripts/install-deps.sh (make test does)"
     );
     let report = home.dir.path().join("time.txt");
-    let inner = home.keylink();
-    let mut cmd = Command::new(time);
-    cmd.arg("-f")
-        .arg("%M")
-        .arg("-o")
-        .arg(&report)
-        .arg(inner.get_program())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in inner.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
+    let mut inner = home.keylink();
+    inner.args(args);
+    let mut time = Command::new(time);
+    time.arg("-f").arg("%M").arg("-o").arg(&report);
+    let mut cmd = crate::support::wrapping(time, &inner);
     let out = wait_output(cmd.spawn().unwrap(), Duration::from_secs(60));
     let text = std::fs::read_to_string(&report).unwrap();
     let kib = text

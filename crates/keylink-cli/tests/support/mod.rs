@@ -507,13 +507,19 @@ pub fn stderr(out: &Output) -> String {
 /// Runs `cmd` on a session bus of its own, started by `dbus-run-session` with `bus_config`.
 pub fn run_in_private_bus(cmd: &Command, bus_config: &Path) -> Output {
     let mut outer = Command::new("dbus-run-session");
+    outer.arg("--config-file").arg(bus_config).arg("--");
+    let mut outer = wrapping(outer, cmd);
+    outer.env_remove("DBUS_SESSION_BUS_ADDRESS");
+    wait_output(outer.spawn().unwrap(), Duration::from_secs(60))
+}
+
+/// `outer` (a program that runs the command after its own arguments, such as
+/// `dbus-run-session --` or `time`) running `cmd` with `cmd`'s environment, stdin closed and
+/// the output captured.
+pub fn wrapping(mut outer: Command, cmd: &Command) -> Command {
     outer
-        .arg("--config-file")
-        .arg(bus_config)
-        .arg("--")
         .arg(cmd.get_program())
         .args(cmd.get_args())
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -523,5 +529,5 @@ pub fn run_in_private_bus(cmd: &Command, bus_config: &Path) -> Output {
             None => outer.env_remove(k),
         };
     }
-    wait_output(outer.spawn().unwrap(), Duration::from_secs(60))
+    outer
 }
