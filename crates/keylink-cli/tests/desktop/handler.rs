@@ -179,8 +179,11 @@ fn doctor_warns_when_the_registered_program_is_gone() {
     assert!(line.starts_with("warn "), "{line}");
     assert!(line.contains("does not exist"), "{line}");
 
-    // Deleted by hand: mimeapps.list still names it, but xdg-mime skips a missing file there.
+    // Deleted by hand, and the MIME cache rebuilt without it: mimeapps.list still names it,
+    // but xdg-mime skips a missing file there. (A stale mimeinfo.cache naming it is the
+    // "default names a missing desktop file" case.)
     std::fs::remove_file(desktop.applications().join(ID)).unwrap();
+    let _ = std::fs::remove_file(desktop.applications().join("mimeinfo.cache"));
     assert_eq!(
         resolve_url_handler("dev.keylink", &desktop.env()).unwrap(),
         HandlerResolution::NoDefault
