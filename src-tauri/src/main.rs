@@ -57,6 +57,7 @@ fn is_packaged(program: &std::path::Path) -> bool {
 #[cfg(target_os = "linux")]
 fn register_url_scheme(
     app: &tauri::App,
+    identity: &keylink::AppIdentity,
 ) -> Result<keylink::InstalledHandler, Box<dyn std::error::Error>> {
     let bin = tauri::utils::platform::current_exe()?;
     // An AppImage runs from a temporary mount: the handler starts the image itself.
@@ -76,7 +77,7 @@ fn register_url_scheme(
         .product_name
         .clone()
         .unwrap_or_else(|| "Keylink".to_owned());
-    let handler = keylink::UrlHandler::new(keylink::URL_SCHEME, id, program)?.named(&name);
+    let handler = keylink::UrlHandler::new(identity.scheme(), id, program)?.named(&name);
     let env = keylink::XdgEnvironment::from_vars(|name| std::env::var_os(name))
         .ok_or("neither HOME nor XDG_DATA_HOME is an absolute directory")?;
     Ok(handler.install(&env)?)
@@ -137,7 +138,7 @@ fn main() {
             if tauri::utils::platform::current_exe().is_ok_and(|bin| is_packaged(&bin)) {
                 tracing::info!("installed by a package: its desktop entry handles dev.keylink");
             } else {
-                match register_url_scheme(app) {
+                match register_url_scheme(app, &keylink::AppIdentity::keylink()) {
                     Ok(installed) if !installed.xdg_open_can_start => tracing::warn!(
                         file = %installed.desktop_file.display(),
                         exec = %installed.exec.display(),

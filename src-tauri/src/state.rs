@@ -1,15 +1,15 @@
-//! The shell's state: the core (or why it could not start), the one link in progress, and
-//! notices about redirects that arrived while nobody was waiting for them. Deep links may
-//! arrive before the UI is ready (a cold start), so results are queued here and the UI pulls
-//! them (`app_state`) when it loads and while it polls.
+//! The shell's state: the core (or why it could not start), what the UI shows of the core's
+//! link session, and notices about redirects nobody here was waiting for. Deep links may
+//! arrive before the UI is ready (a cold start), so results are kept here and the UI pulls
+//! them (`app_state`) when it loads and while it polls. The link logic itself (one session
+//! at a time, cancel, progress, redirect de-duplication) is the core's.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
-use keylink::{Account, Error, Keylink, RedirectError};
+use keylink::{Account, Delivery, Error, Keylink, LinkProgress, LinkStart, SessionId};
 
 use crate::dto::{AccountDto, AppStateDto, DeviceCodeDto, LinkDto, NoticeDto, ProviderDto};
 use crate::error::ErrorDto;
@@ -23,14 +23,9 @@ pub const DEFAULT_LINK_TIMEOUT: Duration = Duration::from_secs(300);
 pub struct Shell(Arc<Inner>);
 
 struct Inner {
-    keylink: Result<Arc<Keylink>, ErrorDto>,
+    keylink: Result<Keylink, ErrorDto>,
     timeout: Duration,
     ui: Mutex<UiState>,
-    /// Hashes of the redirect URLs already handed to the core: the same URL may arrive twice
-    /// (the single-instance callback and `on_open_url` both see a forwarded one). Hashed with
-    /// a per-process random key, so the URLs (which carry codes) are not kept.
-    seen: Mutex<HashSet<u64>>,
-    hasher: RandomState,
     completing: AtomicUsize,
     /// Providers whose discovered metadata has a device authorization endpoint.
     device_capable: Mutex<HashSet<String>>,
@@ -38,36 +33,27 @@ struct Inner {
 
 #[derive(Default)]
 struct UiState {
-    link: Option<ActiveLink>,
+    link: Option<ShownLink>,
     notices: Vec<NoticeDto>,
 }
 
-struct ActiveLink {
-    flow_id: String,
+/// The core's link session as the UI shows it.
+struct ShownLink {
+    session: SessionId,
     provider: String,
     provider_name: String,
     deadline: Instant,
-    cancel: Arc<AtomicBool>,
-    /// For device sign-in: the code to show, once the provider gave it.
     device: Option<DeviceCodeDto>,
     result: Option<Result<AccountDto, ErrorDto>>,
-}
-
-impl ActiveLink {
-    fn waiting(&self) -> bool {
-        self.result.is_none()
-    }
 }
 
 impl Shell {
     /// The shell over `keylink` (or the reason it could not be set up, shown by the UI).
     pub fn new(keylink: Result<Keylink, Error>, timeout: Duration) -> Self {
         Shell(Arc::new(Inner {
-            keylink: keylink.map(Arc::new).map_err(ErrorDto::from),
+            keylink: keylink.map_err(ErrorDto::from),
             timeout,
             ui: Mutex::default(),
-            seen: Mutex::default(),
-            hasher: RandomState::new(),
             completing: AtomicUsize::new(0),
             device_capable: Mutex::default(),
         }))
@@ -75,7 +61,7 @@ impl Shell {
 
     /// The core, or why it is unavailable.
     pub fn keylink(&self) -> Result<&Keylink, ErrorDto> {
-        self.0.keylink.as_deref().map_err(Clone::clone)
+        self.0.keylink.as_ref().map_err(Clone::clone)
     }
 
     fn ui(&self) -> MutexGuard<'_, UiState> {
@@ -84,17 +70,14 @@ impl Shell {
 
     /// Everything the UI shows. Finished links and notices are returned once.
     pub fn app_state(&self) -> AppStateDto {
-        let keylink = self.keylink();
-        let (providers, accounts, error, config_files) = match keylink {
+        let (providers, accounts, error, config_files) = match self.keylink() {
             Ok(k) => {
+                let device_capable = self.device_capable().clone();
                 let providers = k
                     .config()
                     .providers
                     .values()
-                    .map(|p| {
-                        let device = self.device_capable().contains(&p.id);
-                        ProviderDto::with_device(p, device)
-                    })
+                    .map(|p| ProviderDto::with_device(p, device_capable.contains(&p.id)))
                     .collect();
                 let files = k
                     .config()
@@ -117,18 +100,18 @@ impl Shell {
         let mut ui = self.ui();
         let link = match ui.link.take() {
             None => LinkDto::Idle,
-            Some(active) => match &active.result {
+            Some(shown) => match &shown.result {
                 None => {
-                    let dto = waiting_dto(&active, self.0.timeout);
-                    ui.link = Some(active);
+                    let dto = waiting_dto(&shown, self.0.timeout);
+                    ui.link = Some(shown);
                     dto
                 }
                 Some(Ok(account)) => LinkDto::Linked {
                     account: account.clone(),
                 },
                 Some(Err(error)) => LinkDto::Failed {
-                    provider: active.provider.clone(),
-                    provider_name: active.provider_name.clone(),
+                    provider: shown.provider.clone(),
+                    provider_name: shown.provider_name.clone(),
                     error: error.clone(),
                 },
             },
@@ -144,94 +127,109 @@ impl Shell {
         }
     }
 
-    /// Starts linking at `provider`: the core starts the flow, the system browser opens, and a
-    /// thread waits for the redirect (through the loopback listener, or the outcome another
-    /// process or this one's deep-link handler leaves). A link already waiting is cancelled.
+    /// Starts linking at `provider` in the system browser, or with `account` signs in again
+    /// as that account (Reconnect). Returns once the browser is open; a worker thread runs
+    /// the core's session. A link still waiting is cancelled first: the person clicked Link
+    /// again.
     pub fn start_link(&self, provider: &str, account: Option<&str>) -> Result<LinkDto, ErrorDto> {
-        let keylink = self.0.keylink.clone()?;
-        self.cancel_link();
-        let provider_name = keylink.provider(provider)?.name.clone();
-        let request = match account {
-            Some(account) => keylink.start_reconnect(account)?,
-            None => keylink.start_link(provider)?,
+        let start = match account {
+            Some(account) => LinkStart::reconnect(account),
+            None => LinkStart::browser(provider),
         };
-        if let Err(e) = keylink.open_browser(&request.authorization_url) {
-            keylink.cancel_link(&request.flow_id);
-            return Err(e.into());
-        }
-        let cancel = Arc::new(AtomicBool::new(false));
-        let dto = self.activate(&request.flow_id, provider, provider_name, &cancel);
-        let shell = self.clone();
-        let timeout = self.0.timeout;
-        std::thread::spawn(move || {
-            let flow_id = request.flow_id.clone();
-            let result = keylink.wait_for_link(request, timeout, || cancel.load(Ordering::SeqCst));
-            shell.link_finished(&flow_id, result);
-        });
-        Ok(dto)
+        self.start(start)
     }
 
-    /// Starts linking at `provider` with device sign-in (RFC 8628): a thread asks the
-    /// provider for a code, which the UI shows once it is there, and waits while the person
-    /// enters it on another device. A link already waiting is cancelled.
+    /// Starts linking at `provider` with device sign-in (RFC 8628): the UI shows the code
+    /// once the provider gave it. A link still waiting is cancelled first.
     pub fn start_device_link(&self, provider: &str) -> Result<LinkDto, ErrorDto> {
-        let keylink = self.0.keylink.clone()?;
-        self.cancel_link();
-        let provider_name = keylink.provider(provider)?.name.clone();
-        let cancel = Arc::new(AtomicBool::new(false));
-        // Not a core flow id (device sign-in has no pending flow); it only matches the result
-        // to this link.
-        let flow_id = format!("device-{:x}", self.0.hasher.hash_one(Instant::now()));
-        let dto = self.activate(&flow_id, provider, provider_name, &cancel);
-        let (shell, timeout, provider) = (self.clone(), self.0.timeout, provider.to_owned());
-        std::thread::spawn(move || {
-            let show = |code: &keylink::DeviceAuthorization| {
-                if let Some(active) = shell.ui().link.as_mut().filter(|a| a.flow_id == flow_id) {
-                    active.device = Some(DeviceCodeDto::from(code));
-                }
-            };
-            let result = keylink
-                .link_with_device(&provider, show, timeout, || cancel.load(Ordering::SeqCst));
-            shell.link_finished(&flow_id, result);
-        });
-        Ok(dto)
+        self.start(LinkStart::device(provider))
     }
 
-    /// Makes a started link the one in progress and returns how the UI shows it.
-    fn activate(
-        &self,
-        flow_id: &str,
-        provider: &str,
-        provider_name: String,
-        cancel: &Arc<AtomicBool>,
-    ) -> LinkDto {
-        let active = ActiveLink {
-            flow_id: flow_id.to_owned(),
-            provider: provider.to_owned(),
+    fn start(&self, start: LinkStart) -> Result<LinkDto, ErrorDto> {
+        let keylink = self.keylink()?.clone();
+        keylink.cancel_link();
+        let device = start.method() == keylink::SignIn::Device;
+        let session = keylink.link(start)?;
+        let id = session.id();
+        let provider = session.provider().to_owned();
+        let provider_name = keylink.provider(&provider)?.name.clone();
+        self.ui().link = Some(ShownLink {
+            session: id,
+            provider,
             provider_name,
             deadline: Instant::now() + self.0.timeout,
-            cancel: cancel.clone(),
             device: None,
             result: None,
+        });
+        // Browser sign-in answers once the browser is open (or opening it failed), so the
+        // UI says "Continue in your browser" only when there is a browser to continue in.
+        let (opened, ready) = mpsc::channel();
+        let (shell, timeout) = (self.clone(), self.0.timeout);
+        std::thread::spawn(move || {
+            let result = session.run(timeout, |progress| {
+                shell.progress(id, progress);
+                if matches!(progress, LinkProgress::Waiting { .. }) {
+                    let _ = opened.send(());
+                }
+            });
+            shell.link_finished(id, result);
+            // Only now: a session that ended early has its result in place when the
+            // waiting command hears of it.
+            drop(opened);
+        });
+        if !device && ready.recv().is_err() {
+            // The session ended before it waited: report its failure here, not later.
+            let failed = self.ui().link.take_if(|l| l.session == id);
+            if let Some(Some(Err(error))) = failed.map(|l| l.result) {
+                return Err(error);
+            }
+        }
+        let ui = self.ui();
+        Ok(ui
+            .link
+            .as_ref()
+            .filter(|l| l.session == id)
+            .map_or(LinkDto::Idle, |l| waiting_dto(l, self.0.timeout)))
+    }
+
+    fn progress(&self, id: SessionId, progress: &LinkProgress) {
+        let mut ui = self.ui();
+        let Some(shown) = ui.link.as_mut().filter(|l| l.session == id) else {
+            return;
         };
-        let dto = waiting_dto(&active, self.0.timeout);
-        self.ui().link = Some(active);
-        dto
+        match progress {
+            LinkProgress::CodeShown(code) => shown.device = Some(DeviceCodeDto::from(code)),
+            LinkProgress::Waiting { deadline } => shown.deadline = *deadline,
+            _ => {}
+        }
+    }
+
+    fn link_finished(&self, id: SessionId, result: Result<Account, Error>) {
+        let keylink = self.keylink().ok();
+        let mut ui = self.ui();
+        // Cancelled or replaced meanwhile: nobody is interested any more.
+        if let Some(shown) = ui.link.as_mut().filter(|l| l.session == id) {
+            shown.result = Some(
+                result
+                    .map(|a| AccountDto::new(&a, keylink))
+                    .map_err(ErrorDto::from),
+            );
+        }
     }
 
     /// Discovers every provider in the background, remembering which offer device sign-in.
     pub fn discover_providers(&self) {
-        let Ok(keylink) = self.0.keylink.clone() else {
+        let Ok(keylink) = self.keylink().cloned() else {
             return;
         };
         let shell = self.clone();
         std::thread::spawn(move || {
             for provider in keylink.config().providers.values() {
-                match keylink.metadata(provider) {
-                    Ok(m) if m.device_authorization_endpoint.is_some() => {
+                match keylink.supports_device_sign_in(provider) {
+                    Ok(true) => {
                         shell.device_capable().insert(provider.id.clone());
                     }
-                    Ok(_) => {}
+                    Ok(false) => {}
                     Err(e) => {
                         tracing::warn!(provider = %provider.id, error = %e, "discovery failed")
                     }
@@ -247,51 +245,21 @@ impl Shell {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    fn link_finished(&self, flow_id: &str, result: Result<Account, Error>) {
-        let keylink = self.keylink().ok();
-        let mut ui = self.ui();
-        match ui.link.as_mut() {
-            Some(active) if active.flow_id == flow_id => {
-                active.result = Some(
-                    result
-                        .map(|a| AccountDto::new(&a, keylink))
-                        .map_err(ErrorDto::from),
-                );
-            }
-            // Cancelled or replaced meanwhile: nobody is interested any more.
-            _ => {}
-        }
-    }
-
     /// Cancels the link in progress: its redirect will be refused from now on.
     pub fn cancel_link(&self) -> LinkDto {
-        let active = self.ui().link.take();
-        if let Some(active) = active.filter(ActiveLink::waiting) {
-            active.cancel.store(true, Ordering::SeqCst);
-            if let Ok(k) = self.keylink() {
-                k.cancel_link(&active.flow_id);
-            }
+        self.ui().link = None;
+        if let Ok(k) = self.keylink() {
+            k.cancel_link();
         }
         LinkDto::Idle
     }
 
     /// Hands a redirect URL (from the OS: a cold start's argument, a forwarded second
-    /// instance, `on_open_url`) to the core, once, on a worker thread. The result is queued for
-    /// the UI unless the waiting link reports it.
+    /// instance, `on_open_url`) to the core on a worker thread. Its result is queued for the
+    /// UI unless the link session waiting here reports it.
     pub fn deliver_redirect(&self, url: String) {
-        let key = self.0.hasher.hash_one(&url);
-        if !self
-            .0
-            .seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key)
-        {
-            tracing::debug!("redirect already handled; ignoring the second delivery");
-            return;
-        }
-        let keylink = match self.0.keylink.clone() {
-            Ok(k) => k,
+        let keylink = match self.keylink() {
+            Ok(k) => k.clone(),
             Err(e) => {
                 self.ui().notices.push(NoticeDto::Error { error: e });
                 return;
@@ -300,62 +268,43 @@ impl Shell {
         self.0.completing.fetch_add(1, Ordering::SeqCst);
         let shell = self.clone();
         std::thread::spawn(move || {
-            let result = keylink.complete_redirect(&url);
+            let delivery = keylink.deliver_redirect(&url);
             drop(url);
-            shell.redirect_finished(result);
+            if let Delivery::Completed(result) = delivery {
+                shell.redirect_finished(result);
+            }
             shell.0.completing.fetch_sub(1, Ordering::SeqCst);
         });
     }
 
-    /// Queues a notice for a completed redirect, unless the link this app is waiting for will
-    /// report it (the core hands a claimed flow's outcome to its waiter).
+    /// Queues a notice for a redirect no link session here reported.
     pub(crate) fn redirect_finished(&self, result: Result<Account, Error>) {
         let keylink = self.keylink().ok();
-        let mut ui = self.ui();
-        let waiting = ui.link.as_ref().is_some_and(ActiveLink::waiting);
-        match result {
-            Ok(account) if !waiting => {
+        let notice = match result {
+            Ok(account) => {
                 tracing::info!(account = %account.id, "linked through a redirect");
-                ui.notices.push(NoticeDto::Linked {
+                NoticeDto::Linked {
                     account: AccountDto::new(&account, keylink),
-                });
+                }
             }
-            Ok(_) => {}
-            Err(e) if !waiting || refused_before_claim(&e) => {
+            Err(e) => {
                 tracing::warn!(error = %e, "redirect refused");
-                ui.notices.push(NoticeDto::Error { error: e.into() });
+                NoticeDto::Error { error: e.into() }
             }
-            Err(_) => {}
-        }
+        };
+        self.ui().notices.push(notice);
     }
 }
 
-fn waiting_dto(active: &ActiveLink, timeout: Duration) -> LinkDto {
+fn waiting_dto(shown: &ShownLink, timeout: Duration) -> LinkDto {
     LinkDto::Waiting {
-        provider: active.provider.clone(),
-        provider_name: active.provider_name.clone(),
-        seconds_left: active
+        provider: shown.provider.clone(),
+        provider_name: shown.provider_name.clone(),
+        seconds_left: shown
             .deadline
             .saturating_duration_since(Instant::now())
             .as_secs(),
         timeout_secs: timeout.as_secs(),
-        device: active.device.clone(),
+        device: shown.device.clone(),
     }
-}
-
-/// Refusals that happen before a pending flow is claimed: no waiter will ever hear of them.
-fn refused_before_claim(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Redirect(
-            RedirectError::TooLong
-                | RedirectError::Malformed
-                | RedirectError::UnexpectedPart
-                | RedirectError::RedirectMismatch
-                | RedirectError::DuplicateParameter(_)
-                | RedirectError::MissingState
-                | RedirectError::Unsolicited
-                | RedirectError::Expired
-        )
-    )
 }

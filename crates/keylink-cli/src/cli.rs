@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use keylink::rfc3339;
 use keylink::{Account, AccountStatus};
-use keylink::{AppIdentity, Environment, Keylink};
+use keylink::{AppIdentity, Environment, Keylink, LinkProgress, LinkStart};
 use keylink::{Error, ErrorCode};
 
 #[derive(Parser)]
@@ -241,8 +241,21 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
             json,
         } => {
             let name = keylink.provider(&provider)?.name.clone();
-            let account = if device {
-                let show = |code: &keylink::DeviceAuthorization| {
+            let start = match (device, no_browser) {
+                (true, _) => LinkStart::device(provider),
+                (false, true) => LinkStart::browser(provider).without_browser(),
+                (false, false) => LinkStart::browser(provider),
+            };
+            let session = keylink.link(start)?;
+            let account = session.run(Duration::from_secs(timeout), |progress| match progress {
+                LinkProgress::OpenInBrowser(url) => {
+                    eprintln!("Open this URL in your browser to link your {name} account:");
+                    eprintln!("{url}");
+                }
+                LinkProgress::BrowserOpened => eprintln!(
+                    "Continue in your browser to link your {name} account (waiting up to {timeout} s)..."
+                ),
+                LinkProgress::CodeShown(code) => {
                     eprintln!(
                         "To link your {name} account, open {} and enter the code {}",
                         code.verification_uri, code.user_code
@@ -254,24 +267,9 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
                         "Waiting up to {} s for the sign-in...",
                         timeout.min(code.expires_in.as_secs())
                     );
-                };
-                keylink.link_with_device(&provider, show, Duration::from_secs(timeout), || false)?
-            } else {
-                let request = keylink.start_link(&provider)?;
-                if no_browser {
-                    eprintln!("Open this URL in your browser to link your {name} account:");
-                    eprintln!("{}", request.authorization_url);
-                } else {
-                    if let Err(e) = keylink.open_browser(&request.authorization_url) {
-                        keylink.cancel_link(&request.flow_id);
-                        return Err(e);
-                    }
-                    eprintln!(
-                        "Continue in your browser to link your {name} account (waiting up to {timeout} s)..."
-                    );
                 }
-                keylink.wait_for_link(request, Duration::from_secs(timeout), || false)?
-            };
+                _ => {}
+            })?;
             if json {
                 print_json(&AccountJson::from(&account));
             } else {

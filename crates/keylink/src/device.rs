@@ -11,14 +11,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use url::Url;
 
-use crate::callback::{LoopbackError, printable};
-use crate::client::Keylink;
+use crate::callback::printable;
 use crate::clock::UnixTime;
+use crate::context::Context;
 use crate::error::Error;
 use crate::exchange::{self, ExchangeError, TokenSet};
 use crate::http::is_allowed_endpoint;
 use crate::provider::ProviderConfig;
 use crate::secret::DeviceCode;
+use crate::session::LinkProgress;
 use crate::store::Account;
 
 /// The `grant_type` of the device access token request (RFC 8628 §3.4).
@@ -102,80 +103,86 @@ pub enum DeviceError {
     Expired,
 }
 
-impl Keylink {
-    /// Links an account at `provider` through the Device Authorization Grant (RFC 8628): for
-    /// machines without a browser. Keylink asks the provider for a code, hands it to `show`
-    /// (print it, or display it), then polls the token endpoint at the provider's pace until
-    /// the person approves or declines on another device, the code expires, `timeout`
-    /// passes, or `cancelled` returns true. The approved account is stored like any other
-    /// link; nothing is stored otherwise.
-    ///
-    /// ```no_run
-    /// # fn main() -> Result<(), keylink::Error> {
-    /// let keylink = keylink::Keylink::builder()
-    ///     .environment(keylink::Environment::capture(std::env::var_os))
-    ///     .build()?;
-    /// let account = keylink.link_with_device(
-    ///     "demo",
-    ///     |code| eprintln!("Open {} and enter {}", code.verification_uri, code.user_code),
-    ///     std::time::Duration::from_secs(300),
-    ///     || false,
-    /// )?;
-    /// # let _ = account;
-    /// # Ok(()) }
-    /// ```
-    pub fn link_with_device(
-        &self,
-        provider: &str,
-        show: impl FnOnce(&DeviceAuthorization),
-        timeout: Duration,
-        cancelled: impl Fn() -> bool,
-    ) -> Result<Account, Error> {
-        let deadline = crate::clock::deadline_after(timeout);
-        let provider = self.provider(provider)?;
-        // Without a usable keychain the tokens could not be kept: say so before the person
-        // signs in, not after.
-        self.check_keychain()?;
-        let metadata = self.metadata(provider)?;
-        let endpoint = metadata
-            .device_authorization_endpoint
-            .as_ref()
-            .ok_or_else(|| DeviceError::Unsupported(provider.id.clone()))?;
-        let (device_code, authorization, interval) =
-            request_device_authorization(self.http(), provider, endpoint)?;
-        let mut polling = Polling::new(interval, authorization.expires_in, self.now());
-        tracing::info!(
-            provider = %provider.id,
-            expires_in = authorization.expires_in.as_secs(),
-            interval = polling.interval.as_secs(),
-            "device authorization started"
-        );
-        show(&authorization);
+/// Links an account at `provider` through the Device Authorization Grant (RFC 8628): for
+/// machines without a browser. Keylink asks the provider for a code, shows it through
+/// `progress` ([`LinkProgress::CodeShown`]), then polls the token endpoint at the
+/// provider's pace until the person approves or declines on another device, the code
+/// expires, `deadline` passes, or `cancelled` returns true. The approved account is stored
+/// like any other link; nothing is stored otherwise, also when the link is cancelled
+/// while the approval is being checked.
+pub(crate) fn link(
+    ctx: &Context,
+    provider: &ProviderConfig,
+    deadline: Instant,
+    timeout: Duration,
+    cancelled: &dyn Fn() -> bool,
+    progress: &mut dyn FnMut(&LinkProgress),
+) -> Result<Account, Error> {
+    // Without a usable keychain the tokens could not be kept: say so before the person
+    // signs in, not after.
+    ctx.check_keychain()?;
+    let metadata = ctx.metadata(provider)?;
+    let endpoint = metadata
+        .device_authorization_endpoint
+        .as_ref()
+        .ok_or_else(|| DeviceError::Unsupported(provider.id.clone()))?;
+    if cancelled() {
+        return Err(Error::Cancelled);
+    }
+    let (device_code, authorization, interval) =
+        request_device_authorization(ctx.http(), provider, endpoint)?;
+    let mut polling = Polling::new(interval, authorization.expires_in, ctx.now());
+    tracing::info!(
+        provider = %provider.id,
+        expires_in = authorization.expires_in.as_secs(),
+        interval = polling.interval.as_secs(),
+        "device authorization started"
+    );
+    let code_deadline = crate::clock::deadline_after(authorization.expires_in).min(deadline);
+    progress(&LinkProgress::CodeShown(authorization));
+    if cancelled() {
+        return Err(Error::Cancelled);
+    }
+    progress(&LinkProgress::Waiting {
+        deadline: code_deadline,
+    });
 
-        let mut form = vec![
-            ("grant_type", DEVICE_CODE_GRANT_TYPE),
-            ("device_code", device_code.secret()),
-            ("client_id", provider.client_id.as_str()),
-        ];
-        if let Some(secret) = &provider.client_secret {
-            form.push(("client_secret", secret.secret()));
+    let mut form = vec![
+        ("grant_type", DEVICE_CODE_GRANT_TYPE),
+        ("device_code", device_code.secret()),
+        ("client_id", provider.client_id.as_str()),
+    ];
+    if let Some(secret) = &provider.client_secret {
+        form.push(("client_secret", secret.secret()));
+    }
+    let mut wait = polling.interval;
+    loop {
+        pause(wait, deadline, timeout, cancelled)?;
+        if polling.is_expired(ctx.now()) {
+            return Err(polling.expired());
         }
-        let mut wait = polling.interval;
-        loop {
-            pause(wait, deadline, timeout, &cancelled)?;
-            if polling.is_expired(self.now()) {
-                return Err(polling.expired());
-            }
-            let answer =
-                exchange::post_token_form(self.http(), &metadata.token_endpoint, &form, self.now());
-            match polling.step(answer) {
-                Step::Wait(next) => wait = next,
-                Step::Done(tokens) => {
-                    tracing::info!(provider = %provider.id, "device sign-in approved");
-                    return self.store_link(provider, &metadata, tokens, None, None, self.now());
+        let answer =
+            exchange::post_token_form(ctx.http(), &metadata.token_endpoint, &form, ctx.now());
+        match polling.step(answer) {
+            Step::Wait(next) => wait = next,
+            Step::Done(tokens) => {
+                tracing::info!(provider = %provider.id, "device sign-in approved");
+                progress(&LinkProgress::Exchanging);
+                if cancelled() {
+                    tracing::info!("the link was cancelled after approval; nothing stored");
+                    return Err(Error::Cancelled);
                 }
-                Step::Fail(e) => return Err(e),
+                return crate::identity::store_link(
+                    ctx,
+                    provider,
+                    &metadata,
+                    tokens,
+                    None,
+                    None,
+                    ctx.now(),
+                );
             }
+            Step::Fail(e) => return Err(e),
         }
     }
 }
@@ -185,12 +192,12 @@ fn pause(
     wait: Duration,
     deadline: Instant,
     timeout: Duration,
-    cancelled: &impl Fn() -> bool,
+    cancelled: &dyn Fn() -> bool,
 ) -> Result<(), Error> {
     let until = crate::clock::deadline_after(wait);
     loop {
         if cancelled() {
-            return Err(LoopbackError::Cancelled.into());
+            return Err(Error::Cancelled);
         }
         let now = Instant::now();
         if now >= deadline {

@@ -54,6 +54,12 @@ pub enum Error {
     /// No redirect arrived in time.
     #[error("no sign-in arrived within {0} seconds; run the link again")]
     LinkTimedOut(u64),
+    /// The link was cancelled (by the person or the app) before anything was stored.
+    #[error("the link was cancelled and nothing was linked; start it again when you are ready")]
+    Cancelled,
+    /// Another link of this app is in progress (one at a time per app).
+    #[error("a link to {0} is already in progress; finish or cancel it before starting another")]
+    LinkInProgress(String),
     /// `keylink doctor` found problems.
     #[error("{0} check(s) failed; fix the lines marked fail above")]
     ChecksFailed(usize),
@@ -205,7 +211,7 @@ impl Error {
                 ErrorCode::NotFound
             }
             Error::Redirect(_) => ErrorCode::RedirectRejected,
-            Error::Loopback(LoopbackError::Cancelled) => ErrorCode::Cancelled,
+            Error::Cancelled | Error::Loopback(LoopbackError::Cancelled) => ErrorCode::Cancelled,
             Error::LinkTimedOut(_) | Error::Loopback(_) => ErrorCode::Timeout,
             Error::NeedsRelink(_) | Error::NoRefreshToken(_) => ErrorCode::NeedsRelink,
             Error::Store(_) => ErrorCode::Keychain,
@@ -219,7 +225,9 @@ impl Error {
             | Error::WrongAccount { .. }
             | Error::UnsafeAuthorizationUrl(_) => ErrorCode::Provider,
             Error::Browser(_) => ErrorCode::Browser,
-            Error::LockTimedOut { .. } | Error::Relinked(_) => ErrorCode::Busy,
+            Error::LockTimedOut { .. } | Error::Relinked(_) | Error::LinkInProgress(_) => {
+                ErrorCode::Busy
+            }
             Error::LinkFailed(_) => ErrorCode::LinkFailed,
             Error::ChecksFailed(_) => ErrorCode::ChecksFailed,
             Error::Pending(_) => ErrorCode::Internal,

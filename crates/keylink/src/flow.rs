@@ -253,6 +253,12 @@ impl PendingFlows {
             .map_err(|e| self.io(e))
     }
 
+    /// Whether the flow with this id is still waiting for its redirect (not claimed,
+    /// cancelled or pruned).
+    pub fn contains(&self, id: &str) -> bool {
+        self.dir.join(format!("{id}.json")).exists()
+    }
+
     /// Removes the flow with this id, if it is still pending (a cancelled or timed-out link).
     pub fn remove(&self, id: &str) {
         let _ = std::fs::remove_file(self.dir.join(format!("{id}.json")));

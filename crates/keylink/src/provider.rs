@@ -16,8 +16,6 @@ use crate::secret::ClientSecret;
 mod presets;
 pub use presets::{Quirks, UserEndpoint};
 
-/// The private-use URI scheme of Keylink (reverse domain name, RFC 8252 §7.1).
-pub const URL_SCHEME: &str = crate::app::KEYLINK_APP;
 /// The path every redirect URI starts with; the provider id follows it, so each provider's
 /// redirect URI is its own (RFC 9700 §4.4.2: the mix-up defence for providers without
 /// RFC 9207 `iss`).

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::client::{Keylink, UnlinkReport};
 use crate::clock::UnixTime;
+use crate::context::Context;
 use crate::error::Error;
 use crate::exchange::{self, TokenSet};
 use crate::provider::{Metadata, ProviderConfig};
@@ -15,7 +15,7 @@ use crate::store::{Account, AccountStatus, decode_tokens, encode_tokens};
 
 /// An access token this process holds.
 #[derive(Clone)]
-pub(crate) struct CachedToken {
+struct CachedToken {
     account: String,
     token: AccessToken,
     expires_at: Option<UnixTime>,
@@ -26,7 +26,25 @@ pub const REFRESH_ATTEMPTS: u32 = 3;
 /// The longest `Retry-After` Keylink waits for before giving up.
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 
-impl Keylink {
+/// What unlinking did.
+#[derive(Debug)]
+pub struct UnlinkReport {
+    /// The account that was removed.
+    pub account: Account,
+    /// Revocation at the provider: `Ok(true)` revoked, `Ok(false)` the provider has no
+    /// revocation endpoint, `Err` why it failed (the account was removed locally anyway).
+    pub revocation: Result<bool, String>,
+}
+
+/// The token source: fresh access tokens, refresh and revocation for linked accounts. It
+/// owns the access tokens this process holds; the tokens themselves live in the keychain.
+#[derive(Default)]
+pub(crate) struct TokenSource {
+    /// Access tokens this process holds, by account id and by the query used.
+    cache: std::sync::Mutex<HashMap<String, CachedToken>>,
+}
+
+impl TokenSource {
     /// A valid access token for the account, refreshed first when it expires within
     /// `min_ttl` seconds.
     ///
@@ -37,8 +55,13 @@ impl Keylink {
     /// §4.14.2). The rotated refresh token is stored before the access token is returned.
     /// `invalid_grant` marks the account `needs_relink`; network errors, 5xx and 429 are
     /// retried a bounded number of times and never change the stored tokens.
-    pub fn access_token(&self, query: &str, min_ttl: u64) -> Result<AccessToken, Error> {
-        self.fresh_token(query, min_ttl, None)
+    pub(crate) fn access_token(
+        &self,
+        ctx: &Context,
+        query: &str,
+        min_ttl: u64,
+    ) -> Result<AccessToken, Error> {
+        self.fresh_token(ctx, query, min_ttl, None)
     }
 
     /// A new access token for an account whose provider has just refused `rejected` (HTTP
@@ -46,14 +69,16 @@ impl Keylink {
     /// A refused refresh marks the account `needs_relink`.
     pub(crate) fn replace_rejected_token(
         &self,
+        ctx: &Context,
         query: &str,
         rejected: &AccessToken,
     ) -> Result<AccessToken, Error> {
-        self.fresh_token(query, 0, Some(rejected))
+        self.fresh_token(ctx, query, 0, Some(rejected))
     }
 
     fn fresh_token(
         &self,
+        ctx: &Context,
         query: &str,
         min_ttl: u64,
         rejected: Option<&AccessToken>,
@@ -67,16 +92,16 @@ impl Keylink {
         };
         if let Some(cached) = self.lock_cache().get(query)
             && rejected.is_none()
-            && fresh(cached.expires_at, self.now())
+            && fresh(cached.expires_at, ctx.now())
         {
             return Ok(cached.token.clone());
         }
-        let account = self.account(query)?;
+        let account = ctx.account(query)?;
         if account.status == AccountStatus::NeedsRelink {
             return Err(Error::NeedsRelink(account.id));
         }
-        let secrets = self.secrets()?;
-        let key = self.token_key(&account.id)?;
+        let secrets = ctx.secrets()?;
+        let key = ctx.token_key(&account.id)?;
         let load = || -> Result<TokenSet, Error> {
             let raw = secrets
                 .get(&key)?
@@ -94,16 +119,16 @@ impl Keylink {
             cache.insert(query.to_owned(), entry);
         };
         let tokens = load()?;
-        if usable(&tokens, self.now()) {
+        if usable(&tokens, ctx.now()) {
             remember(&tokens);
             return Ok(tokens.access_token);
         }
         let seen = tokens.access_token;
-        let _lock = self.account_lock(&account.id)?;
+        let _lock = account_lock(ctx, &account.id)?;
         // Another thread or process may have refreshed while we waited for the lock: its
         // result is as fresh as the provider makes tokens, even if that is less than min_ttl.
         let tokens = load()?;
-        if usable(&tokens, self.now()) || tokens.access_token != seen {
+        if usable(&tokens, ctx.now()) || tokens.access_token != seen {
             remember(&tokens);
             return Ok(tokens.access_token);
         }
@@ -111,9 +136,9 @@ impl Keylink {
             .refresh_token
             .clone()
             .ok_or_else(|| Error::NoRefreshToken(account.id.clone()))?;
-        let provider = self.provider(&account.provider)?;
-        let metadata = self.metadata(provider)?;
-        match self.refresh_with_retries(provider, &metadata, &refresh_token) {
+        let provider = ctx.provider(&account.provider)?;
+        let metadata = ctx.metadata(provider)?;
+        match refresh_with_retries(ctx, provider, &metadata, &refresh_token) {
             Ok(mut new) => {
                 // An ID token that comes with a refresh is checked like the first one and
                 // must name the same person (OIDC Core §12.2, SECURITY 42); otherwise
@@ -121,8 +146,14 @@ impl Keylink {
                 if let Some(id_token) = &new.id_token
                     && provider.is_oidc()
                 {
-                    let claims =
-                        self.validate_id_token(provider, &metadata, id_token, None, self.now())?;
+                    let claims = crate::identity::validate_id_token(
+                        ctx,
+                        provider,
+                        &metadata,
+                        id_token,
+                        None,
+                        ctx.now(),
+                    )?;
                     if claims.subject != account.subject || claims.issuer != account.issuer {
                         tracing::warn!(account = %account.id, "refreshed ID token names another subject");
                         return Err(Error::RefreshedIdentityMismatch(account.id.clone()));
@@ -141,7 +172,7 @@ impl Keylink {
                 secrets.set(&key, &encode_tokens(&new))?;
                 let expires_at = new.expires_at;
                 let scopes = new.scopes.clone();
-                self.index()?.update(|accounts| {
+                ctx.index()?.update(|accounts| {
                     if let Some(a) = accounts.iter_mut().find(|a| a.id == account.id) {
                         a.expires_at = expires_at;
                         if let Some(scopes) = scopes {
@@ -161,13 +192,13 @@ impl Keylink {
                 if current.refresh_token.as_ref() != Some(&refresh_token) {
                     // Relinked meanwhile: the new grant's token, if it is usable; else the
                     // caller asks again and refreshes the new grant.
-                    if usable(&current, self.now()) {
+                    if usable(&current, ctx.now()) {
                         remember(&current);
                         return Ok(current.access_token);
                     }
                     return Err(Error::Relinked(account.id.clone()));
                 }
-                self.index()?.update(|accounts| {
+                ctx.index()?.update(|accounts| {
                     if let Some(a) = accounts.iter_mut().find(|a| a.id == account.id) {
                         a.status = AccountStatus::NeedsRelink;
                     }
@@ -182,134 +213,131 @@ impl Keylink {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The refresh grant with bounded retries: at most [`REFRESH_ATTEMPTS`] attempts, backing
-    /// off exponentially or as long as `Retry-After` asks (up to [`MAX_RETRY_WAIT`]), and only
-    /// for errors where a retry cannot replay a token the provider already consumed.
-    fn refresh_with_retries(
-        &self,
-        provider: &ProviderConfig,
-        metadata: &Metadata,
-        refresh_token: &crate::secret::RefreshToken,
-    ) -> Result<TokenSet, exchange::ExchangeError> {
-        let mut backoff = Duration::from_millis(500);
-        let mut attempt = 1;
-        loop {
-            let result =
-                exchange::refresh(self.http(), provider, metadata, refresh_token, self.now());
-            match result {
-                Err(e) if e.is_retryable() && attempt < REFRESH_ATTEMPTS => {
-                    let wait = e.retry_after().map(Duration::from_secs).unwrap_or(backoff);
-                    if wait > MAX_RETRY_WAIT {
-                        return Err(e);
-                    }
-                    tracing::info!(attempt, wait_ms = wait.as_millis() as u64, error = %e, "retrying the refresh");
-                    std::thread::sleep(wait);
-                    backoff *= 2;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// The longest a refresh holding the account lock can take: every attempt's deadline and
-    /// the waits between them. Waiting for another process's lock longer than this means it
-    /// is stuck.
-    fn lock_wait(&self) -> Duration {
-        self.http().timeout() * (REFRESH_ATTEMPTS + 1) + MAX_RETRY_WAIT * (REFRESH_ATTEMPTS - 1)
-    }
-
-    /// Takes the per-account lock that serialises refresh and unlink across threads and
-    /// processes, waiting at most [`Keylink::lock_wait`] (SECURITY 34).
-    pub(crate) fn account_lock(&self, account: &str) -> Result<std::fs::File, Error> {
-        let dir = self.trusted_dir("locks")?;
-        let err = |e: std::io::Error| crate::store::StoreError::DataDir {
-            path: dir.clone(),
-            reason: e.to_string(),
-        };
-        crate::store::create_private_dir(&dir).map_err(err)?;
-        let file =
-            crate::store::open_private(&dir.join(format!("{account}.lock")), false).map_err(err)?;
-        let wait = self.lock_wait();
-        let deadline = std::time::Instant::now() + wait;
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(file),
-                Err(std::fs::TryLockError::WouldBlock) => {}
-                Err(std::fs::TryLockError::Error(e)) => return Err(err(e).into()),
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(Error::LockTimedOut {
-                    account: account.to_owned(),
-                    secs: wait.as_secs(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// Unlinks an account: revokes its refresh token at the provider (RFC 7009) when possible,
     /// then always deletes the keychain entry and the index entry.
-    pub fn unlink(&self, query: &str) -> Result<UnlinkReport, Error> {
-        let account = self.account(query)?;
-        let secrets = self.secrets()?;
-        let key = self.token_key(&account.id)?;
+    pub(crate) fn unlink(&self, ctx: &Context, query: &str) -> Result<UnlinkReport, Error> {
+        let account = ctx.account(query)?;
+        let secrets = ctx.secrets()?;
+        let key = ctx.token_key(&account.id)?;
         // A refresh in flight must not store tokens again after they are deleted (SECURITY 41).
-        let _lock = self.account_lock(&account.id)?;
+        let _lock = account_lock(ctx, &account.id)?;
         let tokens = secrets
             .get(&key)?
             .and_then(|raw| decode_tokens(&account.id, &raw).ok());
         let revocation = match tokens {
-            Some(tokens) => self.revoke(&account, &tokens),
+            Some(tokens) => revoke(ctx, &account, &tokens),
             None => Ok(false),
         };
         secrets.delete(&key)?;
         self.lock_cache()
             .retain(|_, cached| cached.account != account.id);
         let id = account.id.clone();
-        self.index()?
+        ctx.index()?
             .update(move |accounts| accounts.retain(|a| a.id != id))?;
         Ok(UnlinkReport {
             account,
             revocation,
         })
     }
+}
 
-    fn revoke(&self, account: &Account, tokens: &TokenSet) -> Result<bool, String> {
-        let provider = self
-            .provider(&account.provider)
-            .map_err(|e| e.to_string())?;
-        let metadata = self.metadata(provider).map_err(|e| e.to_string())?;
-        let Some(endpoint) = &metadata.revocation_endpoint else {
-            return Ok(false);
-        };
-        let (token, hint) = match &tokens.refresh_token {
-            Some(rt) => (rt.secret(), "refresh_token"),
-            None => (tokens.access_token.secret(), "access_token"),
-        };
-        // RFC 7009 §2.1, sent directly: the oauth2 crate refuses http:// revocation endpoints
-        // even on loopback.
-        let mut form = vec![
-            ("token", token),
-            ("token_type_hint", hint),
-            ("client_id", provider.client_id.as_str()),
-        ];
-        let secret;
-        if let Some(s) = &provider.client_secret {
-            secret = s.secret().to_owned();
-            form.push(("client_secret", secret.as_str()));
+/// The refresh grant with bounded retries: at most [`REFRESH_ATTEMPTS`] attempts, backing
+/// off exponentially or as long as `Retry-After` asks (up to [`MAX_RETRY_WAIT`]), and only
+/// for errors where a retry cannot replay a token the provider already consumed.
+fn refresh_with_retries(
+    ctx: &Context,
+    provider: &ProviderConfig,
+    metadata: &Metadata,
+    refresh_token: &crate::secret::RefreshToken,
+) -> Result<TokenSet, exchange::ExchangeError> {
+    let mut backoff = Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        let result = exchange::refresh(ctx.http(), provider, metadata, refresh_token, ctx.now());
+        match result {
+            Err(e) if e.is_retryable() && attempt < REFRESH_ATTEMPTS => {
+                let wait = e.retry_after().map(Duration::from_secs).unwrap_or(backoff);
+                if wait > MAX_RETRY_WAIT {
+                    return Err(e);
+                }
+                tracing::info!(attempt, wait_ms = wait.as_millis() as u64, error = %e, "retrying the refresh");
+                std::thread::sleep(wait);
+                backoff *= 2;
+                attempt += 1;
+            }
+            other => return other,
         }
-        let http = self.http();
-        let answer = http
-            .send(
-                "the revocation endpoint",
-                http.client().post(endpoint.clone()).form(&form),
-            )
-            .map_err(|e| e.to_string())?;
-        if answer.is_success() {
-            Ok(true)
-        } else {
-            Err(format!("the provider answered HTTP {}", answer.status))
+    }
+}
+
+/// The longest a refresh holding the account lock can take: every attempt's deadline and
+/// the waits between them. Waiting for another process's lock longer than this means it
+/// is stuck.
+fn lock_wait(ctx: &Context) -> Duration {
+    ctx.http().timeout() * (REFRESH_ATTEMPTS + 1) + MAX_RETRY_WAIT * (REFRESH_ATTEMPTS - 1)
+}
+
+/// Takes the per-account lock that serialises refresh and unlink across threads and
+/// processes, waiting at most [`lock_wait`] (SECURITY 34).
+fn account_lock(ctx: &Context, account: &str) -> Result<std::fs::File, Error> {
+    let dir = ctx.trusted_dir("locks")?;
+    let err = |e: std::io::Error| crate::store::StoreError::DataDir {
+        path: dir.clone(),
+        reason: e.to_string(),
+    };
+    crate::store::create_private_dir(&dir).map_err(err)?;
+    let file =
+        crate::store::open_private(&dir.join(format!("{account}.lock")), false).map_err(err)?;
+    let wait = lock_wait(ctx);
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(err(e).into()),
         }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::LockTimedOut {
+                account: account.to_owned(),
+                secs: wait.as_secs(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn revoke(ctx: &Context, account: &Account, tokens: &TokenSet) -> Result<bool, String> {
+    let provider = ctx.provider(&account.provider).map_err(|e| e.to_string())?;
+    let metadata = ctx.metadata(provider).map_err(|e| e.to_string())?;
+    let Some(endpoint) = &metadata.revocation_endpoint else {
+        return Ok(false);
+    };
+    let (token, hint) = match &tokens.refresh_token {
+        Some(rt) => (rt.secret(), "refresh_token"),
+        None => (tokens.access_token.secret(), "access_token"),
+    };
+    // RFC 7009 §2.1, sent directly: the oauth2 crate refuses http:// revocation endpoints
+    // even on loopback.
+    let mut form = vec![
+        ("token", token),
+        ("token_type_hint", hint),
+        ("client_id", provider.client_id.as_str()),
+    ];
+    let secret;
+    if let Some(s) = &provider.client_secret {
+        secret = s.secret().to_owned();
+        form.push(("client_secret", secret.as_str()));
+    }
+    let http = ctx.http();
+    let answer = http
+        .send(
+            "the revocation endpoint",
+            http.client().post(endpoint.clone()).form(&form),
+        )
+        .map_err(|e| e.to_string())?;
+    if answer.is_success() {
+        Ok(true)
+    } else {
+        Err(format!("the provider answered HTTP {}", answer.status))
     }
 }

@@ -23,6 +23,6 @@ mod device;
 // The admin's system policy: locked providers, refused user providers, network settings.
 mod policy;
 // Keylink embedded by another app: its own identity, configuration and browser.
-mod embedding;
+mod apps;
 // A hostile provider (dribbling, flooding, overflowing) and hostile local users.
 mod hostile;

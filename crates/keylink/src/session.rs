@@ -1,0 +1,464 @@
+//! Link sessions: one link in progress per app, the same shape for browser and device
+//! sign-in. A session starts, reports its progress (browser opened or code shown, waiting,
+//! exchanging) and ends linked or failed; it can be cancelled at any point, and nothing is
+//! stored once it is. Redirects the OS delivers to this process go through
+//! [`Keylink::deliver_redirect`](crate::Keylink::deliver_redirect), which drops a second
+//! delivery of the same URL and says whether the session waiting here reports the result.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+use crate::authorization::{self, Hooks};
+use crate::browser::BrowserOpener;
+use crate::context::Context;
+use crate::device::DeviceAuthorization;
+use crate::error::Error;
+use crate::flow::ReconnectTarget;
+use crate::store::Account;
+
+/// What a link session does: sign in at a provider in the browser or with a code on
+/// another device, or sign in again as an existing account.
+///
+/// ```
+/// use keylink::LinkStart;
+/// let browser = LinkStart::browser("work");
+/// let printed = LinkStart::browser("work").without_browser(); // the CLI's --no-browser
+/// let device = LinkStart::device("work");
+/// let again = LinkStart::reconnect("work-3f2a9c1b07");
+/// # let _ = (browser, printed, device, again);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkStart {
+    target: Target,
+    method: SignIn,
+    open_browser: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Provider(String),
+    Account(String),
+}
+
+/// How the person signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignIn {
+    /// In the system browser (authorization code with PKCE, RFC 8252).
+    Browser,
+    /// On another device with a short code (RFC 8628).
+    Device,
+}
+
+impl LinkStart {
+    /// Link a new account at `provider`, signing in in the system browser.
+    pub fn browser(provider: impl Into<String>) -> Self {
+        LinkStart {
+            target: Target::Provider(provider.into()),
+            method: SignIn::Browser,
+            open_browser: true,
+        }
+    }
+
+    /// Link a new account at `provider` with a code entered on another device.
+    pub fn device(provider: impl Into<String>) -> Self {
+        LinkStart {
+            target: Target::Provider(provider.into()),
+            method: SignIn::Device,
+            open_browser: false,
+        }
+    }
+
+    /// Sign in again as the account `account` (its id or email), in the browser, with
+    /// `login_hint` and `prompt=login`. Signing in as anyone else changes nothing and fails
+    /// with [`Error::WrongAccount`] (SECURITY 45).
+    pub fn reconnect(account: impl Into<String>) -> Self {
+        LinkStart {
+            target: Target::Account(account.into()),
+            method: SignIn::Browser,
+            open_browser: true,
+        }
+    }
+
+    /// Browser sign-in without opening the browser: the session hands the URL to open to
+    /// its progress callback ([`LinkProgress::OpenInBrowser`]) instead.
+    pub fn without_browser(mut self) -> Self {
+        self.open_browser = false;
+        self
+    }
+
+    /// How the person signs in.
+    pub fn method(&self) -> SignIn {
+        self.method
+    }
+}
+
+/// Identifies a link session within its process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId(u64);
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "link-{}", self.0)
+    }
+}
+
+/// Where a link session is, in the order a session reports it: `Starting`, then
+/// `BrowserOpened` (or `OpenInBrowser`) or `CodeShown`, then `Waiting`, then `Exchanging`
+/// once the sign-in came back, then the session ends with its result.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum LinkProgress {
+    /// Looking up the provider and checking the keychain.
+    Starting,
+    /// The system browser was opened at the provider's sign-in page.
+    BrowserOpened,
+    /// The page to open in a browser, for a session started
+    /// [`without_browser`](LinkStart::without_browser). It carries the request's state and
+    /// nonce: show it to the person, log it nowhere (Debug hides its query).
+    OpenInBrowser(Url),
+    /// The code to enter on another device, and where.
+    CodeShown(DeviceAuthorization),
+    /// Waiting for the person to finish signing in, at most until `deadline`.
+    Waiting {
+        /// When the session gives up.
+        deadline: Instant,
+    },
+    /// The sign-in came back: exchanging the code, validating and storing the account.
+    Exchanging,
+}
+
+impl std::fmt::Debug for LinkProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkProgress::Starting => f.write_str("Starting"),
+            LinkProgress::BrowserOpened => f.write_str("BrowserOpened"),
+            LinkProgress::OpenInBrowser(url) => {
+                let mut shown = url.clone();
+                shown.set_query(Some("[redacted]"));
+                f.debug_tuple("OpenInBrowser")
+                    .field(&shown.as_str())
+                    .finish()
+            }
+            LinkProgress::CodeShown(code) => f.debug_tuple("CodeShown").field(code).finish(),
+            LinkProgress::Waiting { deadline } => f
+                .debug_struct("Waiting")
+                .field("deadline", deadline)
+                .finish(),
+            LinkProgress::Exchanging => f.write_str("Exchanging"),
+        }
+    }
+}
+
+/// What became of a redirect delivered with
+/// [`Keylink::deliver_redirect`](crate::Keylink::deliver_redirect).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// The same URL was delivered to this process before (the OS may hand a forwarded
+    /// redirect over twice); nothing was done.
+    Duplicate,
+    /// It belonged to the link session of this process, which reports the result.
+    ToSession(SessionId),
+    /// A sign-in no session here waits for (started by another process, or refused before
+    /// it reached one): its result, for the front end to show.
+    Completed(Result<Account, Error>),
+}
+
+/// The link sessions of one [`Keylink`](crate::Keylink): the active one, the flows of this
+/// process's sessions, and the redirects already delivered.
+pub(crate) struct LinkSessions {
+    active: Mutex<Option<Active>>,
+    /// Pending flow id → its session, and whether it was cancelled. Cancelled flows are
+    /// kept, so a redirect already being exchanged for one stores nothing.
+    flows: Mutex<HashMap<String, (SessionId, bool)>>,
+    /// Hashes of the redirect URLs already delivered, keyed per process, so the URLs (which
+    /// carry codes) are not kept.
+    seen: Mutex<HashSet<u64>>,
+    hasher: RandomState,
+    next_id: AtomicU64,
+}
+
+struct Active {
+    id: SessionId,
+    provider_name: String,
+    flow_id: Option<String>,
+    cancel: Arc<AtomicBool>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Default for LinkSessions {
+    fn default() -> Self {
+        LinkSessions {
+            active: Mutex::new(None),
+            flows: Mutex::default(),
+            seen: Mutex::default(),
+            hasher: RandomState::new(),
+            next_id: AtomicU64::new(1),
+        }
+    }
+}
+
+impl LinkSessions {
+    /// Reserves this app's one link session for `start`. Cheap: no network, nothing
+    /// written; an unknown provider or account is refused here.
+    pub(crate) fn begin(
+        self: &Arc<Self>,
+        ctx: &Arc<Context>,
+        browser: &Arc<dyn BrowserOpener>,
+        start: LinkStart,
+    ) -> Result<LinkSession, Error> {
+        let (provider, reconnect) = match &start.target {
+            Target::Provider(id) => (ctx.provider(id)?.id.clone(), None),
+            Target::Account(query) => {
+                let (provider, target) = authorization::reconnect_target(ctx, query)?;
+                (provider, Some(target))
+            }
+        };
+        let provider_name = ctx.provider(&provider)?.name.clone();
+        let mut active = lock(&self.active);
+        if let Some(other) = active.as_ref() {
+            return Err(Error::LinkInProgress(other.provider_name.clone()));
+        }
+        let id = SessionId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let cancel = Arc::new(AtomicBool::new(false));
+        *active = Some(Active {
+            id,
+            provider_name,
+            flow_id: None,
+            cancel: cancel.clone(),
+        });
+        Ok(LinkSession {
+            id,
+            provider,
+            reconnect,
+            start,
+            cancel,
+            ctx: ctx.clone(),
+            browser: browser.clone(),
+            sessions: self.clone(),
+        })
+    }
+
+    /// Cancels the session `id` (the active one when `None`); returns whether one was.
+    /// Its pending flow is removed, so its redirect is refused from now on, and the slot is
+    /// free at once for a new session.
+    pub(crate) fn cancel(&self, ctx: &Context, id: Option<SessionId>) -> bool {
+        let cancelled = {
+            let mut active = lock(&self.active);
+            match active.as_ref() {
+                Some(a) if id.is_none_or(|id| id == a.id) => active.take(),
+                _ => None,
+            }
+        };
+        let Some(cancelled) = cancelled else {
+            return false;
+        };
+        cancelled.cancel.store(true, Ordering::SeqCst);
+        if let Some(flow_id) = cancelled.flow_id {
+            lock(&self.flows).insert(flow_id.clone(), (cancelled.id, true));
+            authorization::cancel(ctx, &flow_id);
+        }
+        tracing::info!(session = %cancelled.id, "link cancelled");
+        true
+    }
+
+    fn started_flow(&self, id: SessionId, flow_id: &str) {
+        lock(&self.flows).insert(flow_id.to_owned(), (id, false));
+        if let Some(active) = lock(&self.active).as_mut().filter(|a| a.id == id) {
+            active.flow_id = Some(flow_id.to_owned());
+        }
+    }
+
+    fn finished(&self, id: SessionId) {
+        let mut active = lock(&self.active);
+        if active.as_ref().is_some_and(|a| a.id == id) {
+            *active = None;
+        }
+        drop(active);
+        lock(&self.flows).retain(|_, (session, cancelled)| *session != id || *cancelled);
+    }
+
+    fn is_cancelled_flow(&self, flow_id: &str) -> bool {
+        lock(&self.flows)
+            .get(flow_id)
+            .is_some_and(|(_, cancelled)| *cancelled)
+    }
+
+    /// Completes a redirect the OS delivered to this process, once per URL.
+    pub(crate) fn deliver(&self, ctx: &Context, url: &str) -> Delivery {
+        if !lock(&self.seen).insert(self.hasher.hash_one(url)) {
+            tracing::debug!("redirect already delivered; ignoring the second delivery");
+            return Delivery::Duplicate;
+        }
+        let hooks = Hooks {
+            claimed: &mut || {},
+            may_store: &|flow_id| !self.is_cancelled_flow(flow_id),
+        };
+        let (flow_id, result) = authorization::complete_redirect(ctx, url, hooks);
+        let session = flow_id.and_then(|f| lock(&self.flows).get(&f).map(|(id, _)| *id));
+        match session {
+            Some(id) => Delivery::ToSession(id),
+            None => Delivery::Completed(result),
+        }
+    }
+}
+
+/// A reserved link session, ready to [`run`](LinkSession::run). Dropping it without
+/// running frees the app's session slot.
+pub struct LinkSession {
+    id: SessionId,
+    provider: String,
+    reconnect: Option<ReconnectTarget>,
+    start: LinkStart,
+    cancel: Arc<AtomicBool>,
+    ctx: Arc<Context>,
+    browser: Arc<dyn BrowserOpener>,
+    sessions: Arc<LinkSessions>,
+}
+
+impl std::fmt::Debug for LinkSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkSession")
+            .field("id", &self.id)
+            .field("provider", &self.provider)
+            .field("start", &self.start)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Cancels one link session from any thread (a Cancel button, an abort signal).
+#[derive(Clone)]
+pub struct LinkCanceller {
+    id: SessionId,
+    ctx: Arc<Context>,
+    sessions: Arc<LinkSessions>,
+}
+
+impl std::fmt::Debug for LinkCanceller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkCanceller")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LinkCanceller {
+    /// Cancels the session: it ends with [`Error::Cancelled`] and stores nothing. Returns
+    /// whether it was still in progress.
+    pub fn cancel(&self) -> bool {
+        self.sessions.cancel(&self.ctx, Some(self.id))
+    }
+}
+
+impl LinkSession {
+    /// The session's id.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// The id of the provider the person signs in at.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// A handle that cancels this session from another thread.
+    pub fn canceller(&self) -> LinkCanceller {
+        LinkCanceller {
+            id: self.id,
+            ctx: self.ctx.clone(),
+            sessions: self.sessions.clone(),
+        }
+    }
+
+    /// Runs the session on this thread until it is linked, fails, is cancelled, or
+    /// `timeout` passes, handing each step to `progress` (see [`LinkProgress`] for the
+    /// order). Blocks: run it on a worker thread in a GUI.
+    pub fn run(
+        self,
+        timeout: Duration,
+        mut progress: impl FnMut(&LinkProgress),
+    ) -> Result<Account, Error> {
+        let deadline = crate::clock::deadline_after(timeout);
+        progress(&LinkProgress::Starting);
+        let result = match self.start.method {
+            SignIn::Browser => self.run_browser(deadline, timeout, &mut progress),
+            SignIn::Device => {
+                let cancelled = || self.cancel.load(Ordering::SeqCst);
+                self.ctx.provider(&self.provider).and_then(|provider| {
+                    crate::device::link(
+                        &self.ctx,
+                        provider,
+                        deadline,
+                        timeout,
+                        &cancelled,
+                        &mut progress,
+                    )
+                })
+            }
+        };
+        // Whatever went wrong, a cancelled session reports that it was cancelled.
+        match result {
+            Err(_) if self.cancel.load(Ordering::SeqCst) => Err(Error::Cancelled),
+            other => other,
+        }
+    }
+
+    fn run_browser(
+        &self,
+        deadline: Instant,
+        timeout: Duration,
+        progress: &mut dyn FnMut(&LinkProgress),
+    ) -> Result<Account, Error> {
+        let cancelled = || self.cancel.load(Ordering::SeqCst);
+        let provider = self.ctx.provider(&self.provider)?;
+        let started = authorization::start(&self.ctx, provider, self.reconnect.clone())?;
+        self.sessions.started_flow(self.id, &started.flow_id);
+        let give_up = |e: Error| {
+            authorization::cancel(&self.ctx, &started.flow_id);
+            Err(e)
+        };
+        if cancelled() {
+            return give_up(Error::Cancelled);
+        }
+        let url = &started.authorization_url;
+        if self.start.open_browser {
+            if !crate::http::is_allowed_endpoint(url) {
+                return give_up(Error::UnsafeAuthorizationUrl(crate::printable(
+                    url.as_str(),
+                    200,
+                )));
+            }
+            if let Err(e) = self.browser.open(url) {
+                return give_up(e);
+            }
+            progress(&LinkProgress::BrowserOpened);
+        } else {
+            progress(&LinkProgress::OpenInBrowser(url.clone()));
+        }
+        if cancelled() {
+            return give_up(Error::Cancelled);
+        }
+        progress(&LinkProgress::Waiting { deadline });
+        let mut exchanging = || progress(&LinkProgress::Exchanging);
+        let hooks = Hooks {
+            claimed: &mut exchanging,
+            may_store: &|_| !cancelled(),
+        };
+        authorization::wait(&self.ctx, started, deadline, timeout, &cancelled, hooks)
+    }
+}
+
+impl Drop for LinkSession {
+    fn drop(&mut self) {
+        self.sessions.finished(self.id);
+    }
+}
