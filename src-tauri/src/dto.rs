@@ -33,7 +33,7 @@ impl From<&ProviderConfig> for ProviderDto {
             .or_else(|| p.endpoints.authorization_endpoint.clone())
             .and_then(|u| u.host_str().map(str::to_owned));
         Self {
-            id: p.id.clone(),
+            id: p.id.to_string(),
             name: p.name.clone(),
             host,
             redirect: match p.redirect {
@@ -109,10 +109,10 @@ impl AccountDto {
         let provider_name = keylink
             .and_then(|k| k.config().provider(&account.provider))
             .map(|p| p.name.clone())
-            .unwrap_or_else(|| account.provider.clone());
+            .unwrap_or_else(|| account.provider.to_string());
         Self {
-            id: account.id.clone(),
-            provider: account.provider.clone(),
+            id: account.id.to_string(),
+            provider: account.provider.to_string(),
             provider_name,
             name: account.name.clone(),
             email: account.email.clone(),

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
-use keylink::{Account, Delivery, Error, Keylink, LinkProgress, LinkStart, SessionId};
+use keylink::{Account, Delivery, Error, Keylink, LinkProgress, LinkStart, ProviderId, SessionId};
 
 use crate::dto::{AccountDto, AppStateDto, DeviceCodeDto, LinkDto, NoticeDto, ProviderDto};
 use crate::error::ErrorDto;
@@ -28,7 +28,7 @@ struct Inner {
     ui: Mutex<UiState>,
     completing: AtomicUsize,
     /// Providers whose discovered metadata has a device authorization endpoint.
-    device_capable: Mutex<HashSet<String>>,
+    device_capable: Mutex<HashSet<ProviderId>>,
 }
 
 #[derive(Default)]
@@ -40,7 +40,7 @@ struct UiState {
 /// The core's link session as the UI shows it.
 struct ShownLink {
     session: SessionId,
-    provider: String,
+    provider: ProviderId,
     provider_name: String,
     deadline: Instant,
     device: Option<DeviceCodeDto>,
@@ -110,7 +110,7 @@ impl Shell {
                     account: account.clone(),
                 },
                 Some(Err(error)) => LinkDto::Failed {
-                    provider: shown.provider.clone(),
+                    provider: shown.provider.to_string(),
                     provider_name: shown.provider_name.clone(),
                     error: error.clone(),
                 },
@@ -238,7 +238,7 @@ impl Shell {
         });
     }
 
-    fn device_capable(&self) -> MutexGuard<'_, HashSet<String>> {
+    fn device_capable(&self) -> MutexGuard<'_, HashSet<ProviderId>> {
         self.0
             .device_capable
             .lock()
@@ -298,7 +298,7 @@ impl Shell {
 
 fn waiting_dto(shown: &ShownLink, timeout: Duration) -> LinkDto {
     LinkDto::Waiting {
-        provider: shown.provider.clone(),
+        provider: shown.provider.to_string(),
         provider_name: shown.provider_name.clone(),
         seconds_left: shown
             .deadline

@@ -16,6 +16,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::exchange;
 use crate::flow::{Claim, PendingFlow, ReconnectTarget};
+use crate::ids::{FlowId, ProviderId};
 use crate::outcome::Outcomes;
 use crate::provider::{ProviderConfig, RedirectKind};
 use crate::store::Account;
@@ -23,7 +24,7 @@ use crate::store::Account;
 /// A started sign-in: the browser goes to `authorization_url`, the redirect comes back.
 pub(crate) struct Started {
     /// The pending flow's id.
-    pub(crate) flow_id: String,
+    pub(crate) flow_id: FlowId,
     /// The URL to open in the system browser. It carries the state and the nonce, so it is
     /// shown to the person and to nobody else.
     pub(crate) authorization_url: Url,
@@ -43,7 +44,7 @@ pub(crate) struct Hooks<'a> {
 pub(crate) fn reconnect_target(
     ctx: &Context,
     query: &str,
-) -> Result<(String, ReconnectTarget), Error> {
+) -> Result<(ProviderId, ReconnectTarget), Error> {
     let account = ctx.account(query)?;
     let shown = account
         .email
@@ -201,7 +202,7 @@ pub(crate) fn complete_redirect(
     ctx: &Context,
     url: &str,
     hooks: Hooks<'_>,
-) -> (Option<String>, Result<Account, Error>) {
+) -> (Option<FlowId>, Result<Account, Error>) {
     let claim = || -> Result<(PendingFlow, AuthorizationResponse), Error> {
         let response = parse_redirect(url)?;
         let now = ctx.now();

@@ -17,6 +17,7 @@ use crate::clock::{Clock, UnixTime};
 use crate::error::Error;
 use crate::flow::PendingFlows;
 use crate::id_token::Jwks;
+use crate::ids::ProviderId;
 use crate::provider::{Config, Metadata, ProviderConfig, discover};
 use crate::store::{Account, Index, Keychain, SecretStore};
 
@@ -27,7 +28,7 @@ pub(crate) struct Context {
     pub(crate) http: crate::http::Http,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) secrets: Mutex<Option<Arc<dyn SecretStore>>>,
-    pub(crate) metadata: Mutex<HashMap<String, Arc<Metadata>>>,
+    pub(crate) metadata: Mutex<HashMap<ProviderId, Arc<Metadata>>>,
     pub(crate) jwks: Mutex<HashMap<Url, Arc<Jwks>>>,
     /// The data directory's keychain id, once read (see [`Context::token_key`]).
     pub(crate) keychain_id: Mutex<Option<String>>,

@@ -125,7 +125,7 @@ pub(crate) fn link(
     let endpoint = metadata
         .device_authorization_endpoint
         .as_ref()
-        .ok_or_else(|| DeviceError::Unsupported(provider.id.clone()))?;
+        .ok_or_else(|| DeviceError::Unsupported(provider.id.to_string()))?;
     if cancelled() {
         return Err(Error::Cancelled);
     }

@@ -5,6 +5,7 @@ use crate::exchange::ExchangeError;
 use crate::flow::PendingError;
 use crate::http::HttpError;
 use crate::id_token::IdTokenError;
+use crate::ids::AccountId;
 use crate::provider::{ConfigError, DiscoveryError};
 use crate::store::StoreError;
 
@@ -93,14 +94,14 @@ pub enum Error {
     #[error(
         "the account {0} must be linked again (the provider no longer accepts its refresh token); run `keylink link` for its provider"
     )]
-    NeedsRelink(String),
+    NeedsRelink(AccountId),
     /// Another process held the account's lock for longer than any refresh can take.
     #[error(
         "another Keylink process has been busy with the account {account} for more than {secs} s; try again in a moment"
     )]
     LockTimedOut {
         /// The account id.
-        account: String,
+        account: AccountId,
         /// How long Keylink waited.
         secs: u64,
     },
@@ -108,10 +109,10 @@ pub enum Error {
     #[error(
         "the provider's refreshed ID token names a different account than {0}, so the refresh was refused and the stored tokens were kept; link the account again if this persists"
     )]
-    RefreshedIdentityMismatch(String),
+    RefreshedIdentityMismatch(AccountId),
     /// The account was linked again while its old grant was being refreshed.
     #[error("the account {0} was linked again while its token was being refreshed; try again")]
-    Relinked(String),
+    Relinked(AccountId),
     /// A reconnect signed in as another account than the one being reconnected.
     #[error(
         "you signed in as {signed_in_as}, not {expected}: nothing was changed ({expected} still needs reconnecting and {signed_in_as} was not added); reconnect again and sign in as {expected}"
@@ -141,7 +142,7 @@ pub enum Error {
     #[error(
         "the access token of {0} expires too soon and there is no refresh token; link the account again"
     )]
-    NoRefreshToken(String),
+    NoRefreshToken(AccountId),
 }
 
 /// What kind of failure an [`Error`] is: the small set a front end switches on (the app's

@@ -6,6 +6,7 @@
 //! it. Claiming one is an atomic rename: of two processes handed the same redirect, exactly
 //! one wins.
 
+use crate::ids::{AccountId, FlowId, ProviderId};
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -61,9 +62,9 @@ impl Nonce {
 #[derive(Debug)]
 pub struct PendingFlow {
     /// Random, non-secret id, used to report the outcome to the process waiting for it.
-    pub id: String,
+    pub id: FlowId,
     /// Provider id.
-    pub provider: String,
+    pub provider: ProviderId,
     /// Issuer the redirect's `iss` must equal (RFC 9207).
     pub issuer: Option<String>,
     /// The provider promised `iss` in every authorization response.
@@ -87,7 +88,7 @@ pub struct PendingFlow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReconnectTarget {
     /// The account id.
-    pub account: String,
+    pub account: AccountId,
     /// Its subject at the issuer.
     pub subject: String,
     /// How the person knows it (email, else name, else subject), also the `login_hint`.
@@ -104,7 +105,7 @@ impl PendingFlow {
         now: UnixTime,
     ) -> (PendingFlow, Url) {
         let flow = PendingFlow {
-            id: hex(&Sha256::digest(random_token(16).as_bytes())[..8]),
+            id: FlowId::new(hex(&Sha256::digest(random_token(16).as_bytes())[..8])),
             provider: provider.id.clone(),
             issuer: metadata.issuer.clone(),
             require_iss: metadata.authorization_response_iss_parameter_supported,
@@ -341,8 +342,8 @@ fn read_flow(path: &Path) -> Option<PendingFlow> {
     let bytes = crate::store::read_private(path).ok()?;
     let f: PendingFlowFile<'_> = serde_json::from_slice(&bytes).ok()?;
     Some(PendingFlow {
-        id: f.id.to_owned(),
-        provider: f.provider.to_owned(),
+        id: FlowId::new(f.id),
+        provider: ProviderId::new(f.provider),
         issuer: f.issuer.map(str::to_owned),
         require_iss: f.require_iss,
         redirect_uri: Url::parse(f.redirect_uri).ok()?,

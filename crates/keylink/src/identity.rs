@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::exchange::TokenSet;
 use crate::flow::ReconnectTarget;
 use crate::id_token::{self, Expected};
+use crate::ids::{AccountId, IssuerUrl, ProviderId};
 use crate::provider::{Metadata, ProviderConfig};
 use crate::secret::AccessToken;
 use crate::store::{Account, AccountStatus, encode_tokens};
@@ -115,7 +116,7 @@ fn identify(
     nonce: Option<&crate::secret::Nonce>,
     tokens: &TokenSet,
     now: UnixTime,
-) -> Result<(String, String, Option<String>, Option<String>), Error> {
+) -> Result<(IssuerUrl, String, Option<String>, Option<String>), Error> {
     if provider.is_oidc() {
         let id_token = tokens
             .id_token
@@ -142,7 +143,7 @@ fn identify(
                 Err(e) => tracing::warn!(error = %e, "userinfo unavailable"),
             }
         }
-        return Ok((claims.issuer, claims.subject, email, name));
+        return Ok((IssuerUrl::new(claims.issuer), claims.subject, email, name));
     }
     let endpoint = metadata
         .userinfo_endpoint
@@ -158,7 +159,7 @@ fn identify(
     let subject = info
         .subject
         .ok_or_else(|| Error::NoIdentity("userinfo has no subject".into()))?;
-    let issuer = metadata.token_endpoint.origin().ascii_serialization();
+    let issuer = IssuerUrl::new(metadata.token_endpoint.origin().ascii_serialization());
     Ok((issuer, subject, info.email, info.name))
 }
 
@@ -232,10 +233,10 @@ pub(crate) fn check_connection(
 
 /// A stable account id: the provider id and a hash of (issuer, subject) (SECURITY 20: never the
 /// email).
-pub fn account_id(provider: &str, issuer: &str, subject: &str) -> String {
+pub fn account_id(provider: &ProviderId, issuer: &IssuerUrl, subject: &str) -> AccountId {
     let digest = Sha256::digest(format!("{issuer}\n{subject}").as_bytes());
     let hex: String = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{provider}-{hex}")
+    AccountId::new(format!("{provider}-{hex}"))
 }
 
 /// Why the user endpoint gave no answer.

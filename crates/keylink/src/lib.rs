@@ -59,6 +59,7 @@ mod flow;
 mod http;
 mod id_token;
 mod identity;
+mod ids;
 #[cfg(test)]
 mod mutate;
 mod outcome;
@@ -96,6 +97,7 @@ pub use id_token::{
     Expected, IdClaims, IdTokenError, Jwks, allowed_algorithms, validate as validate_id_token,
 };
 pub use identity::{ConnectionCheck, account_id};
+pub use ids::{AccountId, FlowId, IssuerUrl, ProviderId};
 pub use provider::{
     CALLBACK_PATH, Config, ConfigError, DiscoveryError, EndpointOverrides, Metadata,
     ProviderConfig, Quirks, RedirectKind, UserEndpoint, discover,

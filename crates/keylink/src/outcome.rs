@@ -41,7 +41,7 @@ impl Outcomes {
     pub(crate) fn record(&self, flow_id: &str, result: &Result<Account, Error>) {
         let outcome = match result {
             Ok(account) => Outcome::Linked {
-                account: account.id.clone(),
+                account: account.id.to_string(),
             },
             Err(e) => Outcome::Failed {
                 code: e.code().as_str().into(),

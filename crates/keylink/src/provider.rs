@@ -3,6 +3,7 @@
 //!
 //! A [`Config`] that exists is valid: every URL is parsed and allowed, every provider is usable.
 
+use crate::ids::ProviderId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -78,7 +79,7 @@ pub enum RedirectKind {
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
     /// Key under `[providers]`, used on the command line.
-    pub id: String,
+    pub id: ProviderId,
     /// Display name.
     pub name: String,
     /// OpenID issuer; discovery happens at `<issuer>/.well-known/openid-configuration`.
@@ -620,7 +621,7 @@ fn parse_provider(file: &Path, id: &str, raw: RawProvider) -> Result<ProviderCon
         ));
     }
     Ok(ProviderConfig {
-        id: id.to_owned(),
+        id: ProviderId::new(id),
         name: raw.name.unwrap_or_else(|| id.to_owned()),
         issuer,
         client_id,
@@ -822,7 +823,7 @@ pub fn discover(
             (&overrides.authorization_endpoint, &overrides.token_endpoint)
         else {
             return Err(DiscoveryError::Malformed {
-                issuer: provider.id.clone(),
+                issuer: provider.id.to_string(),
                 reason: "no issuer and no explicit endpoints".into(),
             });
         };

@@ -19,6 +19,7 @@ use crate::context::Context;
 use crate::device::DeviceAuthorization;
 use crate::error::Error;
 use crate::flow::ReconnectTarget;
+use crate::ids::{FlowId, ProviderId};
 use crate::store::Account;
 
 /// What a link session does: sign in at a provider in the browser or with a code on
@@ -41,7 +42,7 @@ pub struct LinkStart {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
-    Provider(String),
+    Provider(ProviderId),
     Account(String),
 }
 
@@ -57,7 +58,7 @@ pub enum SignIn {
 
 impl LinkStart {
     /// Link a new account at `provider`, signing in in the system browser.
-    pub fn browser(provider: impl Into<String>) -> Self {
+    pub fn browser(provider: impl Into<ProviderId>) -> Self {
         LinkStart {
             target: Target::Provider(provider.into()),
             method: SignIn::Browser,
@@ -66,7 +67,7 @@ impl LinkStart {
     }
 
     /// Link a new account at `provider` with a code entered on another device.
-    pub fn device(provider: impl Into<String>) -> Self {
+    pub fn device(provider: impl Into<ProviderId>) -> Self {
         LinkStart {
             target: Target::Provider(provider.into()),
             method: SignIn::Device,
@@ -176,7 +177,7 @@ pub(crate) struct LinkSessions {
     active: Mutex<Option<Active>>,
     /// Pending flow id → its session, and whether it was cancelled. Cancelled flows are
     /// kept, so a redirect already being exchanged for one stores nothing.
-    flows: Mutex<HashMap<String, (SessionId, bool)>>,
+    flows: Mutex<HashMap<FlowId, (SessionId, bool)>>,
     /// Hashes of the redirect URLs already delivered, keyed per process, so the URLs (which
     /// carry codes) are not kept.
     seen: Mutex<HashSet<u64>>,
@@ -187,7 +188,7 @@ pub(crate) struct LinkSessions {
 struct Active {
     id: SessionId,
     provider_name: String,
-    flow_id: Option<String>,
+    flow_id: Option<FlowId>,
     cancel: Arc<AtomicBool>,
 }
 
@@ -271,10 +272,10 @@ impl LinkSessions {
         true
     }
 
-    fn started_flow(&self, id: SessionId, flow_id: &str) {
-        lock(&self.flows).insert(flow_id.to_owned(), (id, false));
+    fn started_flow(&self, id: SessionId, flow_id: &FlowId) {
+        lock(&self.flows).insert(flow_id.clone(), (id, false));
         if let Some(active) = lock(&self.active).as_mut().filter(|a| a.id == id) {
-            active.flow_id = Some(flow_id.to_owned());
+            active.flow_id = Some(flow_id.clone());
         }
     }
 
@@ -316,7 +317,7 @@ impl LinkSessions {
 /// running frees the app's session slot.
 pub struct LinkSession {
     id: SessionId,
-    provider: String,
+    provider: ProviderId,
     reconnect: Option<ReconnectTarget>,
     start: LinkStart,
     cancel: Arc<AtomicBool>,
@@ -366,7 +367,7 @@ impl LinkSession {
     }
 
     /// The id of the provider the person signs in at.
-    pub fn provider(&self) -> &str {
+    pub fn provider(&self) -> &ProviderId {
         &self.provider
     }
 

@@ -6,6 +6,7 @@
 //! Token sets go through [`Chunked`] (entries small enough for every platform, torn writes
 //! impossible to read as a mix) and [`Timed`] (a locked keychain cannot hang the caller).
 
+use crate::ids::{AccountId, IssuerUrl, ProviderId};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -359,11 +360,11 @@ pub enum AccountStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     /// Stable id: provider id and a hash of (issuer, subject).
-    pub id: String,
+    pub id: AccountId,
     /// Provider id.
-    pub provider: String,
+    pub provider: ProviderId,
     /// Issuer.
-    pub issuer: String,
+    pub issuer: IssuerUrl,
     /// Subject at the issuer.
     pub subject: String,
     /// Email, when the provider shared it.

@@ -9,6 +9,7 @@ use crate::clock::UnixTime;
 use crate::context::Context;
 use crate::error::Error;
 use crate::exchange::{self, TokenSet};
+use crate::ids::AccountId;
 use crate::provider::{Metadata, ProviderConfig};
 use crate::secret::AccessToken;
 use crate::store::{Account, AccountStatus, decode_tokens, encode_tokens};
@@ -16,7 +17,7 @@ use crate::store::{Account, AccountStatus, decode_tokens, encode_tokens};
 /// An access token this process holds.
 #[derive(Clone)]
 struct CachedToken {
-    account: String,
+    account: AccountId,
     token: AccessToken,
     expires_at: Option<UnixTime>,
 }
@@ -115,7 +116,7 @@ impl TokenSource {
                 expires_at: tokens.expires_at,
             };
             let mut cache = self.lock_cache();
-            cache.insert(account.id.clone(), entry.clone());
+            cache.insert(account.id.to_string(), entry.clone());
             cache.insert(query.to_owned(), entry);
         };
         let tokens = load()?;
@@ -154,7 +155,8 @@ impl TokenSource {
                         None,
                         ctx.now(),
                     )?;
-                    if claims.subject != account.subject || claims.issuer != account.issuer {
+                    if claims.subject != account.subject || account.issuer.as_str() != claims.issuer
+                    {
                         tracing::warn!(account = %account.id, "refreshed ID token names another subject");
                         return Err(Error::RefreshedIdentityMismatch(account.id.clone()));
                     }
@@ -279,7 +281,7 @@ fn lock_wait(ctx: &Context) -> Duration {
 
 /// Takes the per-account lock that serialises refresh and unlink across threads and
 /// processes, waiting at most [`lock_wait`] (SECURITY 34).
-fn account_lock(ctx: &Context, account: &str) -> Result<std::fs::File, Error> {
+fn account_lock(ctx: &Context, account: &AccountId) -> Result<std::fs::File, Error> {
     let dir = ctx.trusted_dir("locks")?;
     let err = |e: std::io::Error| crate::store::StoreError::DataDir {
         path: dir.clone(),
