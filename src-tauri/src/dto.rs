@@ -232,13 +232,14 @@ impl UnlinkDto {
     /// The summary of an unlink report.
     pub fn new(report: &keylink::UnlinkReport, keylink: Option<&Keylink>) -> Self {
         let (revoked, warning) = match &report.revocation {
-            Ok(revoked) => (*revoked, None),
-            Err(reason) => (
+            keylink::Revocation::Revoked => (true, None),
+            keylink::Revocation::Failed(reason) => (
                 false,
                 Some(crate::error::sentence(&format!(
                     "the provider could not be told to revoke access ({reason}); the account was removed from this computer anyway"
                 ))),
             ),
+            keylink::Revocation::NotSupported => (false, None),
         };
         Self {
             account: AccountDto::new(&report.account, keylink),

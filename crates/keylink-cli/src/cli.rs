@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use keylink::rfc3339;
-use keylink::{Account, AccountStatus};
+use keylink::{Account, AccountStatus, Revocation};
 use keylink::{AppIdentity, Environment, Keylink, LinkProgress, LinkStart};
 use keylink::{Error, ErrorCode};
 
@@ -354,15 +354,15 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
         Commands::Unlink { account } => {
             let report = keylink.unlink(&account)?;
             match report.revocation {
-                Ok(true) => eprintln!(
+                Revocation::Revoked => eprintln!(
                     "Revoked the tokens of {} at the provider.",
                     report.account.id
                 ),
-                Ok(false) => eprintln!(
+                Revocation::NotSupported => eprintln!(
                     "The provider has no revocation endpoint; the tokens of {} were only deleted locally.",
                     report.account.id
                 ),
-                Err(e) => eprintln!(
+                Revocation::Failed(e) => eprintln!(
                     "warning: could not revoke the tokens of {} at the provider ({e}); they were deleted locally.",
                     report.account.id
                 ),

@@ -114,4 +114,4 @@ pub use store::{
     Account, AccountStatus, Chunked, DEFAULT_KEYCHAIN_TIMEOUT, Index, KEYCHAIN_SERVICE, Keychain,
     MAX_ENTRY_BYTES, MAX_VALUE_BYTES, SecretStore, StoreError, Timed, open_token_store,
 };
-pub use tokens::{MAX_RETRY_WAIT, REFRESH_ATTEMPTS, UnlinkReport};
+pub use tokens::{MAX_RETRY_WAIT, REFRESH_ATTEMPTS, Revocation, UnlinkReport};

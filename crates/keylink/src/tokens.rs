@@ -32,9 +32,19 @@ pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 pub struct UnlinkReport {
     /// The account that was removed.
     pub account: Account,
-    /// Revocation at the provider: `Ok(true)` revoked, `Ok(false)` the provider has no
-    /// revocation endpoint, `Err` why it failed (the account was removed locally anyway).
-    pub revocation: Result<bool, String>,
+    /// What the provider was told (the account was removed locally in every case).
+    pub revocation: Revocation,
+}
+
+/// Revocation at the provider when unlinking (RFC 7009).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// The provider revoked the grant.
+    Revoked,
+    /// The provider has no revocation endpoint.
+    NotSupported,
+    /// Revoking failed, for this reason (no secrets in it).
+    Failed(String),
 }
 
 /// The token source: fresh access tokens, refresh and revocation for linked accounts. It
@@ -228,7 +238,7 @@ impl TokenSource {
             .and_then(|raw| decode_tokens(&account.id, &raw).ok());
         let revocation = match tokens {
             Some(tokens) => revoke(ctx, &account, &tokens),
-            None => Ok(false),
+            None => Revocation::NotSupported,
         };
         secrets.delete(&key)?;
         self.lock_cache()
@@ -308,11 +318,17 @@ fn account_lock(ctx: &Context, account: &AccountId) -> Result<std::fs::File, Err
     }
 }
 
-fn revoke(ctx: &Context, account: &Account, tokens: &TokenSet) -> Result<bool, String> {
-    let provider = ctx.provider(&account.provider).map_err(|e| e.to_string())?;
-    let metadata = ctx.metadata(provider).map_err(|e| e.to_string())?;
+fn revoke(ctx: &Context, account: &Account, tokens: &TokenSet) -> Revocation {
+    let provider = match ctx.provider(&account.provider) {
+        Ok(provider) => provider,
+        Err(e) => return Revocation::Failed(e.to_string()),
+    };
+    let metadata = match ctx.metadata(provider) {
+        Ok(metadata) => metadata,
+        Err(e) => return Revocation::Failed(e.to_string()),
+    };
     let Some(endpoint) = &metadata.revocation_endpoint else {
-        return Ok(false);
+        return Revocation::NotSupported;
     };
     let (token, hint) = match &tokens.refresh_token {
         Some(rt) => (rt.secret(), "refresh_token"),
@@ -331,15 +347,12 @@ fn revoke(ctx: &Context, account: &Account, tokens: &TokenSet) -> Result<bool, S
         form.push(("client_secret", secret.as_str()));
     }
     let http = ctx.http();
-    let answer = http
-        .send(
-            "the revocation endpoint",
-            http.client().post(endpoint.clone()).form(&form),
-        )
-        .map_err(|e| e.to_string())?;
-    if answer.is_success() {
-        Ok(true)
-    } else {
-        Err(format!("the provider answered HTTP {}", answer.status))
+    match http.send(
+        "the revocation endpoint",
+        http.client().post(endpoint.clone()).form(&form),
+    ) {
+        Ok(answer) if answer.is_success() => Revocation::Revoked,
+        Ok(answer) => Revocation::Failed(format!("the provider answered HTTP {}", answer.status)),
+        Err(e) => Revocation::Failed(e.to_string()),
     }
 }
