@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::api::{ApiRequest, ApiResponse};
 use crate::app::{AppIdentity, Environment};
 use crate::authorization::{self, Hooks};
 use crate::browser::{BrowserOpener, SystemBrowser};
@@ -300,6 +301,15 @@ impl Keylink {
     /// then always deletes the keychain entry and the index entry.
     pub fn unlink(&self, query: &str) -> Result<UnlinkReport, Error> {
         self.tokens.unlink(&self.ctx, query)
+    }
+
+    /// Calls the provider's API as the account `query`: the request goes only to an origin
+    /// listed in the provider's `api_origins` (else [`Error::ApiNotAllowed`], nothing sent),
+    /// with a fresh access token attached here, the usual deadline and size cap, redirects not
+    /// followed, and one refresh when the API refuses the token. The answer holds nothing
+    /// that could carry the token. For front ends that must never see a token (a webview).
+    pub fn api_request(&self, query: &str, request: &ApiRequest) -> Result<ApiResponse, Error> {
+        crate::api::request(&self.ctx, &self.tokens, query, request)
     }
 
     /// Asks the provider's user endpoint who the account's tokens belong to, with an access

@@ -58,6 +58,13 @@ pub enum Error {
     /// The link was cancelled (by the person or the app) before anything was stored.
     #[error("the link was cancelled and nothing was linked; start it again when you are ready")]
     Cancelled,
+    /// An API request was refused before it was sent (an origin outside the provider's
+    /// `api_origins`, a credential header, an unknown method).
+    #[error("{0}")]
+    ApiNotAllowed(String),
+    /// An API request failed in transit (no answer, too slow, too large).
+    #[error("the provider's API did not answer: {0}")]
+    ApiFailed(String),
     /// Another link of this app is in progress (one at a time per app).
     #[error("a link to {0} is already in progress; finish or cancel it before starting another")]
     LinkInProgress(String),
@@ -175,6 +182,8 @@ pub enum ErrorCode {
     LinkFailed,
     /// `doctor` found failing checks.
     ChecksFailed,
+    /// The request is not allowed (an API origin outside `api_origins`).
+    NotAllowed,
     /// Anything else: a bug.
     Internal,
 }
@@ -195,6 +204,7 @@ impl ErrorCode {
             ErrorCode::Busy => "busy",
             ErrorCode::LinkFailed => "link_failed",
             ErrorCode::ChecksFailed => "checks_failed",
+            ErrorCode::NotAllowed => "not_allowed",
             ErrorCode::Internal => "internal",
         }
     }
@@ -226,6 +236,8 @@ impl Error {
             | Error::WrongAccount { .. }
             | Error::UnsafeAuthorizationUrl(_) => ErrorCode::Provider,
             Error::Browser(_) => ErrorCode::Browser,
+            Error::ApiNotAllowed(_) => ErrorCode::NotAllowed,
+            Error::ApiFailed(_) => ErrorCode::Provider,
             Error::LockTimedOut { .. } | Error::Relinked(_) | Error::LinkInProgress(_) => {
                 ErrorCode::Busy
             }

@@ -43,6 +43,7 @@
 
 #![warn(missing_docs)]
 
+mod api;
 mod app;
 mod authorization;
 mod browser;
@@ -69,6 +70,7 @@ mod session;
 mod store;
 mod tokens;
 
+pub use api::{ApiRequest, ApiResponse};
 pub use app::{AppIdentity, Environment, KEYLINK_APP};
 pub use browser::{BrowserOpener, SystemBrowser};
 pub use callback::{

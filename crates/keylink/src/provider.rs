@@ -100,6 +100,10 @@ pub struct ProviderConfig {
     pub endpoints: EndpointOverrides,
     /// Extra query parameters of the authorization request.
     pub authorize_params: BTreeMap<String, String>,
+    /// Origins (`https://api.example.com`) an app may send this provider's accounts' access
+    /// tokens to through [`Keylink::api_request`](crate::Keylink::api_request): exact
+    /// origins, https (or http on loopback) only.
+    pub api_origins: Vec<url::Origin>,
     /// Set by a locked system policy: the user file cannot replace this provider.
     pub locked: bool,
     /// Defined by the system policy file (shown as such by `keylink providers` and the app).
@@ -236,6 +240,8 @@ struct RawProvider {
     device_authorization_endpoint: Option<String>,
     #[serde(default)]
     authorize_params: BTreeMap<String, String>,
+    #[serde(default)]
+    api_origins: Vec<String>,
     #[serde(default)]
     locked: bool,
 }
@@ -620,6 +626,27 @@ fn parse_provider(file: &Path, id: &str, raw: RawProvider) -> Result<ProviderCon
             "is set by Keylink itself and cannot be configured",
         ));
     }
+    let mut api_origins = Vec::new();
+    for text in &raw.api_origins {
+        let url = Url::parse(text).ok().filter(|u| {
+            is_allowed_endpoint(u)
+                && matches!(u.path(), "" | "/")
+                && u.query().is_none()
+                && u.fragment().is_none()
+                && u.username().is_empty()
+                && u.password().is_none()
+        });
+        let Some(url) = url else {
+            return Err(invalid(
+                file,
+                &key("api_origins"),
+                &format!(
+                    "has {text:?}, which is not an origin; write https://host or https://host:port (http only on 127.0.0.1 or localhost)"
+                ),
+            ));
+        };
+        api_origins.push(url.origin());
+    }
     Ok(ProviderConfig {
         id: ProviderId::new(id),
         name: raw.name.unwrap_or_else(|| id.to_owned()),
@@ -631,6 +658,7 @@ fn parse_provider(file: &Path, id: &str, raw: RawProvider) -> Result<ProviderCon
         redirect_uri,
         endpoints,
         authorize_params: raw.authorize_params,
+        api_origins,
         locked: raw.locked,
         from_policy: false,
         preset: raw.preset,

@@ -97,6 +97,7 @@ fn config(idp: &Idp) -> keylink::Config {
     keylink::Config::parse(&format!(
         "[providers.demo]\nname = \"Demo\"\nissuer = \"{issuer}\"\nclient_id = \"keylink-demo\"\n\
          scopes = [\"openid\", \"profile\", \"email\", \"offline_access\"]\n\
+         api_origins = [\"{issuer}\"]\n\
          [providers.demo-loopback]\nname = \"Demo (loopback)\"\nissuer = \"{issuer}\"\n\
          client_id = \"keylink-demo\"\nredirect = \"loopback\"\n\
          [network]\nca_file = \"{ca}\"\ntimeout_secs = 10\n",
@@ -480,4 +481,56 @@ fn reconnecting_as_someone_else_changes_nothing_and_says_who_signed_in() {
     notes.deliver_redirect(&bob_browser.captured());
     assert_eq!(running.finish().1.unwrap().id, bob);
     notes.unlink(&bob).unwrap();
+}
+
+#[test]
+fn api_requests_carry_the_token_only_to_the_providers_api_origins() {
+    let idp = Idp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let browser = ScriptedBrowser::new(&idp, dir.path(), "alice");
+    let keylink = app(
+        &idp,
+        "com.example.notes",
+        &dir.path().join("data"),
+        browser.clone(),
+    );
+    let account = link(&keylink, &browser);
+    let token = keylink.access_token(&account.id, 60).unwrap();
+
+    // The provider's userinfo endpoint, with the token attached here.
+    let userinfo = url::Url::parse(&format!("{}/me", idp.issuer)).unwrap();
+    let before = idp.stats().userinfo;
+    let answer = keylink
+        .api_request(&account.id, &keylink::ApiRequest::get(userinfo.clone()))
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    let claims: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(claims["sub"], account.subject.as_str());
+    assert_eq!(idp.stats().userinfo, before + 1);
+    let shown = format!(
+        "{:?}{}",
+        answer.headers,
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert!(
+        !shown.contains(token.secret()),
+        "the answer carries no token"
+    );
+
+    // Anywhere else: refused before anything is sent.
+    let elsewhere = url::Url::parse("https://127.0.0.1:9/me").unwrap();
+    let refused = keylink
+        .api_request(&account.id, &keylink::ApiRequest::get(elsewhere))
+        .unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::NotAllowed);
+    assert!(refused.to_string().contains("api_origins"), "{refused}");
+    // Credentials are Keylink's to set.
+    let mut own_auth = keylink::ApiRequest::get(userinfo);
+    own_auth
+        .headers
+        .push(("Authorization".into(), "Bearer mine".into()));
+    let refused = keylink.api_request(&account.id, &own_auth).unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::NotAllowed);
+    assert_eq!(idp.stats().userinfo, before + 1, "nothing more was sent");
+    keylink.unlink(&account.id).unwrap();
 }
