@@ -25,6 +25,7 @@ test: deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	scripts/audit.sh
+	scripts/test-guest-js.sh
 	scripts/with-keyring.sh cargo test --workspace
 	cargo build --workspace --bins
 	scripts/test-app.sh e2e

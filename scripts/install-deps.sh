@@ -44,3 +44,9 @@ fi
 if [[ ! -d tests/idp/node_modules/oidc-provider ]] || [[ tests/idp/package-lock.json -nt tests/idp/node_modules/.package-lock.json ]]; then
     npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
 fi
+
+# The plugin's JS API toolchain (TypeScript, esbuild), exactly as locked.
+plugin=crates/tauri-plugin-keylink
+if [[ ! -d $plugin/node_modules/esbuild ]] || [[ $plugin/package-lock.json -nt $plugin/node_modules/.package-lock.json ]]; then
+    npm ci --prefix "$plugin" --no-audit --no-fund --loglevel=error
+fi

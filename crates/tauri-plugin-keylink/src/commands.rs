@@ -1,0 +1,259 @@
+//! The commands: each runs on a blocking worker thread (the core does blocking I/O and
+//! keychain calls, never on the main thread) and forwards to one core call. None returns a
+//! token.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use tauri::ipc::Channel;
+use tauri::{Runtime, State as Managed};
+
+use crate::dto::{
+    Account, AccountsChanged, Connection, FetchInit, FetchResponse, Progress, Provider, Unlinked,
+};
+use crate::{Error, Result, State};
+
+type PluginState<'a> = Managed<'a, Arc<State>>;
+
+async fn blocking<T: Send + 'static>(
+    state: &PluginState<'_>,
+    f: impl FnOnce(&State) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let state = state.inner().clone();
+    tauri::async_runtime::spawn_blocking(move || f(&state))
+        .await
+        .map_err(|_| {
+            Error::new(
+                keylink::ErrorCode::Internal,
+                "the request was interrupted; try again",
+            )
+        })?
+}
+
+/// The configured providers.
+#[tauri::command]
+pub(crate) async fn providers<R: Runtime>(
+    _app: tauri::AppHandle<R>,
+    state: PluginState<'_>,
+) -> Result<Vec<Provider>> {
+    blocking(&state, |s| {
+        Ok(s.keylink
+            .config()
+            .providers
+            .values()
+            .map(|p| Provider::new(&s.keylink, p))
+            .collect())
+    })
+    .await
+}
+
+/// The linked accounts.
+#[tauri::command]
+pub(crate) async fn accounts<R: Runtime>(
+    _app: tauri::AppHandle<R>,
+    state: PluginState<'_>,
+) -> Result<Vec<Account>> {
+    blocking(&state, |s| {
+        Ok(s.keylink.accounts()?.iter().map(Account::from).collect())
+    })
+    .await
+}
+
+/// Runs a link session for `start`, reporting each step on `progress`.
+fn run_session(
+    state: &State,
+    start: keylink::LinkStart,
+    progress: &Channel<Progress>,
+) -> Result<Account> {
+    let session = state.keylink.link(start)?;
+    let id = session.id().to_string();
+    state
+        .cancellers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((id.clone(), session.canceller()));
+    let _ = progress.send(Progress::Starting {
+        session: id.clone(),
+    });
+    let result = session.run(state.timeout, |step| {
+        if let Some(step) = Progress::from_core(step) {
+            let _ = progress.send(step);
+        }
+    });
+    state
+        .cancellers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|(s, _)| *s != id);
+    let account = result?;
+    state.accounts_changed(None);
+    Ok(Account::from(&account))
+}
+
+/// Links an account at `provider` in the system browser.
+#[tauri::command]
+pub(crate) async fn link<R: Runtime>(
+    _app: tauri::AppHandle<R>,
+    state: PluginState<'_>,
+    provider: String,
+    on_progress: Channel<Progress>,
+) -> Result<Account> {
+    blocking(&state, move |s| {
+        run_session(s, keylink::LinkStart::browser(provider), &on_progress)
+    })
+    .await
+}
+
+/// Links an account at `provider` with a code entered on another device.
+#[tauri::command]
+pub(crate) async fn link_with_device<R: Runtime>(
+    _app: tauri::AppHandle<R>,
+    state: PluginState<'_>,
+    provider: String,
+    on_progress: Channel<Progress>,
+) -> Result<Account> {
+    blocking(&state, move |s| {
+        run_session(s, keylink::LinkStart::device(provider), &on_progress)
+    })
+    .await
+}
+
+/// Signs in again as `account`; signing in as anyone else changes nothing.
+#[tauri::command]
+pub(crate) async fn reconnect<R: Runtime>(
+    _app: tauri::AppHandle<R>,
+    state: PluginState<'_>,
+    account: String,
+    on_progress: Channel<Progress>,
+) -> Result<Account> {
+    blocking(&state, move |s| {
+        run_session(s, keylink::LinkStart::reconnect(account), &on_progress)
+    })
+    .await
+}
+
+/// Cancels the link session `session` (the one in progress when not given).
+#[tauri::command]
+pub(crate) async fn cancel_link<R: Runtime>(
+    _app: tauri::AppHandle<R>,
+    state: PluginState<'_>,
+    session: Option<String>,
+) -> Result<bool> {
+    blocking(&state, move |s| {
+        let Some(session) = session else {
+            return Ok(s.keylink.cancel_link());
+        };
+        let canceller = s
+            .cancellers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(id, _)| *id == session)
+            .map(|(_, c)| c.clone());
+        Ok(canceller.is_some_and(|c| c.cancel()))
+    })
+    .await
+}
+
+/// Asks the provider who the stored tokens belong to.
+#[tauri::command]
+pub(crate) async fn check_connection<R: Runtime>(
+    _app: tauri::AppHandle<R>,
+    state: PluginState<'_>,
+    account: String,
+) -> Result<Connection> {
+    blocking(&state, move |s| {
+        let c = s.keylink.check_connection(&account)?;
+        Ok(Connection {
+            account: Account::from(&c.account),
+            answered_by: c.answered_by,
+            email: c.email,
+            name: c.name,
+            expires_at: c.expires_at.map(keylink::rfc3339),
+            checked_at: keylink::rfc3339(c.checked_at),
+        })
+    })
+    .await
+}
+
+/// Revokes the account's grant at the provider (when it can) and removes it here.
+#[tauri::command]
+pub(crate) async fn unlink<R: Runtime>(
+    _app: tauri::AppHandle<R>,
+    state: PluginState<'_>,
+    account: String,
+) -> Result<Unlinked> {
+    blocking(&state, move |s| {
+        let report = s.keylink.unlink(&account)?;
+        let (revoked, warning) = match report.revocation {
+            keylink::Revocation::Revoked => (true, None),
+            keylink::Revocation::NotSupported => (false, None),
+            keylink::Revocation::Failed(reason) => (
+                false,
+                Some(crate::error::sentence(&format!(
+                    "the provider could not be told to revoke access ({reason}); the account was removed here anyway"
+                ))),
+            ),
+        };
+        s.accounts_changed(None);
+        Ok(Unlinked {
+            account: Account::from(&report.account),
+            revoked,
+            warning,
+        })
+    })
+    .await
+}
+
+/// Sends the accounts on `channel` whenever they change.
+#[tauri::command]
+pub(crate) async fn watch_accounts<R: Runtime>(
+    _app: tauri::AppHandle<R>,
+    state: PluginState<'_>,
+    channel: Channel<AccountsChanged>,
+) -> Result<()> {
+    state
+        .watchers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(channel);
+    Ok(())
+}
+
+/// Calls the provider's API as `account` (see [`keylink::Keylink::api_request`]).
+#[tauri::command]
+pub(crate) async fn fetch<R: Runtime>(
+    _app: tauri::AppHandle<R>,
+    state: PluginState<'_>,
+    account: String,
+    url: String,
+    init: Option<FetchInit>,
+) -> Result<FetchResponse> {
+    blocking(&state, move |s| {
+        let init = init.unwrap_or_default();
+        let url = url::Url::parse(&url).map_err(|e| {
+            Error::new(
+                keylink::ErrorCode::NotAllowed,
+                format!("the URL is not valid ({e}); give an absolute https URL"),
+            )
+        })?;
+        let body = init
+            .body
+            .map(|b| base64::engine::general_purpose::STANDARD.decode(b))
+            .transpose()
+            .map_err(|_| {
+                Error::new(
+                    keylink::ErrorCode::NotAllowed,
+                    "the request body is not base64; the JS API encodes it, so call it through fetch()",
+                )
+            })?;
+        let request = keylink::ApiRequest {
+            method: init.method.unwrap_or_else(|| "GET".into()),
+            url,
+            headers: init.headers,
+            body,
+        };
+        Ok(s.keylink.api_request(&account, &request)?.into())
+    })
+    .await
+}

@@ -1,0 +1,207 @@
+//! What crosses IPC to the webview: summaries of providers and accounts, link progress and
+//! API answers. No token, verifier, state or code is in any of them.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+/// A configured provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Provider {
+    /// Provider id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// `deep-link` or `loopback`.
+    pub redirect: &'static str,
+    /// The redirect URI to register at the provider.
+    pub redirect_uri: String,
+    /// Set by the system policy.
+    pub from_policy: bool,
+}
+
+impl Provider {
+    pub(crate) fn new(keylink: &keylink::Keylink, p: &keylink::ProviderConfig) -> Self {
+        Provider {
+            id: p.id.to_string(),
+            name: p.name.clone(),
+            redirect: match p.redirect {
+                keylink::RedirectKind::DeepLink => "deep-link",
+                keylink::RedirectKind::Loopback => "loopback",
+            },
+            redirect_uri: keylink.redirect_uri_to_register(p),
+            from_policy: p.from_policy,
+        }
+    }
+}
+
+/// A linked account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    /// Account id.
+    pub id: String,
+    /// Provider id.
+    pub provider: String,
+    /// Email, when the provider shared it.
+    pub email: Option<String>,
+    /// Display name, when the provider shared it.
+    pub name: Option<String>,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// When it was linked (RFC 3339).
+    pub linked_at: String,
+    /// When its access token expires (RFC 3339).
+    pub expires_at: Option<String>,
+    /// `ok` or `needs_relink`.
+    pub status: keylink::AccountStatus,
+}
+
+impl From<&keylink::Account> for Account {
+    fn from(a: &keylink::Account) -> Self {
+        Account {
+            id: a.id.to_string(),
+            provider: a.provider.to_string(),
+            email: a.email.clone(),
+            name: a.name.clone(),
+            scopes: a.scopes.clone(),
+            linked_at: keylink::rfc3339(a.linked_at),
+            expires_at: a.expires_at.map(keylink::rfc3339),
+            status: a.status,
+        }
+    }
+}
+
+/// A step of a link in progress, sent over the command's channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum Progress {
+    /// The session started; `session` names it for `cancel_link`.
+    Starting {
+        /// The session id.
+        session: String,
+    },
+    /// The browser was opened at the provider.
+    BrowserOpened,
+    /// The code to enter on another device.
+    CodeShown {
+        /// Where to enter it.
+        verification_uri: String,
+        /// The code.
+        user_code: String,
+        /// The page with the code filled in, when the provider has one.
+        verification_uri_complete: Option<String>,
+    },
+    /// Waiting for the person, at most this many seconds more.
+    Waiting {
+        /// Seconds until the link gives up.
+        seconds_left: u64,
+    },
+    /// The sign-in came back; finishing.
+    Exchanging,
+}
+
+impl Progress {
+    pub(crate) fn from_core(progress: &keylink::LinkProgress) -> Option<Self> {
+        Some(match progress {
+            keylink::LinkProgress::BrowserOpened => Progress::BrowserOpened,
+            keylink::LinkProgress::CodeShown(code) => Progress::CodeShown {
+                verification_uri: code.verification_uri.to_string(),
+                user_code: code.user_code.clone(),
+                verification_uri_complete: code
+                    .verification_uri_complete
+                    .as_ref()
+                    .map(ToString::to_string),
+            },
+            keylink::LinkProgress::Waiting { deadline } => Progress::Waiting {
+                seconds_left: deadline
+                    .saturating_duration_since(std::time::Instant::now())
+                    .as_secs(),
+            },
+            keylink::LinkProgress::Exchanging => Progress::Exchanging,
+            // Starting is sent with the session id; the URL of a session without a browser
+            // is never sent to the webview.
+            _ => return None,
+        })
+    }
+}
+
+/// What changed in the accounts: the list as it is now, and the error of a redirect no link
+/// here was waiting for (refused, or failed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountsChanged {
+    /// All linked accounts.
+    pub accounts: Vec<Account>,
+    /// A redirect the OS delivered that linked nothing.
+    pub error: Option<crate::Error>,
+}
+
+/// What `checkConnection` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Connection {
+    /// The account, as it is now.
+    pub account: Account,
+    /// The host of the user endpoint that answered.
+    pub answered_by: String,
+    /// Email in the answer.
+    pub email: Option<String>,
+    /// Name in the answer.
+    pub name: Option<String>,
+    /// When the access token used expires (RFC 3339).
+    pub expires_at: Option<String>,
+    /// When the check was made (RFC 3339).
+    pub checked_at: String,
+}
+
+/// What `unlink` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unlinked {
+    /// The account removed.
+    pub account: Account,
+    /// Whether the provider revoked the grant.
+    pub revoked: bool,
+    /// Why revoking failed (the account was removed here anyway).
+    pub warning: Option<String>,
+}
+
+/// `fetch(account, url, init)`'s request.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FetchInit {
+    /// The method (default `GET`).
+    pub method: Option<String>,
+    /// Request headers as name-value pairs.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// The body, base64.
+    pub body: Option<String>,
+}
+
+/// `fetch`'s answer; the JS side makes a `Response` of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers as name-value pairs.
+    pub headers: Vec<(String, String)>,
+    /// The body, base64.
+    pub body: String,
+}
+
+impl From<keylink::ApiResponse> for FetchResponse {
+    fn from(r: keylink::ApiResponse) -> Self {
+        FetchResponse {
+            status: r.status,
+            headers: r.headers,
+            body: base64::engine::general_purpose::STANDARD.encode(&r.body),
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Errors as they cross IPC: `{code, message}`, `code` one of the core's
+//! [`ErrorCode`](keylink::ErrorCode)s, `message` one sentence saying what happened and what
+//! to do. Never a secret: the core's messages carry none.
+
+use serde::Serialize;
+
+/// An error a command rejects with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Error {
+    /// What kind of failure, for the UI to switch on (`cancelled`, `not_allowed`, ...).
+    pub code: keylink::ErrorCode,
+    /// What happened and what to do, as a sentence.
+    pub message: String,
+}
+
+impl Error {
+    /// An error of `code` with `message`.
+    pub fn new(code: keylink::ErrorCode, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: sentence(&message.into()),
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<keylink::Error> for Error {
+    fn from(e: keylink::Error) -> Self {
+        Error::new(e.code(), e.to_string())
+    }
+}
+
+/// `text` as a sentence: a capital first letter (unless it starts with a URL) and a full
+/// stop.
+pub(crate) fn sentence(text: &str) -> String {
+    let text = text.trim();
+    let starts_with_url = text
+        .split_whitespace()
+        .next()
+        .is_some_and(|word| word.contains("://"));
+    if starts_with_url {
+        let mut out = text.to_owned();
+        if !out.ends_with(['.', '!', '?']) {
+            out.push('.');
+        }
+        return out;
+    }
+    let mut chars = text.chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
+/// Results of the plugin's commands.
+pub type Result<T> = std::result::Result<T, Error>;

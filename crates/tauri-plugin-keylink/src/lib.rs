@@ -1,0 +1,199 @@
+//! Account linking for Tauri 2 apps, in one line: OAuth 2.0 with PKCE in the system browser,
+//! the redirect through your app's deep link (cold start, running app and forwarded second
+//! instances alike), the ID token validated, tokens in the OS keychain, and a JS API
+//! (`tauri-plugin-keylink-api`, or `window.__TAURI__.keylink`) that never holds a token.
+//!
+//! ```ignore
+//! // In the host app (its Cargo.toml has tauri-plugin-single-instance with the "deep-link"
+//! // feature, tauri-plugin-deep-link and tauri-plugin-keylink):
+//! tauri::Builder::default()
+//!     // First, so a second instance hands its URL over and exits before anything starts.
+//!     .plugin(tauri_plugin_single_instance::init(|_, _, _| {})) // feature "deep-link"
+//!     .plugin(tauri_plugin_deep_link::init())
+//!     .plugin(tauri_plugin_keylink::init())
+//!     .run(tauri::generate_context!())
+//!     .expect("the app could not start");
+//! ```
+//!
+//! Providers come from `plugins.keylink` in `tauri.conf.json` (see [`Config`]); accounts are
+//! kept under the app's identifier, apart from every other app. The host's Rust code reaches
+//! the core through [`KeylinkExt`]: `app.keylink().access_token(&account, 60)`.
+//!
+//! Permissions: `keylink:default` allows every command except `fetch` (a call of the
+//! provider's API with the account's token, to the provider's `api_origins` only), which a
+//! host grants with `keylink:allow-fetch`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tauri::plugin::{Builder as PluginBuilder, TauriPlugin};
+use tauri::{Manager, Runtime};
+
+mod commands;
+mod config;
+mod dto;
+mod error;
+mod redirects;
+
+pub use config::{Config, ConfigError};
+pub use dto::{
+    Account, AccountsChanged, Connection, FetchInit, FetchResponse, Progress, Provider, Unlinked,
+};
+pub use error::{Error, Result};
+
+/// How long a sign-in may take unless `plugins.keylink.linkTimeoutSecs` says otherwise.
+pub const DEFAULT_LINK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The plugin with its configuration from `plugins.keylink`.
+pub fn init<R: Runtime>() -> TauriPlugin<R, Option<Config>> {
+    Builder::new().build()
+}
+
+/// The plugin, with what a host may set in Rust rather than in `tauri.conf.json`.
+#[derive(Default)]
+pub struct Builder {
+    #[allow(clippy::type_complexity)]
+    customize: Option<Box<dyn FnOnce(keylink::KeylinkBuilder) -> keylink::KeylinkBuilder + Send>>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder").finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// A plugin builder with nothing changed.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Changes the core's builder after the plugin set it up from the configuration (a
+    /// clock, a secret store, a browser opener, network settings).
+    pub fn keylink(
+        mut self,
+        customize: impl FnOnce(keylink::KeylinkBuilder) -> keylink::KeylinkBuilder + Send + 'static,
+    ) -> Self {
+        self.customize = Some(Box::new(customize));
+        self
+    }
+
+    /// Builds the plugin.
+    pub fn build<R: Runtime>(self) -> TauriPlugin<R, Option<Config>> {
+        let customize = Mutex::new(self.customize);
+        PluginBuilder::<R, Option<Config>>::new("keylink")
+            .invoke_handler(tauri::generate_handler![
+                commands::providers,
+                commands::accounts,
+                commands::link,
+                commands::link_with_device,
+                commands::reconnect,
+                commands::cancel_link,
+                commands::check_connection,
+                commands::unlink,
+                commands::watch_accounts,
+                commands::fetch,
+            ])
+            .setup(move |app, api| {
+                redirects::require_deep_link(app)?;
+                let config = api.config().clone().unwrap_or_default();
+                let customize = customize.lock().ok().and_then(|mut c| c.take());
+                let keylink = build_keylink(app, &config, customize)?;
+                let timeout = config
+                    .link_timeout_secs
+                    .map_or(DEFAULT_LINK_TIMEOUT, Duration::from_secs);
+                app.manage(State::new(keylink, timeout));
+                redirects::wire(app)?;
+                Ok(())
+            })
+            .build()
+    }
+}
+
+type Customize = Box<dyn FnOnce(keylink::KeylinkBuilder) -> keylink::KeylinkBuilder + Send>;
+
+fn build_keylink<R: Runtime>(
+    app: &tauri::AppHandle<R>,
+    config: &Config,
+    customize: Option<Customize>,
+) -> std::result::Result<keylink::Keylink, Box<dyn std::error::Error>> {
+    let identifier = config
+        .app
+        .clone()
+        .unwrap_or_else(|| app.config().identifier.clone());
+    let mut identity = keylink::AppIdentity::new(&identifier)?;
+    let scheme = config.scheme.clone().or_else(|| deep_link_scheme(app));
+    if let Some(scheme) = scheme {
+        identity = identity.with_scheme(&scheme)?;
+    }
+    let mut builder = keylink::Keylink::builder()
+        .identity(identity)
+        .environment(keylink::Environment::capture(std::env::var_os));
+    let app_config_dir = app.path().app_config_dir().ok();
+    builder = match config.source(app_config_dir.as_deref())? {
+        config::Source::Inline(c) | config::Source::File(c) => builder.config(c),
+        config::Source::UserFiles => builder,
+    };
+    if let Some(customize) = customize {
+        builder = customize(builder);
+    }
+    Ok(builder.build()?)
+}
+
+/// The first desktop scheme of `plugins.deep-link`.
+fn deep_link_scheme<R: Runtime>(app: &tauri::AppHandle<R>) -> Option<String> {
+    let deep_link = app.config().plugins.0.get("deep-link")?;
+    let schemes = deep_link.get("desktop")?.get("schemes")?;
+    schemes.get(0)?.as_str().map(str::to_owned)
+}
+
+/// The plugin's state: the core, the link sessions the webview may cancel, and who listens
+/// for account changes.
+pub(crate) struct State {
+    pub(crate) keylink: keylink::Keylink,
+    pub(crate) timeout: Duration,
+    pub(crate) cancellers: Mutex<Vec<(String, keylink::LinkCanceller)>>,
+    pub(crate) watchers: Mutex<Vec<tauri::ipc::Channel<AccountsChanged>>>,
+}
+
+impl State {
+    fn new(keylink: keylink::Keylink, timeout: Duration) -> Arc<Self> {
+        Arc::new(State {
+            keylink,
+            timeout,
+            cancellers: Mutex::default(),
+            watchers: Mutex::default(),
+        })
+    }
+
+    /// Tells every listener the accounts as they are now, with `error` if a redirect linked
+    /// nothing. Listeners whose webview is gone are dropped.
+    pub(crate) fn accounts_changed(&self, error: Option<Error>) {
+        let accounts = match self.keylink.accounts() {
+            Ok(list) => list.iter().map(Account::from).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the accounts");
+                return;
+            }
+        };
+        let change = AccountsChanged { accounts, error };
+        let mut watchers = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        watchers.retain(|channel| channel.send(change.clone()).is_ok());
+    }
+}
+
+/// The core API for the host's Rust code: `app.keylink().accounts()`,
+/// `app.keylink().access_token(&id, 60)`, `app.keylink().link(..)`, `app.keylink().unlink(..)`.
+pub trait KeylinkExt<R: Runtime> {
+    /// The app's Keylink.
+    fn keylink(&self) -> &keylink::Keylink;
+}
+
+impl<R: Runtime, T: Manager<R>> KeylinkExt<R> for T {
+    fn keylink(&self) -> &keylink::Keylink {
+        &self.state::<Arc<State>>().inner().keylink
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,98 @@
+//! Redirects from the OS: the URL an app was cold-started with, `on_open_url` while it runs,
+//! and (through the single-instance plugin's `deep-link` feature) the URL a second instance
+//! forwarded. Each goes to the core once, on a worker thread; a result no link session here
+//! reports reaches the webview through `onAccountsChanged`.
+
+use std::sync::Arc;
+
+use tauri::{AppHandle, Manager, Runtime};
+use tauri_plugin_deep_link::DeepLinkExt;
+
+use crate::State;
+
+/// Fails, saying what to add, when the deep-link plugin is not registered before this one.
+pub(crate) fn require_deep_link<R: Runtime>(
+    app: &AppHandle<R>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if app
+        .try_state::<tauri_plugin_deep_link::DeepLink<R>>()
+        .is_none()
+    {
+        return Err("tauri-plugin-keylink needs tauri-plugin-deep-link: register \
+                    .plugin(tauri_plugin_deep_link::init()) before .plugin(tauri_plugin_keylink::init())"
+            .into());
+    }
+    Ok(())
+}
+
+/// Connects the deep-link plugin to the core, and says so when the single-instance plugin
+/// seems to be missing.
+pub(crate) fn wire<R: Runtime>(app: &AppHandle<R>) -> Result<(), Box<dyn std::error::Error>> {
+    check_single_instance(app);
+    let state = app.state::<Arc<State>>().inner().clone();
+    let opened = state.clone();
+    app.deep_link().on_open_url(move |event| {
+        for url in event.urls() {
+            deliver(&opened, url.to_string());
+        }
+    });
+    if let Ok(Some(urls)) = app.deep_link().get_current() {
+        for url in urls {
+            deliver(&state, url.to_string());
+        }
+    }
+    // `get_current` takes the URL only when it is the sole argument; a launcher that adds
+    // arguments of its own must not lose it (a second delivery is dropped by the core).
+    for arg in std::env::args().skip(1) {
+        deliver(&state, arg);
+    }
+    Ok(())
+}
+
+fn deliver(state: &Arc<State>, url: String) {
+    if !state.keylink.identity().is_redirect(&url) {
+        return;
+    }
+    let state = state.clone();
+    std::thread::spawn(move || {
+        if let keylink::Delivery::Completed(result) = state.keylink.deliver_redirect(&url) {
+            match result {
+                Ok(account) => {
+                    tracing::info!(account = %account.id, "linked through a redirect");
+                    state.accounts_changed(None);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "redirect refused");
+                    state.accounts_changed(Some(e.into()));
+                }
+            }
+        }
+    });
+}
+
+/// Without the single-instance plugin a redirect starts a second copy of the app, which
+/// completes the sign-in itself; the first one still hears of it, but the person sees two
+/// windows. On Linux the plugin's D-Bus name tells whether it is there.
+fn check_single_instance<R: Runtime>(app: &AppHandle<R>) {
+    #[cfg(target_os = "linux")]
+    {
+        let name = format!("{}.SingleInstance", app.config().identifier);
+        let owned = zbus::blocking::Connection::session().and_then(|bus| {
+            let dbus = zbus::blocking::fdo::DBusProxy::new(&bus)?;
+            let name = zbus::names::BusName::try_from(name.as_str())
+                .map_err(|e| zbus::Error::Failure(e.to_string()))?;
+            Ok(dbus.name_has_owner(name)?)
+        });
+        match owned {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "tauri-plugin-keylink: the single-instance plugin does not seem to be registered \
+                 (no D-Bus name {name}); register tauri_plugin_single_instance::init with its \
+                 deep-link feature first, or each sign-in opens a second window"
+            ),
+            Err(e) => tracing::debug!(error = %e, "could not check the single-instance plugin"),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = app;
+}
