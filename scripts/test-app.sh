@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The desktop app's tests: its unit tests (`cargo test` in src-tauri), then the end-to-end
-# suite in tests/app/ against the built keylink-app binary, under Xvfb, in a private D-Bus
+# The desktop apps' tests: the app's unit tests (`cargo test` in src-tauri), then the end-to-end
+# suites in tests/app/ against the built keylink-app and examples/tauri-host binaries, under Xvfb, in a private D-Bus
 # session with its own gnome-keyring. Screenshots land in target/app-screenshots/.
 #
 #   scripts/test-app.sh            everything
@@ -14,12 +14,12 @@ scripts/install-app-deps.sh
 
 if [[ "${1:-}" != e2e ]]; then
     cargo build --quiet --bin keylink
-    cargo build --quiet -p keylink-app
+    cargo build --quiet -p keylink-app -p keylink-example-host
     cargo test --quiet -p keylink-app
 fi
 
 rm -rf "$CARGO_TARGET_DIR/app-screenshots"
 # xvfb-run gives the app a display; with-keyring.sh a session bus and a keyring of its own.
 xvfb-run -a -s "-screen 0 1280x900x24" scripts/with-keyring.sh \
-    node --test --test-concurrency=1 --test-timeout=120000 tests/app/app.test.js
+    node --test --test-concurrency=1 --test-timeout=120000 tests/app/app.test.js tests/app/host.test.js
 echo "Screenshots: $CARGO_TARGET_DIR/app-screenshots/"

@@ -23,6 +23,9 @@ export const APP_BIN = process.env.KEYLINK_APP_BIN || join(TARGET, 'debug/keylin
 export const CLI_BIN = process.env.KEYLINK_CLI_BIN || join(TARGET, 'debug/keylink');
 export const SCREENSHOTS = join(TARGET, 'app-screenshots');
 export const SINGLE_INSTANCE_NAME = 'dev.keylink.app.SingleInstance';
+/** The example app embedding the plugin (examples/tauri-host). */
+export const HOST_BIN = process.env.KEYLINK_HOST_BIN || join(TARGET, 'debug/keylink-example-host');
+export const HOST_SINGLE_INSTANCE_NAME = 'com.example.notes.SingleInstance';
 
 const started = new Set();
 
@@ -121,16 +124,16 @@ export async function startIdp(tls, logFile) {
 }
 
 /** True while some process owns the app's single-instance D-Bus name. */
-export async function singleInstanceOwned() {
+export async function singleInstanceOwned(name = SINGLE_INSTANCE_NAME) {
   const { stdout } = await run('dbus-send', ['--session', '--print-reply', '--dest=org.freedesktop.DBus',
-    '/org/freedesktop/DBus', 'org.freedesktop.DBus.NameHasOwner', `string:${SINGLE_INSTANCE_NAME}`]);
+    '/org/freedesktop/DBus', 'org.freedesktop.DBus.NameHasOwner', `string:${name}`]);
   return /boolean true/.test(stdout);
 }
 
-async function singleInstancePid() {
+async function singleInstancePid(name) {
   try {
     const { stdout } = await run('dbus-send', ['--session', '--print-reply', '--dest=org.freedesktop.DBus',
-      '/org/freedesktop/DBus', 'org.freedesktop.DBus.GetConnectionUnixProcessID', `string:${SINGLE_INSTANCE_NAME}`]);
+      '/org/freedesktop/DBus', 'org.freedesktop.DBus.GetConnectionUnixProcessID', `string:${name}`]);
     const match = /uint32 (\d+)/.exec(stdout);
     return match ? Number(match[1]) : null;
   } catch {
@@ -143,14 +146,14 @@ async function singleInstancePid() {
  * started before that forwards to the dying one). If it does not go in 15 s, the process
  * owning the name is stopped by its PID.
  */
-export async function waitForAppGone() {
+export async function waitForAppGone(name = SINGLE_INSTANCE_NAME) {
   try {
-    await waitFor('the previous app instance to release its D-Bus name', async () => !(await singleInstanceOwned()), 15000);
+    await waitFor('the previous app instance to release its D-Bus name', async () => !(await singleInstanceOwned(name)), 15000);
   } catch (error) {
-    const pid = await singleInstancePid();
+    const pid = await singleInstancePid(name);
     if (!pid) throw error;
     process.kill(pid, 'SIGKILL');
-    await waitFor('the killed app instance to release its D-Bus name', async () => !(await singleInstanceOwned()), 10000);
+    await waitFor('the killed app instance to release its D-Bus name', async () => !(await singleInstanceOwned(name)), 10000);
   }
 }
 
@@ -163,8 +166,24 @@ function childrenOf(pid) {
   }
 }
 
-/** tauri-driver (and through it WebKitWebDriver) with `env`, which the app inherits. */
-export async function startDriver(env, logFile) {
+const KEYLINK_APP = {
+  bin: APP_BIN,
+  singleInstance: SINGLE_INSTANCE_NAME,
+  ready: 'return document.getElementById("loading").hidden',
+};
+
+/** The example host app: its binary, D-Bus name, and when its page is ready. */
+export const EXAMPLE_HOST = {
+  bin: HOST_BIN,
+  singleInstance: HOST_SINGLE_INSTANCE_NAME,
+  ready: 'return document.body.dataset.ready === "true"',
+};
+
+/**
+ * tauri-driver (and through it WebKitWebDriver) with `env`, which the app inherits; `app` is
+ * the Keylink app unless given (`EXAMPLE_HOST`).
+ */
+export async function startDriver(env, logFile, app = KEYLINK_APP) {
   const port = await freePort();
   const nativePort = await freePort();
   const child = start('tauri-driver', ['--port', String(port), '--native-port', String(nativePort)], {
@@ -190,24 +209,24 @@ export async function startDriver(env, logFile) {
     log: () => Buffer.concat(log).toString(),
     /** Starts the app with `args` in a new WebDriver session; resolves once the UI has loaded. */
     async launch(args = []) {
-      await waitForAppGone();
+      await waitForAppGone(app.singleInstance);
       let session;
       try {
         session = await Session.create(base, {
-          'tauri:options': { application: APP_BIN, args },
+          'tauri:options': { application: app.bin, args },
         });
       } catch (error) {
         throw new Error(`${error.message}\ntauri-driver and app output:\n${Buffer.concat(log).toString().slice(-3000)}`);
       }
       sessions.push(session);
-      await waitFor('the UI to load', () => session.execute('return document.getElementById("loading").hidden'));
+      await waitFor('the UI to load', () => session.execute(app.ready));
       return session;
     },
     /** Stops tauri-driver and the WebKitWebDriver it started, by PID. */
     async stop() {
       // Close what a failed test left open, so the next scenario starts with no instance.
       for (const session of sessions) await session.delete().catch(() => {});
-      await waitForAppGone().catch(() => {});
+      await waitForAppGone(app.singleInstance).catch(() => {});
       const natives = childrenOf(child.pid);
       await stop(child);
       for (const pid of natives) {
@@ -227,8 +246,8 @@ export async function keylink(env, ...args) {
   return stdout;
 }
 
-async function keychainLookup(key) {
-  const { stdout } = await run('secret-tool', ['lookup', 'service', 'dev.keylink', 'username', key])
+async function keychainLookup(key, service = 'dev.keylink') {
+  const { stdout } = await run('secret-tool', ['lookup', 'service', service, 'username', key])
     .catch(() => ({ stdout: '' }));
   return stdout;
 }
@@ -237,8 +256,8 @@ async function keychainLookup(key) {
  * The keychain key of account `id`'s tokens in the data directory of `env`: that
  * directory's keychain id, a colon, the account id.
  */
-function tokenKey(env, id) {
-  const dataId = readFileSync(join(env.KEYLINK_DATA_DIR, 'keychain-id'), 'utf8').trim();
+function tokenKey(env, id, dataDir = env.KEYLINK_DATA_DIR) {
+  const dataId = readFileSync(join(dataDir, 'keychain-id'), 'utf8').trim();
   return `${dataId}:${id}`;
 }
 
@@ -254,18 +273,18 @@ export async function storedTokenSet(env, id) {
  * `secret-tool` (an entry is `kl1:i:<json>` inline, or chunks named by a
  * `kl1:c:<generation>:<count>:...` header).
  */
-export async function storedTokens(env, ids) {
+export async function storedTokens(env, ids, { service = 'dev.keylink', dataDir = env.KEYLINK_DATA_DIR } = {}) {
   const tokens = new Set();
   for (const account of ids) {
-    const id = tokenKey(env, account);
-    const value = await keychainLookup(id);
+    const id = tokenKey(env, account, dataDir);
+    const value = await keychainLookup(id, service);
     let json = null;
     if (value.startsWith('kl1:i:')) {
       json = value.slice(6);
     } else if (value.startsWith('kl1:c:')) {
       const [generation, count] = value.slice(6).split(':');
       const parts = [];
-      for (let i = 0; i < Number(count); i += 1) parts.push(await keychainLookup(`${id}.${generation}.${i}`));
+      for (let i = 0; i < Number(count); i += 1) parts.push(await keychainLookup(`${id}.${generation}.${i}`, service));
       json = parts.join('');
     } else if (value.startsWith('{')) {
       json = value;

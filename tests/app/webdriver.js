@@ -92,6 +92,16 @@ export class Session {
     return this.cmd('POST', '/execute/async', { script, args });
   }
 
+  /** The handles of the app's windows. */
+  windowHandles() {
+    return this.cmd('GET', '/window/handles');
+  }
+
+  /** Makes the window `handle` the one commands go to. */
+  switchToWindow(handle) {
+    return this.cmd('POST', '/window', { handle });
+  }
+
   async screenshot() {
     return Buffer.from(await this.cmd('GET', '/screenshot'), 'base64');
   }

@@ -126,9 +126,20 @@ fn build_keylink<R: Runtime>(
     if let Some(scheme) = scheme {
         identity = identity.with_scheme(&scheme)?;
     }
+    // The KEYLINK_* variables (configuration file, data directory, policy) are the Keylink
+    // app's and CLI's: an app with providers of its own keeps its accounts where its identity
+    // says, whatever they point at.
+    let user_config = config.user_config;
+    let environment = keylink::Environment::capture(|name| {
+        if !user_config && name.starts_with("KEYLINK_") {
+            None
+        } else {
+            std::env::var_os(name)
+        }
+    });
     let mut builder = keylink::Keylink::builder()
         .identity(identity)
-        .environment(keylink::Environment::capture(std::env::var_os));
+        .environment(environment);
     let app_config_dir = app.path().app_config_dir().ok();
     builder = match config.source(app_config_dir.as_deref())? {
         config::Source::Inline(c) | config::Source::File(c) => builder.config(c),
