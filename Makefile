@@ -1,5 +1,5 @@
 # Keylink: `make run` opens the app with a demo provider; `make test` runs every test.
-.PHONY: run demo-cli test bench deps build lint audit
+.PHONY: run demo-cli test bench deps build lint audit package
 
 deps:
 	scripts/install-deps.sh
@@ -28,6 +28,10 @@ test: deps
 	scripts/with-keyring.sh cargo test --workspace
 	cargo build --workspace --bins
 	scripts/test-app.sh e2e
+
+## The .deb and .rpm (release build), in target/release/bundle/deb/ and target/release/bundle/rpm/.
+package: deps
+	scripts/package.sh
 
 ## The dependency audit alone (offline, see scripts/audit.sh).
 audit:
