@@ -1,5 +1,5 @@
 # Keylink: `make run` opens the app with a demo provider; `make test` runs every test.
-.PHONY: run demo-cli test bench deps build lint audit
+.PHONY: run demo-cli test bench deps build lint audit package
 
 deps:
 	scripts/install-deps.sh
@@ -19,8 +19,9 @@ demo-cli: deps
 
 ## Everything CI runs: formatting, lints, an offline audit of the dependencies against the
 ## RustSec advisory database snapshot in ../shared/advisory-db, unit and end-to-end tests of the
-## core and the CLI in a private D-Bus session with its own gnome-keyring, then the app end to
-## end in a real window (Xvfb, WebDriver).
+## core and the CLI in a private D-Bus session with its own gnome-keyring, the app end to end
+## in a real window (Xvfb, WebDriver), then the .deb and .rpm: built, checked unpacked, and
+## (as root) installed, sign-ins handed to the installed app, removed.
 test: deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
@@ -29,6 +30,11 @@ test: deps
 	scripts/with-keyring.sh cargo test --workspace
 	cargo build --workspace --bins
 	scripts/test-app.sh e2e
+	scripts/test-packages.sh
+
+## The .deb and .rpm (release build), in target/release/bundle/deb/ and target/release/bundle/rpm/.
+package: deps
+	scripts/package.sh
 
 ## The dependency audit alone (offline, see scripts/audit.sh).
 audit:

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Installs what building and testing the desktop app (src-tauri/) needs on Debian/Ubuntu,
-# skipping what is there: the WebKitGTK/GTK development packages Tauri links against, Xvfb and
-# WebKitWebDriver for the end-to-end tests, xdg-utils (the app registers its URL scheme with
-# `xdg-mime`), and `tauri-driver` (cargo). Run as root, or as a
-# user with sudo. (The end-to-end tests need no npm packages.)
+# Installs what building, packaging and testing the desktop app (src-tauri/) needs on
+# Debian/Ubuntu, skipping what is there: the WebKitGTK/GTK development packages Tauri links
+# against, Xvfb and WebKitWebDriver for the end-to-end tests, xdg-utils (the app registers its
+# URL scheme with `xdg-mime`) and GIO's `gio`, `tauri-driver` (cargo); for the packages
+# (scripts/package.sh, scripts/test-packages.sh) dpkg-dev (dpkg-shlibdeps), desktop-file-utils
+# (desktop-file-validate, and the MIME cache trigger when a package adds a desktop entry), rpm
+# (reading the .rpm) and the Tauri bundler, npm @tauri-apps/cli from packaging/package-lock.json.
+# Run as root, or as a user with sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +16,8 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 need_apt=()
 for pkg in libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libsoup-3.0-dev \
     libjavascriptcoregtk-4.1-dev pkg-config build-essential \
-    xvfb xauth webkit2gtk-driver curl openssl xdg-utils; do
+    xvfb xauth webkit2gtk-driver curl openssl xdg-utils libglib2.0-bin \
+    dpkg-dev binutils desktop-file-utils rpm; do
     installed "$pkg" || need_apt+=("$pkg")
 done
 
@@ -39,3 +43,8 @@ if ! have tauri-driver; then
     cargo install tauri-driver --locked --quiet
 fi
 
+# The Tauri bundler for the .deb and .rpm, exactly as locked (it ships prebuilt in the npm
+# package: no cargo build of tauri-cli).
+if [[ ! -x packaging/node_modules/.bin/tauri ]] || [[ packaging/package-lock.json -nt packaging/node_modules/.package-lock.json ]]; then
+    npm ci --prefix packaging --no-audit --no-fund --loglevel=error
+fi

@@ -43,17 +43,19 @@ fn link_timeout() -> Duration {
         .unwrap_or(DEFAULT_LINK_TIMEOUT)
 }
 
+/// True for a program installed by a package (under `/usr` or `/opt`): its package ships the
+/// system-wide handler entry, and a per-user one would shadow it. `/usr/local` is for what the
+/// administrator copied there by hand, which no package entry covers.
+#[cfg(any(target_os = "linux", test))]
+fn is_packaged(program: &std::path::Path) -> bool {
+    (program.starts_with("/usr/") && !program.starts_with("/usr/local/"))
+        || program.starts_with("/opt/")
+}
+
 /// Writes the handler entry for our scheme and makes it the default. Not the deep-link plugin's
 /// `register_all()`: it quotes the program path, which `xdg-open` outside GNOME and KDE
 /// (xdg-utils 1.1) does not undo, so Chromium's hand-off there went nowhere. The file name is
 /// the plugin's, `<binary>-handler.desktop`, so an entry it wrote is replaced.
-/// True for a program installed by a package (under `/usr` or `/opt`): its package ships the
-/// system-wide handler entry, and a per-user one would shadow it.
-#[cfg(any(target_os = "linux", test))]
-fn is_packaged(program: &std::path::Path) -> bool {
-    program.starts_with("/usr/") || program.starts_with("/opt/")
-}
-
 #[cfg(target_os = "linux")]
 fn register_url_scheme(
     app: &tauri::App,

@@ -351,4 +351,8 @@ fn a_packaged_app_leaves_the_handler_to_its_package() {
     assert!(!crate::is_packaged(std::path::Path::new(
         "/usrlocal/keylink-app"
     )));
+    // Copied there by hand: no package entry handles the scheme, so the app registers itself.
+    assert!(!crate::is_packaged(std::path::Path::new(
+        "/usr/local/bin/keylink-app"
+    )));
 }
