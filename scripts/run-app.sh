@@ -20,7 +20,8 @@ redirect="${KEYLINK_DEMO_REDIRECT:-deep-link}"
 demo="$CARGO_TARGET_DIR/demo"
 mkdir -p "$demo"
 echo "Building the app (the first build takes a few minutes)..."
-cargo build --quiet -p keylink-app
+# The same build as `make test`, so an app built there is not built again.
+cargo build --quiet --workspace --bins
 app="$CARGO_TARGET_DIR/debug/keylink-app"
 
 # shellcheck source=scripts/demo-provider.sh

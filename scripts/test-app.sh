@@ -13,8 +13,8 @@ scripts/install-deps.sh
 scripts/install-app-deps.sh
 
 if [[ "${1:-}" != e2e ]]; then
-    cargo build --quiet --bin keylink
-    cargo build --quiet -p keylink-app -p keylink-example-host
+    # The same build as `make test`, so nothing is built twice.
+    cargo build --quiet --workspace --bins
     cargo test --quiet -p keylink-app
 fi
 
