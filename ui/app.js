@@ -67,7 +67,7 @@ const HEADLINES = {
   config: 'Keylink\'s settings have a problem.',
   not_found: 'Not found.',
   link_failed: 'Linking failed.',
-  cancelled: 'Cancelled.',
+  cancelled: 'The sign-in was cancelled.',
   internal: 'Something went wrong.',
 };
 
@@ -144,7 +144,13 @@ function apply(state) {
     notify('success', `${accountLabel(link.account)} is linked.`, `Provider: ${link.account.provider_name}. Apps and scripts can use it now.`);
     focusLater(() => document.querySelector(`.account[data-account="${CSS.escape(link.account.id)}"] .check`));
   } else if (link.state === 'failed') {
-    linkView = link.error.code === 'cancelled' ? null : { ...link, status: 'failed' };
+    if (link.error.code === 'cancelled') {
+      // Declined on the provider's page: the person's choice, said plainly, not a failure.
+      linkView = null;
+      notify('info', link.error.message);
+    } else {
+      linkView = { ...link, status: 'failed' };
+    }
   } else if (linkView && linkView.status === 'waiting') {
     linkView = null; // cancelled or finished elsewhere
   }

@@ -168,7 +168,10 @@ fn error_codes_the_ui_switches_on() {
             "mix-up",
         ),
         (
-            Error::LinkFailed("the code was refused".into()),
+            Error::LinkFailed {
+                code: ErrorCode::LinkFailed,
+                message: "the code was refused".into(),
+            },
             ErrorCode::LinkFailed,
             "refused",
         ),

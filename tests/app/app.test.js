@@ -346,6 +346,37 @@ test('(g) device sign-in: the app shows a code, the person enters it on another 
   }
 });
 
+test('(h) declining at the provider says the person cancelled the sign-in, nothing linked', async () => {
+  const captured = join(root, 'h-redirect.txt');
+  const env = scenarioEnv('h', { KEYLINK_UA_LOGIN: 'dave', KEYLINK_UA_CAPTURE: captured });
+  const driver = await startDriver(env, join(root, 'h', 'driver.log'));
+  try {
+    const session = await launch(driver);
+    const before = await listJson(env);
+    await session.clickCss('button.link[data-provider="demo"]');
+    await waitFor('the "Continue in your browser" screen', async () =>
+      (await session.textOf('#linking')).includes('Continue in your browser'));
+    writeFileSync(env.KEYLINK_TEST_GATE, 'go');
+    await waitFor('the browser to reach the redirect', () => existsSync(captured), 30000);
+    // What the provider sends when the person clicks Cancel on its consent page: the same
+    // state, error=access_denied, through a second app instance.
+    const url = new URL(readFileSync(captured, 'utf8').trim());
+    const declined = `dev.keylink:/callback/demo?state=${encodeURIComponent(url.searchParams.get('state'))}` +
+      `&error=access_denied&iss=${encodeURIComponent(idp.issuer)}`;
+    await run(APP_BIN, [declined], { env, timeout: 30000 });
+    await waitFor('the cancelled notice', async () =>
+      /You cancelled the sign-in at Demo provider/.test(await session.textOf('#notices')));
+    assert.doesNotMatch(await session.textOf('#notices'), /refused/i, 'not called a refusal by the provider');
+    assert.equal(await session.textOf('#linking'), '', 'back to the providers, no failure panel');
+    await snapshot(session, 'h1-declined');
+    assert.deepEqual(await listJson(env), before, 'nothing was linked');
+    await collectIpc(session);
+    await session.delete();
+  } finally {
+    await driver.stop();
+  }
+});
+
 test('(e) no IPC response during the run contains any of the tokens', () => {
   // Alice's and Bob's access, refresh and ID tokens (Bob's twice).
   assert.ok(tokens.size >= 9, `tokens were collected (${tokens.size})`);

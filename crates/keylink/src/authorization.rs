@@ -241,6 +241,14 @@ fn finish(
         flow.require_iss,
     )?;
     if let Some((error, description)) = response.error {
+        // The person said no on the consent page: that is their choice, not a failure of
+        // the provider (RFC 6749 §4.1.2.1).
+        if error == "access_denied" {
+            let name = ctx
+                .provider(&flow.provider)
+                .map_or_else(|_| flow.provider.to_string(), |p| p.name.clone());
+            return Err(Error::SignInDeclined(name));
+        }
         return Err(RedirectError::Provider {
             error: printable(&error, 64),
             description: description.map(|d| printable(&d, 300)),

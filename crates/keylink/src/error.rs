@@ -55,6 +55,11 @@ pub enum Error {
     /// No redirect arrived in time.
     #[error("no sign-in arrived within {0} seconds; run the link again")]
     LinkTimedOut(u64),
+    /// The person declined at the provider's consent page (`access_denied`).
+    #[error(
+        "you cancelled the sign-in at {0}, so nothing was linked; link again when you are ready"
+    )]
+    SignInDeclined(String),
     /// The link was cancelled (by the person or the app) before anything was stored.
     #[error("the link was cancelled and nothing was linked; start it again when you are ready")]
     Cancelled,
@@ -71,9 +76,15 @@ pub enum Error {
     /// `keylink doctor` found problems.
     #[error("{0} check(s) failed; fix the lines marked fail above")]
     ChecksFailed(usize),
-    /// The process that received the redirect could not complete the link.
-    #[error("{0}")]
-    LinkFailed(String),
+    /// The process that received the redirect could not complete the link: its message,
+    /// and its code (`link_failed` when it did not say).
+    #[error("{message}")]
+    LinkFailed {
+        /// What kind of failure it was there.
+        code: ErrorCode,
+        /// What it said.
+        message: String,
+    },
     /// Pending flow storage failed.
     #[error(transparent)]
     Pending(#[from] PendingError),
@@ -189,6 +200,29 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code.
+    pub const ALL: &[ErrorCode] = &[
+        ErrorCode::Config,
+        ErrorCode::NotFound,
+        ErrorCode::RedirectRejected,
+        ErrorCode::Timeout,
+        ErrorCode::Cancelled,
+        ErrorCode::NeedsRelink,
+        ErrorCode::Keychain,
+        ErrorCode::Provider,
+        ErrorCode::Browser,
+        ErrorCode::Busy,
+        ErrorCode::LinkFailed,
+        ErrorCode::ChecksFailed,
+        ErrorCode::NotAllowed,
+        ErrorCode::Internal,
+    ];
+
+    /// The code whose text is `text`.
+    pub fn parse(text: &str) -> Option<ErrorCode> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == text)
+    }
+
     /// The code as text, as it is serialised.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -222,7 +256,9 @@ impl Error {
                 ErrorCode::NotFound
             }
             Error::Redirect(_) => ErrorCode::RedirectRejected,
-            Error::Cancelled | Error::Loopback(LoopbackError::Cancelled) => ErrorCode::Cancelled,
+            Error::Cancelled
+            | Error::SignInDeclined(_)
+            | Error::Loopback(LoopbackError::Cancelled) => ErrorCode::Cancelled,
             Error::LinkTimedOut(_) | Error::Loopback(_) => ErrorCode::Timeout,
             Error::NeedsRelink(_) | Error::NoRefreshToken(_) => ErrorCode::NeedsRelink,
             Error::Store(_) => ErrorCode::Keychain,
@@ -241,7 +277,7 @@ impl Error {
             Error::LockTimedOut { .. } | Error::Relinked(_) | Error::LinkInProgress(_) => {
                 ErrorCode::Busy
             }
-            Error::LinkFailed(_) => ErrorCode::LinkFailed,
+            Error::LinkFailed { code, .. } => *code,
             Error::ChecksFailed(_) => ErrorCode::ChecksFailed,
             Error::Pending(_) => ErrorCode::Internal,
         }
@@ -281,6 +317,14 @@ fn printable_detail(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_code_reads_back_from_its_text() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
+        }
+        assert_eq!(ErrorCode::parse("no_such_code"), None);
+    }
 
     #[test]
     fn codes_serialise_as_their_text_and_cover_cancel_and_browser() {

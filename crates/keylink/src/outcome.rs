@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 use crate::store::Account;
 
 /// What is written: the account id, or why it failed. Never a token.
@@ -61,8 +61,14 @@ impl Outcomes {
         let _ = std::fs::remove_file(&path);
         Some(match serde_json::from_slice::<Outcome>(&bytes) {
             Ok(Outcome::Linked { account }) => ctx.account(&account),
-            Ok(Outcome::Failed { message, .. }) => Err(Error::LinkFailed(message)),
-            Err(_) => Err(Error::LinkFailed("the result could not be read".into())),
+            Ok(Outcome::Failed { code, message }) => Err(Error::LinkFailed {
+                code: ErrorCode::parse(&code).unwrap_or(ErrorCode::LinkFailed),
+                message,
+            }),
+            Err(_) => Err(Error::LinkFailed {
+                code: ErrorCode::LinkFailed,
+                message: "the result could not be read".into(),
+            }),
         })
     }
 

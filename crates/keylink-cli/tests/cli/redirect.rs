@@ -118,6 +118,35 @@ fn mix_up_defence_checks_iss_exactly() {
 }
 
 #[test]
+fn declining_at_the_provider_says_the_person_cancelled_and_links_nothing() {
+    let idp = Idp::start();
+    let home = Home::for_idp(&idp);
+    let (link, url) = home.link_captured("demo");
+    let state = param(&url, "state").unwrap();
+    // What the provider sends when the person clicks "Cancel" on its consent page.
+    let declined = format!(
+        "dev.keylink:/callback/demo?state={state}&error=access_denied&iss={}",
+        idp.issuer
+    );
+    let out = home.open_url(&declined);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("you cancelled the sign-in at Demo, so nothing was linked"),
+        "{}",
+        stderr(&out)
+    );
+    let waited = wait_output(link, Duration::from_secs(30));
+    assert_eq!(waited.status.code(), Some(1));
+    assert!(
+        stderr(&waited).contains("you cancelled the sign-in at Demo"),
+        "the waiting link says so too: {}",
+        stderr(&waited)
+    );
+    assert_eq!(idp.stats().token_requests.authorization_code, 0);
+    assert!(home.list().is_empty());
+}
+
+#[test]
 fn malformed_redirects_are_refused_before_any_token_request() {
     let idp = Idp::start();
     let home = Home::for_idp(&idp);
@@ -146,13 +175,13 @@ fn malformed_redirects_are_refused_before_any_token_request() {
     }
     // HTML in error_description is shown as plain text, only after the state matched.
     let error_url = format!(
-        "dev.keylink:/callback/demo?state={state}&error=access_denied&error_description=%3Cb%3Eno%3C%2Fb%3E&iss={}",
+        "dev.keylink:/callback/demo?state={state}&error=server_error&error_description=%3Cb%3Eno%3C%2Fb%3E&iss={}",
         idp.issuer
     );
     let out = home.open_url(&error_url);
     assert_eq!(out.status.code(), Some(1));
     let message = stderr(&out);
-    assert!(message.contains("access_denied"), "{message}");
+    assert!(message.contains("server_error"), "{message}");
     assert!(!message.contains("<b>"), "{message}");
     assert_eq!(
         wait_output(link, Duration::from_secs(30)).status.code(),
