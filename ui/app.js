@@ -286,6 +286,14 @@ function renderLinking() {
     // Shown as text only: the window never loads a provider's page.
     $('linking-device-uri').textContent = code.verification_uri;
     $('linking-device-code').textContent = code.user_code;
+    const qr = $('linking-device-qr');
+    const src = code.qr_svg ? `data:image/svg+xml;charset=utf-8,${encodeURIComponent(code.qr_svg)}` : '';
+    if (qr.dataset.src !== src) {
+      qr.dataset.src = src;
+      qr.src = src;
+      qr.alt = `QR code of ${code.verification_uri_complete || code.verification_uri}`;
+    }
+    qr.closest('figure').hidden = !src;
     $('linking-device-provider').textContent = linkView.provider_name || linkView.provider;
   }
   if (!failed && linkView.byCode) {
@@ -414,6 +422,30 @@ async function unlinkConfirmed() {
 // ---------------------------------------------------------------------------- start
 
 $('linking-cancel').addEventListener('click', cancelLinking);
+
+/** Copies the device code, with the system clipboard where the webview offers it. */
+async function copyDeviceCode() {
+  const button = $('linking-device-copy');
+  const code = $('linking-device-code').textContent;
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(code);
+    copied = true;
+  } catch {
+    // Older WebKitGTK: copy through a selection.
+    const field = document.createElement('textarea');
+    field.value = code;
+    field.setAttribute('readonly', '');
+    field.className = 'offscreen';
+    document.body.append(field);
+    field.select();
+    copied = document.execCommand('copy');
+    field.remove();
+  }
+  button.textContent = copied ? 'Copied' : 'Select the code to copy it';
+  setTimeout(() => { button.textContent = 'Copy code'; }, 3000);
+}
+$('linking-device-copy').addEventListener('click', copyDeviceCode);
 $('linking-retry').addEventListener('click', () => linkView && beginLink(linkView.provider));
 $('unlink-dialog').addEventListener('close', () => {
   if ($('unlink-dialog').returnValue === 'unlink') {

@@ -65,11 +65,27 @@ pub struct DeviceCodeDto {
     pub user_code: String,
     /// An address with the code filled in, when the provider gives one.
     pub verification_uri_complete: Option<String>,
+    /// The address to open (with the code filled in when there is one) as a QR code, an SVG
+    /// document; `None` if it is too long for one.
+    pub qr_svg: Option<String>,
 }
 
 impl From<&keylink::DeviceAuthorization> for DeviceCodeDto {
     fn from(a: &keylink::DeviceAuthorization) -> Self {
+        let target = a
+            .verification_uri_complete
+            .as_ref()
+            .unwrap_or(&a.verification_uri);
+        let qr_svg = qrcode::QrCode::new(target.as_str().as_bytes())
+            .ok()
+            .map(|code| {
+                code.render::<qrcode::render::svg::Color<'_>>()
+                    .min_dimensions(180, 180)
+                    .quiet_zone(true)
+                    .build()
+            });
         Self {
+            qr_svg,
             verification_uri: a.verification_uri.to_string(),
             user_code: a.user_code.clone(),
             verification_uri_complete: a

@@ -359,3 +359,24 @@ fn a_packaged_app_leaves_the_handler_to_its_package() {
         "/usr/local/bin/keylink-app"
     )));
 }
+
+#[test]
+fn the_device_code_comes_with_a_qr_code_of_the_address_to_open() {
+    let code = keylink::DeviceAuthorization::new(
+        url::Url::parse("https://idp.example/device").expect("url"),
+        "WDJB-MJHT".into(),
+        Some(url::Url::parse("https://idp.example/device?user_code=WDJB-MJHT").expect("url")),
+        Duration::from_secs(600),
+    );
+    let dto = crate::dto::DeviceCodeDto::from(&code);
+    let svg = dto.qr_svg.expect("a QR code");
+    assert!(svg.starts_with("<?xml") && svg.contains("<svg"), "{svg}");
+    // The same address encoded again gives the same picture: it is the complete URI's code.
+    let again = qrcode::QrCode::new(b"https://idp.example/device?user_code=WDJB-MJHT")
+        .expect("qr")
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(180, 180)
+        .quiet_zone(true)
+        .build();
+    assert_eq!(svg, again);
+}

@@ -327,6 +327,11 @@ test('(g) device sign-in: the app shows a code, the person enters it on another 
     const uri = (await session.textOf('#linking-device-uri')).trim();
     assert.ok(uri.startsWith(`${idp.issuer}/`), `the provider's own page: ${uri}`);
     assert.match(await session.textOf('#linking'), /Enter the code on another device/);
+    // The address as a QR code, and the code copied with one click.
+    const qr = await session.execute('const i = document.getElementById("linking-device-qr"); return { src: i.src, w: i.naturalWidth, shown: !i.closest("[hidden]") };');
+    assert.ok(qr.shown && qr.src.startsWith('data:image/svg+xml') && qr.w > 0, `a QR code is shown: ${JSON.stringify({ ...qr, src: qr.src.slice(0, 40) })}`);
+    await session.clickCss('#linking-device-copy');
+    await waitFor('the copy to be confirmed', async () => (await session.textOf('#linking-device-copy')) === 'Copied');
     await snapshot(session, 'g1-device-code');
 
     // The person, on another device, types the code and approves.

@@ -56,6 +56,23 @@ pub struct DeviceAuthorization {
     pub expires_in: Duration,
 }
 
+impl DeviceAuthorization {
+    /// A code to show, as a provider would give it (for front ends' own tests and previews).
+    pub fn new(
+        verification_uri: Url,
+        user_code: String,
+        verification_uri_complete: Option<Url>,
+        expires_in: Duration,
+    ) -> Self {
+        DeviceAuthorization {
+            verification_uri,
+            user_code,
+            verification_uri_complete,
+            expires_in,
+        }
+    }
+}
+
 /// Why a device sign-in did not link an account. Failures of the token endpoint itself are
 /// [`ExchangeError`]s.
 #[derive(Debug, thiserror::Error)]
