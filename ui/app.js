@@ -129,6 +129,7 @@ function apply(state) {
 
   for (const notice of state.notices) {
     if (notice.kind === 'linked') {
+      connections.delete(notice.account.id);
       notify('success', `${accountLabel(notice.account)} is linked.`, `Provider: ${notice.account.provider_name}.`);
     } else {
       notifyError(notice.error);
@@ -141,6 +142,7 @@ function apply(state) {
     linkView = { ...link, status: 'waiting', since: performance.now(), byCode };
   } else if (link.state === 'linked') {
     linkView = null;
+    connections.delete(link.account.id); // an answer about the old sign-in is stale now
     notify('success', `${accountLabel(link.account)} is linked.`, `Provider: ${link.account.provider_name}. Apps and scripts can use it now.`);
     focusLater(() => document.querySelector(`.account[data-account="${CSS.escape(link.account.id)}"] .check`));
   } else if (link.state === 'failed') {

@@ -286,6 +286,9 @@ test('(f) an account whose grant died shows "Needs reconnecting"; Reconnect link
     const [bob] = (await listJson(env)).filter((a) => a.email === 'bob@example.test');
     assert.ok(bob, 'Bob is linked (scenario b)');
     const card = `.account[data-account="${bob.id}"]`;
+    // An answer of Check connection from before, which a relink makes stale.
+    await session.clickCss(`${card} button.check`);
+    await waitFor('the connection answer', async () => /answered as/.test(await session.textOf(`${card} .connection`)), 20000);
     // Someone else spends the stored refresh token; Keylink's next refresh replays it, the
     // provider revokes the grant, and the account needs linking again.
     const spent = await storedTokenSet(env, bob.id);
@@ -302,6 +305,7 @@ test('(f) an account whose grant died shows "Needs reconnecting"; Reconnect link
     writeFileSync(env.KEYLINK_TEST_GATE, 'go');
     await waitFor('Bob connected again', async () => /Connected/.test(await session.textOf(card)), 30000);
     await snapshot(session, 'f2-reconnected');
+    assert.equal(await session.textOf(`${card} .connection`), '', 'the answer about the old sign-in is gone');
     const [again] = (await listJson(env)).filter((a) => a.id === bob.id);
     assert.equal(again.status, 'ok');
     await collectTokens(env);

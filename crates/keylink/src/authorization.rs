@@ -176,6 +176,10 @@ fn wait_for_outcome(
     let mut claimed = false;
     loop {
         if let Some(result) = outcomes.take(ctx, flow_id) {
+            // Completed between two looks: it was claimed and exchanged all the same.
+            if !claimed {
+                (hooks.claimed)();
+            }
             return result;
         }
         if cancelled() {
