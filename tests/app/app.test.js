@@ -60,7 +60,8 @@ async function listJson(env) {
 }
 
 async function accountNames(session) {
-  return session.execute('return [...document.querySelectorAll("#accounts .account .name")].map((e) => e.textContent)');
+  // Only what is on screen: the list is updated while the link screen may still hide it.
+  return session.execute('return [...document.querySelectorAll("#accounts .account .name")].filter((e) => !e.closest("[hidden]")).map((e) => e.textContent)');
 }
 
 async function launch(driver, args) {
