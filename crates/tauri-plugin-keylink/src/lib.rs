@@ -49,11 +49,13 @@ pub fn init<R: Runtime>() -> TauriPlugin<R, Option<Config>> {
     Builder::new().build()
 }
 
+/// A host's change to the core's builder ([`Builder::keylink`]).
+type Customize = Box<dyn FnOnce(keylink::KeylinkBuilder) -> keylink::KeylinkBuilder + Send>;
+
 /// The plugin, with what a host may set in Rust rather than in `tauri.conf.json`.
 #[derive(Default)]
 pub struct Builder {
-    #[allow(clippy::type_complexity)]
-    customize: Option<Box<dyn FnOnce(keylink::KeylinkBuilder) -> keylink::KeylinkBuilder + Send>>,
+    customize: Option<Customize>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -109,8 +111,6 @@ impl Builder {
             .build()
     }
 }
-
-type Customize = Box<dyn FnOnce(keylink::KeylinkBuilder) -> keylink::KeylinkBuilder + Send>;
 
 fn build_keylink<R: Runtime>(
     app: &tauri::AppHandle<R>,
