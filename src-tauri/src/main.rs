@@ -102,9 +102,7 @@ fn main() {
     let forwarded = shell.clone();
     let opened = shell.clone();
     let cold = shell.clone();
-    // Discovery in the background: it tells which providers offer device sign-in, and the
-    // first Link click then finds the metadata cached.
-    shell.discover_providers();
+    let discovery = shell.clone();
 
     let result = tauri::Builder::default()
         // First, so a second instance forwards its arguments and exits before anything else
@@ -128,6 +126,11 @@ fn main() {
             commands::unlink,
         ])
         .setup(move |app| {
+            // Here, not before the builder: a second instance has forwarded its arguments and
+            // exited by now, and exiting while a request of its own was in flight crashed it.
+            // Discovery in the background tells which providers offer device sign-in, and the
+            // first Link click then finds the metadata cached.
+            discovery.discover_providers();
             let deep_link = app.deep_link();
             // Linux and Windows debug builds have no installer to register the scheme.
             #[cfg(all(windows, debug_assertions))]

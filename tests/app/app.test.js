@@ -5,19 +5,15 @@
 // to target/app-screenshots/.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 
 import {
-  APP_BIN, IPC_SPY, REPO, cleanup, keylink, makeCa, screenshotPath, startDriver, startIdp, stopAll,
+  APP_BIN, IPC_SPY, REPO, cleanup, keylink, makeCa, run, screenshotPath, startDriver, startIdp, stopAll,
   storedTokenSet, storedTokens, tempRoot, waitForAppGone,
 } from './harness.js';
 import { waitFor } from './webdriver.js';
-
-const run = promisify(execFile);
 
 let root;
 let idp;

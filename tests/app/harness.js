@@ -15,7 +15,18 @@ import { promisify } from 'node:util';
 
 import { Session, waitFor } from './webdriver.js';
 
-const run = promisify(execFile);
+const execFileAsync = promisify(execFile);
+
+/** Runs a program to its end; a failure says how it ended (exit code or signal) and its stderr. */
+export async function run(file, args, options) {
+  try {
+    return await execFileAsync(file, args, options);
+  } catch (error) {
+    const how = error.signal ? `killed by ${error.signal}` : `exit code ${error.code}`;
+    error.message = `${file} ${args.join(' ')} failed (${how}); stderr: ${error.stderr || '(empty)'}`;
+    throw error;
+  }
+}
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const TARGET = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(REPO, 'target');
