@@ -56,6 +56,12 @@ export interface Provider {
   redirect: 'deep-link' | 'loopback'
   /** The redirect URI to register at the provider. */
   redirectUri: string
+  /** The host people sign in at. */
+  host: string | null
+  /** The provider offers sign-in with a code entered on another device (known once its
+   * discovery, started with the app, has finished: ask again later). */
+  deviceSignIn: boolean
+  /** Set by the administrator's policy. */
   fromPolicy: boolean
 }
 
@@ -76,6 +82,9 @@ export interface DeviceCode {
   verificationUri: string
   userCode: string
   verificationUriComplete: string | null
+  /** The page to open (with the code filled in where there is one) as a QR code, an SVG
+   * document; null when the address is too long for one. */
+  qrSvg: string | null
 }
 
 /** A step of a link in progress, in this order. */
@@ -116,8 +125,8 @@ async function session(
     if (progress.kind === 'starting') id = progress.session
     onProgress?.(progress)
     if (progress.kind === 'codeShown') {
-      const { verificationUri, userCode, verificationUriComplete } = progress
-      onCode?.({ verificationUri, userCode, verificationUriComplete })
+      const { verificationUri, userCode, verificationUriComplete, qrSvg } = progress
+      onCode?.({ verificationUri, userCode, verificationUriComplete, qrSvg })
     }
   }
   signal?.addEventListener('abort', cancel, { once: true })
@@ -183,13 +192,20 @@ export async function unlink(account: string): Promise<Unlinked> {
   return await call('unlink', { account })
 }
 
-/** The accounts after a change, and the error of a redirect that linked nothing. */
+/**
+ * The accounts after a change and, for a redirect no `link()` here was waiting for (the app
+ * was started by it, say), what it did: the account it linked, or why it linked nothing.
+ */
 export interface AccountsChanged {
   accounts: Account[]
+  linked: Account | null
   error: { code: ErrorCode; message: string } | null
 }
 
-/** Calls `callback` whenever accounts are linked or unlinked; returns a function that stops it. */
+/**
+ * Calls `callback` whenever accounts are linked or unlinked; returns a function that stops it.
+ * What a redirect did before anyone listened (a cold start) reaches the first listener.
+ */
 export async function onAccountsChanged(
   callback: (change: AccountsChanged) => void
 ): Promise<() => void> {

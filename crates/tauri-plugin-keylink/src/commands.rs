@@ -37,11 +37,12 @@ pub(crate) async fn providers<R: Runtime>(
     state: PluginState<'_>,
 ) -> Result<Vec<Provider>> {
     blocking(&state, |s| {
-        Ok(s.keylink
+        let keylink = s.keylink()?;
+        Ok(keylink
             .config()
             .providers
             .values()
-            .map(|p| Provider::new(&s.keylink, p))
+            .map(|p| Provider::new(keylink, p, s.offers_device_sign_in(&p.id)))
             .collect())
     })
     .await
@@ -54,7 +55,7 @@ pub(crate) async fn accounts<R: Runtime>(
     state: PluginState<'_>,
 ) -> Result<Vec<Account>> {
     blocking(&state, |s| {
-        Ok(s.keylink.accounts()?.iter().map(Account::from).collect())
+        Ok(s.keylink()?.accounts()?.iter().map(Account::from).collect())
     })
     .await
 }
@@ -65,7 +66,7 @@ fn run_session(
     start: keylink::LinkStart,
     progress: &Channel<Progress>,
 ) -> Result<Account> {
-    let session = state.keylink.link(start)?;
+    let session = state.keylink()?.link(start)?;
     let id = session.id().to_string();
     state
         .cancellers
@@ -86,7 +87,7 @@ fn run_session(
         .unwrap_or_else(|p| p.into_inner())
         .retain(|(s, _)| *s != id);
     let account = result?;
-    state.accounts_changed(None);
+    state.accounts_changed();
     Ok(Account::from(&account))
 }
 
@@ -141,7 +142,7 @@ pub(crate) async fn cancel_link<R: Runtime>(
 ) -> Result<bool> {
     blocking(&state, move |s| {
         let Some(session) = session else {
-            return Ok(s.keylink.cancel_link());
+            return Ok(s.keylink()?.cancel_link());
         };
         let canceller = s
             .cancellers
@@ -163,7 +164,7 @@ pub(crate) async fn check_connection<R: Runtime>(
     account: String,
 ) -> Result<Connection> {
     blocking(&state, move |s| {
-        let c = s.keylink.check_connection(&account)?;
+        let c = s.keylink()?.check_connection(&account)?;
         Ok(Connection {
             account: Account::from(&c.account),
             answered_by: c.answered_by,
@@ -184,7 +185,7 @@ pub(crate) async fn unlink<R: Runtime>(
     account: String,
 ) -> Result<Unlinked> {
     blocking(&state, move |s| {
-        let report = s.keylink.unlink(&account)?;
+        let report = s.keylink()?.unlink(&account)?;
         let (revoked, warning) = match report.revocation {
             keylink::Revocation::Revoked => (true, None),
             keylink::Revocation::NotSupported => (false, None),
@@ -195,7 +196,7 @@ pub(crate) async fn unlink<R: Runtime>(
                 ))),
             ),
         };
-        s.accounts_changed(None);
+        s.accounts_changed();
         Ok(Unlinked {
             account: Account::from(&report.account),
             revoked,
@@ -212,11 +213,7 @@ pub(crate) async fn watch_accounts<R: Runtime>(
     state: PluginState<'_>,
     channel: Channel<AccountsChanged>,
 ) -> Result<()> {
-    state
-        .watchers
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(channel);
+    state.watch(channel);
     Ok(())
 }
 
@@ -253,7 +250,7 @@ pub(crate) async fn fetch<R: Runtime>(
             headers: init.headers,
             body,
         };
-        Ok(s.keylink.api_request(&account, &request)?.into())
+        Ok(s.keylink()?.api_request(&account, &request)?.into())
     })
     .await
 }

@@ -16,15 +16,32 @@ pub struct Provider {
     pub redirect: &'static str,
     /// The redirect URI to register at the provider.
     pub redirect_uri: String,
+    /// The host people sign in at (the issuer's, else the authorization endpoint's).
+    pub host: Option<String>,
+    /// The provider offers device sign-in (a code entered on another device), as far as its
+    /// discovery, started with the app, has found.
+    pub device_sign_in: bool,
     /// Set by the system policy.
     pub from_policy: bool,
 }
 
 impl Provider {
-    pub(crate) fn new(keylink: &keylink::Keylink, p: &keylink::ProviderConfig) -> Self {
+    pub(crate) fn new(
+        keylink: &keylink::Keylink,
+        p: &keylink::ProviderConfig,
+        device_sign_in: bool,
+    ) -> Self {
+        let host = p
+            .issuer
+            .as_deref()
+            .and_then(|i| url::Url::parse(i).ok())
+            .or_else(|| p.endpoints.authorization_endpoint.clone())
+            .and_then(|u| u.host_str().map(str::to_owned));
         Provider {
             id: p.id.to_string(),
             name: p.name.clone(),
+            host,
+            device_sign_in,
             redirect: match p.redirect {
                 keylink::RedirectKind::DeepLink => "deep-link",
                 keylink::RedirectKind::Loopback => "loopback",
@@ -95,6 +112,9 @@ pub enum Progress {
         user_code: String,
         /// The page with the code filled in, when the provider has one.
         verification_uri_complete: Option<String>,
+        /// That page (or else `verification_uri`) as a QR code, an SVG document, for a phone
+        /// to scan; `None` when the address is too long for one.
+        qr_svg: Option<String>,
     },
     /// Waiting for the person, at most this many seconds more.
     Waiting {
@@ -110,6 +130,12 @@ impl Progress {
         Some(match progress {
             keylink::LinkProgress::BrowserOpened => Progress::BrowserOpened,
             keylink::LinkProgress::CodeShown(code) => Progress::CodeShown {
+                qr_svg: qr_svg(
+                    code.verification_uri_complete
+                        .as_ref()
+                        .unwrap_or(&code.verification_uri)
+                        .as_str(),
+                ),
                 verification_uri: code.verification_uri.to_string(),
                 user_code: code.user_code.clone(),
                 verification_uri_complete: code
@@ -130,13 +156,27 @@ impl Progress {
     }
 }
 
-/// What changed in the accounts: the list as it is now, and the error of a redirect no link
-/// here was waiting for (refused, or failed).
+/// `text` as a QR code in SVG.
+fn qr_svg(text: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
+    Some(
+        code.render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(180, 180)
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
+/// What changed in the accounts: the list as it is now and, for a redirect no link session
+/// here was waiting for (a cold start, say), what it did. Such a change is kept until a
+/// listener takes it, so one that came before the page loaded is not lost.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountsChanged {
     /// All linked accounts.
     pub accounts: Vec<Account>,
+    /// The account a redirect the OS delivered linked.
+    pub linked: Option<Account>,
     /// A redirect the OS delivered that linked nothing.
     pub error: Option<crate::Error>,
 }

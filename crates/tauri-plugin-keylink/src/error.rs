@@ -32,8 +32,46 @@ impl std::fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl From<keylink::Error> for Error {
+    /// The core's sentence, except where it tells a `keylink` CLI user what to run: an app's
+    /// user has buttons, not commands.
     fn from(e: keylink::Error) -> Self {
-        Error::new(e.code(), e.to_string())
+        let message = match &e {
+            keylink::Error::Browser(detail) => format!(
+                "the web browser could not be opened ({detail}); set a default browser, or link with a code on another device"
+            ),
+            keylink::Error::Loopback(keylink::LoopbackError::Cancelled) => {
+                "the link was cancelled and nothing was linked".to_owned()
+            }
+            keylink::Error::LinkTimedOut(secs) => format!(
+                "no sign-in arrived within {}, so nothing was linked; link again when you are ready",
+                duration_words(*secs)
+            ),
+            keylink::Error::NeedsRelink(_) => {
+                "the provider no longer accepts this account's sign-in; reconnect the account to link it again"
+                    .to_owned()
+            }
+            keylink::Error::NoRefreshToken(_) => {
+                "this account's access has expired and cannot be renewed; reconnect the account to link it again"
+                    .to_owned()
+            }
+            keylink::Error::UnknownProvider(id) => {
+                format!("no provider named \"{id}\" is configured")
+            }
+            keylink::Error::UnknownAccount(_) => {
+                "this account is no longer linked (it may have been unlinked elsewhere)".to_owned()
+            }
+            other => other.to_string(),
+        };
+        Error::new(e.code(), message)
+    }
+}
+
+/// "300" → "5 minutes", "90" → "90 seconds".
+fn duration_words(secs: u64) -> String {
+    match secs {
+        60 => "a minute".to_owned(),
+        s if s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
     }
 }
 

@@ -17,12 +17,13 @@
 //!
 //! Providers come from `plugins.keylink` in `tauri.conf.json` (see [`Config`]); accounts are
 //! kept under the app's identifier, apart from every other app. The host's Rust code reaches
-//! the core through [`KeylinkExt`]: `app.keylink().access_token(&account, 60)`.
+//! the core through [`KeylinkExt`]: `app.keylink()?.access_token(&account, 60)`.
 //!
 //! Permissions: `keylink:default` allows every command except `fetch` (a call of the
 //! provider's API with the account's token, to the provider's `api_origins` only), which a
 //! host grants with `keylink:allow-fetch`.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,6 +57,7 @@ type Customize = Box<dyn FnOnce(keylink::KeylinkBuilder) -> keylink::KeylinkBuil
 #[derive(Default)]
 pub struct Builder {
     customize: Option<Customize>,
+    link_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -80,9 +82,16 @@ impl Builder {
         self
     }
 
+    /// How long a sign-in may take, instead of `plugins.keylink.linkTimeoutSecs`.
+    pub fn link_timeout(mut self, timeout: Duration) -> Self {
+        self.link_timeout = Some(timeout);
+        self
+    }
+
     /// Builds the plugin.
     pub fn build<R: Runtime>(self) -> TauriPlugin<R, Option<Config>> {
         let customize = Mutex::new(self.customize);
+        let link_timeout = self.link_timeout;
         PluginBuilder::<R, Option<Config>>::new("keylink")
             .invoke_handler(tauri::generate_handler![
                 commands::providers,
@@ -100,12 +109,24 @@ impl Builder {
                 redirects::require_deep_link(app)?;
                 let config = api.config().clone().unwrap_or_default();
                 let customize = customize.lock().ok().and_then(|mut c| c.take());
-                let keylink = build_keylink(app, &config, customize)?;
-                let timeout = config
-                    .link_timeout_secs
-                    .map_or(DEFAULT_LINK_TIMEOUT, Duration::from_secs);
-                app.manage(State::new(keylink, timeout));
+                let keylink = match build_keylink(app, &config, customize) {
+                    Ok(keylink) => Ok(keylink),
+                    // The person's own files: the app starts and says what is wrong with them.
+                    Err(e) if config.user_config => {
+                        tracing::warn!(error = %e, "the configuration cannot be used");
+                        Err(Error::new(keylink::ErrorCode::Config, e.to_string()))
+                    }
+                    Err(e) => return Err(e),
+                };
+                let timeout = link_timeout.unwrap_or_else(|| {
+                    config
+                        .link_timeout_secs
+                        .map_or(DEFAULT_LINK_TIMEOUT, Duration::from_secs)
+                });
+                let state = State::new(keylink, timeout);
+                app.manage(state.clone());
                 redirects::wire(app)?;
+                state.discover();
                 Ok(())
             })
             .build()
@@ -158,51 +179,147 @@ fn deep_link_scheme<R: Runtime>(app: &tauri::AppHandle<R>) -> Option<String> {
     schemes.get(0)?.as_str().map(str::to_owned)
 }
 
-/// The plugin's state: the core, the link sessions the webview may cancel, and who listens
-/// for account changes.
+/// The plugin's state: the core (or, for `userConfig`, why the person's configuration cannot
+/// be used), the link sessions the webview may cancel, who listens for account changes, and
+/// which providers offer device sign-in.
 pub(crate) struct State {
-    pub(crate) keylink: keylink::Keylink,
+    keylink: std::result::Result<keylink::Keylink, Error>,
     pub(crate) timeout: Duration,
     pub(crate) cancellers: Mutex<Vec<(String, keylink::LinkCanceller)>>,
-    pub(crate) watchers: Mutex<Vec<tauri::ipc::Channel<AccountsChanged>>>,
+    watchers: Mutex<Watchers>,
+    device_sign_in: Mutex<HashSet<keylink::ProviderId>>,
+}
+
+/// The listeners for account changes, and the redirect outcomes that came while there was
+/// none (a cold start delivers its URL before the page has loaded).
+#[derive(Default)]
+struct Watchers {
+    channels: Vec<tauri::ipc::Channel<AccountsChanged>>,
+    pending: Vec<AccountsChanged>,
 }
 
 impl State {
-    fn new(keylink: keylink::Keylink, timeout: Duration) -> Arc<Self> {
+    fn new(keylink: std::result::Result<keylink::Keylink, Error>, timeout: Duration) -> Arc<Self> {
         Arc::new(State {
             keylink,
             timeout,
             cancellers: Mutex::default(),
             watchers: Mutex::default(),
+            device_sign_in: Mutex::default(),
         })
     }
 
-    /// Tells every listener the accounts as they are now, with `error` if a redirect linked
-    /// nothing. Listeners whose webview is gone are dropped.
-    pub(crate) fn accounts_changed(&self, error: Option<Error>) {
-        let accounts = match self.keylink.accounts() {
+    /// The core, or why it could not be set up.
+    pub(crate) fn keylink(&self) -> Result<&keylink::Keylink> {
+        self.keylink.as_ref().map_err(Clone::clone)
+    }
+
+    /// Whether discovery found that `provider` offers device sign-in.
+    pub(crate) fn offers_device_sign_in(&self, provider: &keylink::ProviderId) -> bool {
+        self.device_sign_in
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(provider)
+    }
+
+    /// Discovers every provider in the background: it tells which offer device sign-in, and
+    /// the first link then finds the metadata cached.
+    fn discover(self: &Arc<Self>) {
+        let Ok(keylink) = self.keylink().cloned() else {
+            return;
+        };
+        let state = self.clone();
+        std::thread::spawn(move || {
+            for provider in keylink.config().providers.values() {
+                match keylink.supports_device_sign_in(provider) {
+                    Ok(true) => {
+                        state
+                            .device_sign_in
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(provider.id.clone());
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(provider = %provider.id, error = %e, "discovery failed")
+                    }
+                }
+            }
+        });
+    }
+
+    /// Tells every listener the accounts as they are now.
+    pub(crate) fn accounts_changed(&self) {
+        self.send_change(None, None);
+    }
+
+    /// Tells the listeners what a redirect no link session here waited for did; kept for the
+    /// first listener when there is none yet.
+    pub(crate) fn redirect_finished(
+        &self,
+        result: std::result::Result<keylink::Account, keylink::Error>,
+    ) {
+        match result {
+            Ok(account) => {
+                tracing::info!(account = %account.id, "linked through a redirect");
+                self.send_change(Some(Account::from(&account)), None);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "redirect refused");
+                self.send_change(None, Some(e.into()));
+            }
+        }
+    }
+
+    fn send_change(&self, linked: Option<Account>, error: Option<Error>) {
+        let outcome = linked.is_some() || error.is_some();
+        let accounts = match self.keylink().and_then(|k| Ok(k.accounts()?)) {
             Ok(list) => list.iter().map(Account::from).collect(),
+            Err(e) if outcome => {
+                tracing::warn!(error = %e, "could not read the accounts");
+                Vec::new()
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the accounts");
                 return;
             }
         };
-        let change = AccountsChanged { accounts, error };
+        let change = AccountsChanged {
+            accounts,
+            linked,
+            error,
+        };
         let mut watchers = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
-        watchers.retain(|channel| channel.send(change.clone()).is_ok());
+        watchers
+            .channels
+            .retain(|channel| channel.send(change.clone()).is_ok());
+        if watchers.channels.is_empty() && outcome {
+            watchers.pending.push(change);
+        }
+    }
+
+    /// Adds a listener, handing it the outcomes nobody has heard of yet.
+    pub(crate) fn watch(&self, channel: tauri::ipc::Channel<AccountsChanged>) {
+        let mut watchers = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        for change in std::mem::take(&mut watchers.pending) {
+            let _ = channel.send(change);
+        }
+        watchers.channels.push(channel);
     }
 }
 
-/// The core API for the host's Rust code: `app.keylink().accounts()`,
-/// `app.keylink().access_token(&id, 60)`, `app.keylink().link(..)`, `app.keylink().unlink(..)`.
+/// The core API for the host's Rust code: `app.keylink()?.accounts()`,
+/// `app.keylink()?.access_token(&id, 60)`, `app.keylink()?.link(..)`,
+/// `app.keylink()?.unlink(..)`. An error only with `userConfig`, when the person's
+/// configuration files cannot be used (the commands reject with the same error).
 pub trait KeylinkExt<R: Runtime> {
     /// The app's Keylink.
-    fn keylink(&self) -> &keylink::Keylink;
+    fn keylink(&self) -> Result<&keylink::Keylink>;
 }
 
 impl<R: Runtime, T: Manager<R>> KeylinkExt<R> for T {
-    fn keylink(&self) -> &keylink::Keylink {
-        &self.state::<Arc<State>>().inner().keylink
+    fn keylink(&self) -> Result<&keylink::Keylink> {
+        self.state::<Arc<State>>().inner().keylink()
     }
 }
 

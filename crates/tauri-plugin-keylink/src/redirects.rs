@@ -50,22 +50,16 @@ pub(crate) fn wire<R: Runtime>(app: &AppHandle<R>) -> Result<(), Box<dyn std::er
 }
 
 fn deliver(state: &Arc<State>, url: String) {
-    if !state.keylink.identity().is_redirect(&url) {
+    let Ok(keylink) = state.keylink().cloned() else {
+        return;
+    };
+    if !keylink.identity().is_redirect(&url) {
         return;
     }
     let state = state.clone();
     std::thread::spawn(move || {
-        if let keylink::Delivery::Completed(result) = state.keylink.deliver_redirect(&url) {
-            match result {
-                Ok(account) => {
-                    tracing::info!(account = %account.id, "linked through a redirect");
-                    state.accounts_changed(None);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "redirect refused");
-                    state.accounts_changed(Some(e.into()));
-                }
-            }
+        if let keylink::Delivery::Completed(result) = keylink.deliver_redirect(&url) {
+            state.redirect_finished(result);
         }
     });
 }

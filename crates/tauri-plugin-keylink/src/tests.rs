@@ -155,3 +155,57 @@ fn without_the_deep_link_plugin_the_app_does_not_start_and_says_why() {
         .unwrap_or_default();
     assert!(error.contains("tauri-plugin-deep-link"), "{error:?}");
 }
+
+#[test]
+fn errors_tell_an_app_user_what_to_do_not_which_cli_command_to_run() {
+    let cases = [
+        keylink::Error::LinkTimedOut(300),
+        keylink::Error::Browser("no opener".into()),
+        keylink::Error::UnknownProvider("work".into()),
+        keylink::Error::UnknownAccount("x".into()),
+    ];
+    for core in cases {
+        let cli = core.to_string();
+        let e = Error::from(core);
+        assert!(
+            !e.message.contains("keylink") && !e.message.contains('`'),
+            "{cli:?} became {:?}",
+            e.message
+        );
+        assert!(e.message.ends_with('.'), "{:?}", e.message);
+    }
+    let e = Error::from(keylink::Error::LinkTimedOut(300));
+    assert_eq!(e.code, keylink::ErrorCode::Timeout);
+    assert_eq!(
+        e.message,
+        "No sign-in arrived within 5 minutes, so nothing was linked; link again when you are ready."
+    );
+}
+
+#[test]
+fn a_redirect_outcome_before_any_listener_is_kept_for_the_first_one() {
+    use std::sync::{Arc, Mutex};
+    let state = crate::State::new(
+        Err(Error::new(keylink::ErrorCode::Config, "broken")),
+        std::time::Duration::from_secs(5),
+    );
+    // A cold start: the redirect is refused before the page listens.
+    state.redirect_finished(Err(keylink::Error::Cancelled));
+    // A change without an outcome is for whoever listens now, and nobody does.
+    state.accounts_changed();
+    let heard = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
+    let sink = heard.clone();
+    let channel = tauri::ipc::Channel::new(move |body| {
+        if let tauri::ipc::InvokeResponseBody::Json(json) = body {
+            sink.lock()
+                .unwrap()
+                .push(serde_json::from_str(&json).unwrap());
+        }
+        Ok(())
+    });
+    state.watch(channel);
+    let heard = heard.lock().unwrap();
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    assert_eq!(heard[0]["error"]["code"], "cancelled");
+    assert_eq!(heard[0]["linked"], serde_json::Value::Null);
+}
