@@ -1,17 +1,17 @@
-// The one place the UI talks to the app: every IPC call goes through here. Errors always come
-// back as {code, message}; no call returns a token.
+// The one place the UI talks to the app: the Keylink plugin's JS API, which the app exposes as
+// window.__TAURI__.keylink. Errors always come back as {code, message}; no call returns a token.
 
-function tauriInvoke(command, args) {
-  const core = window.__TAURI__ && window.__TAURI__.core;
-  if (!core) {
-    return Promise.reject({ code: 'internal', message: 'Keylink must be opened as the desktop app.' });
+function plugin() {
+  const keylink = window.__TAURI__ && window.__TAURI__.keylink;
+  if (!keylink) {
+    throw { code: 'internal', message: 'Keylink must be opened as the desktop app.' };
   }
-  return core.invoke(command, args);
+  return keylink;
 }
 
-async function call(command, args) {
+async function call(f) {
   try {
-    return await tauriInvoke(command, args);
+    return await f(plugin());
   } catch (error) {
     if (error && typeof error === 'object' && typeof error.code === 'string') {
       throw error;
@@ -20,15 +20,21 @@ async function call(command, args) {
   }
 }
 
-/** Providers, accounts, the link in progress and notices not yet shown. */
-export const appState = () => call('app_state');
-/** Starts linking at `provider` (or, with `account`, signs in again as that account); the system browser opens. */
-export const startLink = (provider, account = null) => call('start_link', { provider, account });
-/** Starts linking at `provider` with a code entered on another device (RFC 8628). */
-export const startDeviceLink = (provider) => call('start_device_link', { provider });
-/** Cancels the link in progress. */
-export const cancelLink = () => call('cancel_link');
+/** The configured providers; `deviceSignIn` turns true once discovery found a device endpoint. */
+export const providers = () => call((k) => k.providers());
+/** The linked accounts. */
+export const accounts = () => call((k) => k.accounts());
+/**
+ * Links an account: in the system browser, with a code entered on another device (`device`),
+ * or again as `account` (Reconnect). `onProgress` hears each step; aborting `signal` cancels.
+ */
+export const link = (provider, { device = false, account = null, onProgress, signal }) => call((k) => {
+  if (account) return k.reconnect(account, { onProgress, signal });
+  return device ? k.linkWithDevice(provider, { onProgress, signal }) : k.link(provider, { onProgress, signal });
+});
 /** Asks the provider who the stored tokens belong to. */
-export const checkConnection = (account) => call('check_connection', { account });
+export const checkConnection = (account) => call((k) => k.checkConnection(account));
 /** Revokes and removes an account. */
-export const unlink = (account) => call('unlink', { account });
+export const unlink = (account) => call((k) => k.unlink(account));
+/** Calls `callback` with every change of the accounts, and what a redirect nobody waited for did. */
+export const onAccountsChanged = (callback) => call((k) => k.onAccountsChanged(callback));

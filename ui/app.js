@@ -1,17 +1,20 @@
-// Keylink's UI: pulls the app state when it loads and polls it (every 2 s, every 0.5 s while a
-// sign-in is in progress), so deep links that arrived before the page was ready still show.
-// Everything from providers and the network is shown with textContent, never as HTML.
+// Keylink's UI over the Keylink plugin (window.__TAURI__.keylink): a link reports its steps as
+// they happen; what a redirect nobody here waited for did (a cold start) arrives through
+// onAccountsChanged; providers and accounts are read again every 2 s, since the keylink CLI and
+// other apps change them too. Everything from providers and the network is shown with
+// textContent, never as HTML.
 
 import * as api from './api.js';
 
 const $ = (id) => document.getElementById(id);
 
-const POLL_IDLE_MS = 2000;
-const POLL_BUSY_MS = 500;
+const POLL_MS = 2000;
 
-let linkView = null; // {status: 'starting'|'waiting'|'failed', provider, provider_name, seconds_left, timeout_secs, since, error}
+// {status: 'starting'|'waiting'|'failed', provider, providerName, byCode, secondsLeft, since,
+//  device, exchanging, error, controller, done}
+let linkView = null;
+let state = { providers: [], accounts: [], error: null };
 let lastRendered = '';
-let completing = false;
 let pollTimer = null;
 const connections = new Map(); // account id -> {kind, text}
 let unlinkTarget = null;
@@ -68,6 +71,7 @@ const HEADLINES = {
   not_found: 'Not found.',
   link_failed: 'Linking failed.',
   cancelled: 'The sign-in was cancelled.',
+  busy: 'Another link is in progress.',
   internal: 'Something went wrong.',
 };
 
@@ -107,76 +111,57 @@ function notifyError(error) {
   notify('error', HEADLINES[error.code] || HEADLINES.internal, error.message);
 }
 
-function renderCompleting() {
-  let line = $('completing');
-  if (completing && !line) {
-    line = document.createElement('div');
-    line.id = 'completing';
-    line.className = 'notice info';
-    line.setAttribute('role', 'status');
-    line.textContent = 'Finishing a sign-in…';
-    $('notices').prepend(line);
-  } else if (!completing && line) {
-    line.remove();
-  }
+function providerName(id) {
+  const provider = state.providers.find((p) => p.id === id);
+  return provider ? provider.name : id;
+}
+
+function notifyLinked(account, extra) {
+  connections.delete(account.id); // an answer about an old sign-in is stale now
+  lastRendered = '';
+  notify('success', `${accountLabel(account)} is linked.`, `Provider: ${providerName(account.provider)}.${extra}`);
 }
 
 // ---------------------------------------------------------------------------- state
 
-function apply(state) {
+/** What a redirect nobody here waited for did, and the accounts after any change. */
+function accountsChanged(change) {
+  if (change.linked) notifyLinked(change.linked, '');
+  if (change.error) {
+    if (change.error.code === 'cancelled') notify('info', change.error.message);
+    else notifyError(change.error);
+  }
+  state = { ...state, accounts: change.accounts };
+  render();
+}
+
+function render() {
   $('loading').hidden = true;
-  completing = state.completing;
-
-  for (const notice of state.notices) {
-    if (notice.kind === 'linked') {
-      connections.delete(notice.account.id);
-      notify('success', `${accountLabel(notice.account)} is linked.`, `Provider: ${notice.account.provider_name}.`);
-    } else {
-      notifyError(notice.error);
-    }
-  }
-
-  const link = state.link;
-  if (link.state === 'waiting') {
-    const byCode = Boolean(linkView && linkView.byCode) || Boolean(link.device);
-    linkView = { ...link, status: 'waiting', since: performance.now(), byCode };
-  } else if (link.state === 'linked') {
-    linkView = null;
-    connections.delete(link.account.id); // an answer about the old sign-in is stale now
-    notify('success', `${accountLabel(link.account)} is linked.`, `Provider: ${link.account.provider_name}. Apps and scripts can use it now.`);
-    focusLater(() => document.querySelector(`.account[data-account="${CSS.escape(link.account.id)}"] .check`));
-  } else if (link.state === 'failed') {
-    if (link.error.code === 'cancelled') {
-      // Declined on the provider's page: the person's choice, said plainly, not a failure.
-      linkView = null;
-      notify('info', link.error.message);
-    } else {
-      linkView = { ...link, status: 'failed' };
-    }
-  } else if (linkView && linkView.status === 'waiting') {
-    linkView = null; // cancelled or finished elsewhere
-  }
-
-  renderFatal(state);
-  renderHome(state);
+  renderFatal();
+  renderHome();
   renderLinking();
-  renderCompleting();
 }
 
 async function refresh() {
   clearTimeout(pollTimer);
+  let providers = [];
+  let accounts = [];
+  let error = null;
   try {
-    apply(await api.appState());
-  } catch (error) {
-    notifyError(error);
+    providers = await api.providers();
+  } catch (e) {
+    error = e;
   }
-  schedule();
-}
-
-function schedule() {
-  clearTimeout(pollTimer);
-  const busy = completing || (linkView && linkView.status !== 'failed');
-  pollTimer = setTimeout(refresh, busy ? POLL_BUSY_MS : POLL_IDLE_MS);
+  if (!error) {
+    try {
+      accounts = await api.accounts();
+    } catch (e) {
+      error = e;
+    }
+  }
+  state = { providers, accounts, error };
+  render();
+  pollTimer = setTimeout(refresh, POLL_MS);
 }
 
 function focusLater(find) {
@@ -188,7 +173,7 @@ function focusLater(find) {
 
 // ---------------------------------------------------------------------------- rendering
 
-function renderFatal(state) {
+function renderFatal() {
   const fatal = state.error && state.providers.length === 0 && state.error.code === 'config';
   $('fatal').hidden = !fatal;
   if (fatal) {
@@ -198,7 +183,7 @@ function renderFatal(state) {
   $('home').hidden = fatal || Boolean(linkView);
 }
 
-function renderHome(state) {
+function renderHome() {
   const key = JSON.stringify([state.providers, state.accounts, state.error]);
   if (key === lastRendered) return;
   lastRendered = key;
@@ -225,7 +210,7 @@ function renderAccount(account) {
   const email = li.querySelector('.email');
   email.textContent = account.email || '';
   email.hidden = !account.email || !account.name;
-  li.querySelector('.meta').textContent = `${account.provider_name} · linked ${formatTime(account.linked_at)}`;
+  li.querySelector('.meta').textContent = `${providerName(account.provider)} · linked ${formatTime(account.linkedAt)}`;
   const scopes = li.querySelector('.scopes');
   for (const scope of account.scopes) {
     const chip = document.createElement('li');
@@ -256,7 +241,7 @@ function renderProvider(provider) {
   li.dataset.provider = provider.id;
   li.querySelector('.provider-name').textContent = provider.name;
   const where = provider.host ? `Sign in at ${provider.host}` : '';
-  li.querySelector('.provider-host').textContent = provider.from_policy
+  li.querySelector('.provider-host').textContent = provider.fromPolicy
     ? `${where}${where ? ' · ' : ''}Set up by your administrator`
     : where;
   const button = li.querySelector('.link');
@@ -264,7 +249,7 @@ function renderProvider(provider) {
   button.setAttribute('aria-label', `Link an account at ${provider.name}`);
   button.addEventListener('click', () => beginLink(provider.id));
   const device = li.querySelector('.device');
-  device.hidden = !provider.device;
+  device.hidden = !provider.deviceSignIn;
   device.setAttribute('aria-label', `Link an account at ${provider.name} with a code entered on another device`);
   device.addEventListener('click', () => beginLink(provider.id, { device: true }));
   return li;
@@ -282,21 +267,21 @@ function renderLinking() {
     : failed ? 'Linking did not work' : 'Continue in your browser';
   const code = !failed && linkView.device;
   $('linking-text').hidden = failed || Boolean(linkView.byCode);
-  $('linking-provider').textContent = linkView.provider_name || linkView.provider;
+  $('linking-provider').textContent = linkView.providerName;
   $('linking-device').hidden = !code;
   if (code) {
     // Shown as text only: the window never loads a provider's page.
-    $('linking-device-uri').textContent = code.verification_uri;
-    $('linking-device-code').textContent = code.user_code;
+    $('linking-device-uri').textContent = code.verificationUri;
+    $('linking-device-code').textContent = code.userCode;
     const qr = $('linking-device-qr');
-    const src = code.qr_svg ? `data:image/svg+xml;charset=utf-8,${encodeURIComponent(code.qr_svg)}` : '';
+    const src = code.qrSvg ? `data:image/svg+xml;charset=utf-8,${encodeURIComponent(code.qrSvg)}` : '';
     if (qr.dataset.src !== src) {
       qr.dataset.src = src;
       qr.src = src;
-      qr.alt = `QR code of ${code.verification_uri_complete || code.verification_uri}`;
+      qr.alt = `QR code of ${code.verificationUriComplete || code.verificationUri}`;
     }
     qr.closest('figure').hidden = !src;
-    $('linking-device-provider').textContent = linkView.provider_name || linkView.provider;
+    $('linking-device-provider').textContent = linkView.providerName;
   }
   if (!failed && linkView.byCode) {
     $('linking-title').textContent = code ? 'Enter the code on another device' : 'Asking for a code…';
@@ -318,12 +303,12 @@ function renderCountdown() {
     line.textContent = '';
     return;
   }
-  if (completing) {
+  if (linkView.exchanging) {
     line.textContent = 'Signed in. Finishing the link…';
   } else if (linkView.status === 'starting') {
     line.textContent = linkView.byCode ? 'Asking the provider for a code…' : 'Opening your browser…';
   } else {
-    const left = linkView.seconds_left - (performance.now() - linkView.since) / 1000;
+    const left = linkView.secondsLeft - (performance.now() - linkView.since) / 1000;
     line.textContent = linkView.byCode
       ? `Waiting for you to enter the code. Keylink stops waiting in ${clock(left)}.`
       : `Waiting for you to sign in. Keylink stops waiting in ${clock(left)}; nothing is linked unless you finish in the browser.`;
@@ -339,36 +324,55 @@ function showConnection(li, result) {
 
 // ---------------------------------------------------------------------------- actions
 
+/** Ends the link on screen, if any, and waits until the plugin has let go of it. */
+async function stopLinking() {
+  const current = linkView;
+  linkView = null;
+  if (current && current.controller) {
+    current.controller.abort();
+    await current.done;
+  }
+}
+
 async function beginLink(provider, { device = false, account = null } = {}) {
-  const known = (document.querySelector(`.provider[data-provider="${CSS.escape(provider)}"] .provider-name`) || {}).textContent;
-  linkView = { status: 'starting', provider, provider_name: known || provider, byCode: device };
+  await stopLinking();
+  const controller = new AbortController();
+  const view = { status: 'starting', provider, providerName: providerName(provider), byCode: device, controller };
+  linkView = view;
   renderLinking();
   focusLater(() => $('linking-cancel'));
-  try {
-    const link = device ? await api.startDeviceLink(provider) : await api.startLink(provider, account);
-    if (link.state === 'waiting') {
-      linkView = { ...link, status: 'waiting', since: performance.now(), byCode: device };
-    }
-  } catch (error) {
-    linkView = { status: 'failed', provider, provider_name: known || provider, error, byCode: device };
-  }
-  renderLinking();
-  schedule();
+  const onProgress = (step) => {
+    if (linkView !== view) return;
+    if (step.kind === 'codeShown') view.device = step;
+    if (step.kind === 'waiting') Object.assign(view, { status: 'waiting', secondsLeft: step.secondsLeft, since: performance.now() });
+    if (step.kind === 'exchanging') view.exchanging = true;
+    renderLinking();
+  };
+  view.done = api.link(provider, { device, account, onProgress, signal: controller.signal }).then(
+    (linked) => {
+      if (linkView !== view) return;
+      linkView = null;
+      notifyLinked(linked, ' Apps and scripts can use it now.');
+      focusLater(() => document.querySelector(`.account[data-account="${CSS.escape(linked.id)}"] .check`));
+    },
+    (error) => {
+      if (linkView !== view) return; // cancelled here, or replaced by another link
+      if (error.code === 'cancelled') {
+        // Declined on the provider's page: the person's choice, said plainly, not a failure.
+        linkView = null;
+        notify('info', error.message);
+      } else {
+        Object.assign(view, { status: 'failed', error, controller: null });
+      }
+    },
+  ).then(refresh);
+  await view.done;
 }
 
 async function cancelLinking() {
-  const wasWaiting = linkView && linkView.status !== 'failed';
-  linkView = null;
+  await stopLinking();
   renderLinking();
-  if (wasWaiting) {
-    try {
-      await api.cancelLink();
-    } catch (error) {
-      notifyError(error);
-    }
-  }
   focusLater(() => document.querySelector('.link'));
-  refresh();
 }
 
 async function checkConnection(account, li) {
@@ -378,12 +382,12 @@ async function checkConnection(account, li) {
   try {
     const c = await api.checkConnection(account.id);
     const who = c.name && c.email ? `${c.name} (${c.email})` : (c.name || c.email || c.subject);
-    const expiry = c.expires_at
-      ? `The access token is valid until ${shortTime(c.expires_at)} (${relative(c.expires_at)}).`
+    const expiry = c.expiresAt
+      ? `The access token is valid until ${shortTime(c.expiresAt)} (${relative(c.expiresAt)}).`
       : 'The access token does not expire.';
     connections.set(account.id, {
       kind: 'ok',
-      text: `Connected: ${c.answered_by} answered as ${who} at ${shortTime(c.checked_at)}. ${expiry}`,
+      text: `Connected: ${c.answeredBy} answered as ${who} at ${shortTime(c.checkedAt)}. ${expiry}`,
     });
   } catch (error) {
     connections.set(account.id, { kind: 'error', text: error.message });
@@ -461,4 +465,6 @@ document.addEventListener('keydown', (event) => {
 });
 window.addEventListener('focus', refresh);
 setInterval(renderCountdown, 1000);
-refresh();
+// Listening only once the providers are known, so a cold start's notice names its provider
+// (what happened before anyone listened is kept for the first listener).
+refresh().then(() => api.onAccountsChanged(accountsChanged)).catch(notifyError);

@@ -22,6 +22,8 @@ const tokens = new Set(); // every token Keylink stored during the run
 const ipcResponses = []; // every IPC response body the pages received
 
 async function snapshot(session, name) {
+  // The screenshot is of the last painted frame: wait until what was just changed is painted.
+  await session.executeAsync('const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));');
   writeFileSync(screenshotPath(name), await session.screenshot());
 }
 
@@ -122,6 +124,8 @@ test('(a) Link → browser sign-in → redirect through a second app instance �
     assert.match(desktop, /^MimeType=x-scheme-handler\/dev\.keylink/m);
     const defaults = readFileSync(join(env.XDG_CONFIG_HOME, 'mimeapps.list'), 'utf8');
     assert.match(defaults, /x-scheme-handler\/dev\.keylink=keylink-app-handler\.desktop/);
+    const providerTop = 'return document.querySelector(".provider[data-provider=demo]").getBoundingClientRect().top';
+    const topBefore = await session.execute(providerTop);
     await session.clickCss('button.link[data-provider="demo"]');
     await waitFor('the "Continue in your browser" screen with its countdown', async () =>
       /Continue in your browser[^]*stops waiting in/.test(await session.textOf('#linking')));
@@ -139,6 +143,7 @@ test('(a) Link → browser sign-in → redirect through a second app instance �
       assert.ok(card.includes(expected), `the account card shows ${expected}: ${card}`);
     }
     assert.match(await session.textOf('#notices'), /Alice \(alice@example\.test\) is linked/);
+    assert.equal(await session.execute(providerTop), topBefore, 'the notice moved nothing on the page');
     await snapshot(session, 'a2-linked');
 
     const after = await idp.stats();
@@ -250,12 +255,13 @@ test('(d) Check connection shows the userinfo answer; Unlink removes the account
     await collectTokens(env);
     await session.executeAsync(`
       const done = arguments[arguments.length - 1];
-      const invoke = window.__TAURI__.core.invoke;
+      const { invoke, Channel } = window.__TAURI__.core;
       const calls = [
-        ['app_state', {}], ['check_connection', { account: arguments[0] }],
-        ['start_link', { provider: 'nope' }], ['cancel_link', {}], ['unlink', { account: 'nope' }],
+        ['providers', {}], ['accounts', {}], ['check_connection', { account: arguments[0] }],
+        ['link', { provider: 'nope', onProgress: new Channel() }], ['cancel_link', {}],
+        ['unlink', { account: 'nope' }],
       ];
-      (async () => { for (const [c, a] of calls) { await invoke(c, a).catch(() => {}); } done(true); })();
+      (async () => { for (const [c, a] of calls) { await invoke('plugin:keylink|' + c, a).catch(() => {}); } done(true); })();
     `, [alice.id]);
 
     await session.clickCss(`${card} button.unlink`);

@@ -122,7 +122,11 @@ async function session(
   }
   const channel = new Channel<Progress>()
   channel.onmessage = (progress) => {
-    if (progress.kind === 'starting') id = progress.session
+    if (progress.kind === 'starting') {
+      id = progress.session
+      // Aborted before the session had a name: cancel it now that it has one.
+      if (signal?.aborted) cancel()
+    }
     onProgress?.(progress)
     if (progress.kind === 'codeShown') {
       const { verificationUri, userCode, verificationUriComplete, qrSvg } = progress
@@ -168,7 +172,10 @@ export async function reconnect(account: string, options: LinkOptions = {}): Pro
 /** What the provider said about an account's stored tokens. */
 export interface Connection {
   account: Account
+  /** The host of the provider's user endpoint that answered. */
   answeredBy: string
+  /** The subject it answered for. */
+  subject: string
   email: string | null
   name: string | null
   expiresAt: string | null

@@ -168,6 +168,7 @@ pub(crate) async fn check_connection<R: Runtime>(
         Ok(Connection {
             account: Account::from(&c.account),
             answered_by: c.answered_by,
+            subject: c.subject,
             email: c.email,
             name: c.name,
             expires_at: c.expires_at.map(keylink::rfc3339),

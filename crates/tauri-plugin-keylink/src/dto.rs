@@ -189,6 +189,8 @@ pub struct Connection {
     pub account: Account,
     /// The host of the user endpoint that answered.
     pub answered_by: String,
+    /// The subject (`sub`) it answered for.
+    pub subject: String,
     /// Email in the answer.
     pub email: Option<String>,
     /// Name in the answer.

@@ -209,3 +209,27 @@ fn a_redirect_outcome_before_any_listener_is_kept_for_the_first_one() {
     assert_eq!(heard[0]["error"]["code"], "cancelled");
     assert_eq!(heard[0]["linked"], serde_json::Value::Null);
 }
+
+#[test]
+fn the_device_code_comes_with_a_qr_code_of_the_address_to_open() {
+    let code = keylink::DeviceAuthorization::new(
+        url::Url::parse("https://idp.example/device").unwrap(),
+        "WDJB-MJHT".into(),
+        Some(url::Url::parse("https://idp.example/device?user_code=WDJB-MJHT").unwrap()),
+        std::time::Duration::from_secs(600),
+    );
+    let progress = crate::Progress::from_core(&keylink::LinkProgress::CodeShown(code)).unwrap();
+    let crate::Progress::CodeShown { qr_svg, .. } = progress else {
+        panic!("{progress:?}");
+    };
+    let svg = qr_svg.expect("a QR code");
+    assert!(svg.starts_with("<?xml") && svg.contains("<svg"), "{svg}");
+    // The same address encoded again gives the same picture: it is the complete URI's code.
+    let again = qrcode::QrCode::new(b"https://idp.example/device?user_code=WDJB-MJHT")
+        .unwrap()
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(180, 180)
+        .quiet_zone(true)
+        .build();
+    assert_eq!(svg, again);
+}
