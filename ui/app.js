@@ -10,8 +10,8 @@ const $ = (id) => document.getElementById(id);
 
 const POLL_MS = 2000;
 
-// {status: 'starting'|'waiting'|'failed', provider, providerName, byCode, secondsLeft, since,
-//  device, exchanging, error, controller, done}
+// {status: 'starting'|'waiting'|'failed', provider, providerName, byCode, account (Reconnect),
+//  secondsLeft, since, device, exchanging, error, controller, done}
 let linkView = null;
 let state = { providers: [], accounts: [], error: null };
 let lastRendered = '';
@@ -337,7 +337,7 @@ async function stopLinking() {
 async function beginLink(provider, { device = false, account = null } = {}) {
   await stopLinking();
   const controller = new AbortController();
-  const view = { status: 'starting', provider, providerName: providerName(provider), byCode: device, controller };
+  const view = { status: 'starting', provider, providerName: providerName(provider), byCode: device, account, controller };
   linkView = view;
   renderLinking();
   focusLater(() => $('linking-cancel'));
@@ -452,7 +452,7 @@ async function copyDeviceCode() {
   setTimeout(() => { button.textContent = 'Copy code'; }, 3000);
 }
 $('linking-device-copy').addEventListener('click', copyDeviceCode);
-$('linking-retry').addEventListener('click', () => linkView && beginLink(linkView.provider));
+$('linking-retry').addEventListener('click', () => linkView && beginLink(linkView.provider, { device: linkView.byCode, account: linkView.account }));
 $('unlink-dialog').addEventListener('close', () => {
   if ($('unlink-dialog').returnValue === 'unlink') {
     unlinkConfirmed();

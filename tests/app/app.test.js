@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 
 import {
   APP_BIN, IPC_SPY, REPO, cleanup, keylink, makeCa, run, screenshotPath, startDriver, startIdp, stopAll,
-  storedTokenSet, storedTokens, tempRoot, waitForAppGone,
+  storedTokenSet, storedTokens, tempRoot, userEnv, waitForAppGone,
 } from './harness.js';
 import { waitFor } from './webdriver.js';
 
@@ -89,22 +89,13 @@ before(async () => {
     '',
   ].join('\n'));
   baseEnv = {
-    PATH: process.env.PATH,
-    DISPLAY: process.env.DISPLAY,
-    XAUTHORITY: process.env.XAUTHORITY || '',
-    DBUS_SESSION_BUS_ADDRESS: process.env.DBUS_SESSION_BUS_ADDRESS,
-    GNOME_KEYRING_CONTROL: process.env.GNOME_KEYRING_CONTROL || '',
-    HOME: home,
-    XDG_CONFIG_HOME: join(home, '.config'),
-    XDG_DATA_HOME: join(home, '.local/share'),
-    XDG_CACHE_HOME: join(home, '.cache'),
+    ...userEnv(home),
     KEYLINK_CONFIG: config,
     KEYLINK_DATA_DIR: join(root, 'data'),
     BROWSER: join(REPO, 'tests/app/gated-browser.sh'),
     KEYLINK_UA_HANDLER: APP_BIN,
     NODE_EXTRA_CA_CERTS: tls.ca,
-    RUST_LOG: 'keylink=info,keylink_app=debug',
-    NO_AT_BRIDGE: '1',
+    RUST_LOG: 'keylink=info,keylink_app=debug,tauri_plugin_keylink=debug',
   };
 });
 

@@ -59,6 +59,27 @@ async function stop(child) {
   clearTimeout(timer);
 }
 
+/**
+ * The environment of a person with the home directory `home` (created here) in this test
+ * session: its display, its session bus and keyring, and nothing else of ours.
+ */
+export function userEnv(home, path = process.env.PATH) {
+  mkdirSync(join(home, '.config'), { recursive: true });
+  mkdirSync(join(home, '.local/share'), { recursive: true });
+  return {
+    PATH: path,
+    DISPLAY: process.env.DISPLAY || '',
+    XAUTHORITY: process.env.XAUTHORITY || '',
+    DBUS_SESSION_BUS_ADDRESS: process.env.DBUS_SESSION_BUS_ADDRESS || '',
+    GNOME_KEYRING_CONTROL: process.env.GNOME_KEYRING_CONTROL || '',
+    HOME: home,
+    XDG_CONFIG_HOME: join(home, '.config'),
+    XDG_DATA_HOME: join(home, '.local/share'),
+    XDG_CACHE_HOME: join(home, '.cache'),
+    NO_AT_BRIDGE: '1',
+  };
+}
+
 export async function stopAll() {
   await Promise.all([...started].map(stop));
 }

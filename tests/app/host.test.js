@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 
 import {
   CLI_BIN, EXAMPLE_HOST, HOST_BIN, IPC_SPY, REPO, cleanup, keylink, makeCa, screenshotPath, startDriver,
-  startIdp, stopAll, storedTokens, tempRoot,
+  startIdp, stopAll, storedTokens, tempRoot, userEnv,
 } from './harness.js';
 import { waitFor } from './webdriver.js';
 
@@ -70,22 +70,13 @@ before(async () => {
   const keylinkConfig = join(root, 'keylink.toml');
   writeFileSync(keylinkConfig, provider);
   env = {
-    PATH: process.env.PATH,
-    DISPLAY: process.env.DISPLAY,
-    XAUTHORITY: process.env.XAUTHORITY || '',
-    DBUS_SESSION_BUS_ADDRESS: process.env.DBUS_SESSION_BUS_ADDRESS,
-    GNOME_KEYRING_CONTROL: process.env.GNOME_KEYRING_CONTROL || '',
-    HOME: home,
-    XDG_CONFIG_HOME: configHome,
-    XDG_DATA_HOME: join(home, '.local/share'),
-    XDG_CACHE_HOME: join(home, '.cache'),
+    ...userEnv(home),
     KEYLINK_CONFIG: keylinkConfig,
     KEYLINK_DATA_DIR: join(root, 'keylink-data'),
     BROWSER: join(REPO, 'tests/idp/user-agent.js'),
     KEYLINK_UA_HANDLER: HOST_BIN,
     NODE_EXTRA_CA_CERTS: tls.ca,
     RUST_LOG: 'keylink=info,tauri_plugin_keylink=debug',
-    NO_AT_BRIDGE: '1',
   };
 });
 

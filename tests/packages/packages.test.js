@@ -18,7 +18,7 @@ import { promisify } from 'node:util';
 
 import {
   REPO, TARGET, cleanup, makeCa, singleInstanceOwned, startIdp, stopAll, storedTokenSet, tempRoot,
-  waitForAppGone,
+  userEnv, waitForAppGone,
 } from '../app/harness.js';
 import { waitFor } from '../app/webdriver.js';
 
@@ -159,22 +159,7 @@ let homes = 0;
  */
 function cleanUser({ dataDirs, path = process.env.PATH, systemConfig = false } = {}) {
   homes += 1;
-  const home = join(root, `home-${homes}`);
-  mkdirSync(join(home, '.config'), { recursive: true });
-  mkdirSync(join(home, '.local/share'), { recursive: true });
-  const env = {
-    PATH: path,
-    LANG: 'C.UTF-8',
-    HOME: home,
-    XDG_CONFIG_HOME: join(home, '.config'),
-    XDG_DATA_HOME: join(home, '.local/share'),
-    XDG_CACHE_HOME: join(home, '.cache'),
-    DISPLAY: process.env.DISPLAY || '',
-    XAUTHORITY: process.env.XAUTHORITY || '',
-    DBUS_SESSION_BUS_ADDRESS: process.env.DBUS_SESSION_BUS_ADDRESS || '',
-    GNOME_KEYRING_CONTROL: process.env.GNOME_KEYRING_CONTROL || '',
-    NO_AT_BRIDGE: '1',
-  };
+  const env = { ...userEnv(join(root, `home-${homes}`), path), LANG: 'C.UTF-8' };
   if (dataDirs) env.XDG_DATA_DIRS = dataDirs;
   if (!systemConfig) env.XDG_CONFIG_DIRS = emptyDir;
   return env;
