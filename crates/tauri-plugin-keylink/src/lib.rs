@@ -15,6 +15,9 @@
 //!     .expect("the app could not start");
 //! ```
 //!
+//! Without deep-link, or on Linux without single-instance registered before it, the app does
+//! not start, and the error says what to add.
+//!
 //! Providers come from `plugins.keylink` in `tauri.conf.json` (see [`Config`]); accounts are
 //! kept under the app's identifier, apart from every other app. The host's Rust code reaches
 //! the core through [`KeylinkExt`]: `app.keylink()?.access_token(&account, 60)`.

@@ -25,10 +25,10 @@ pub(crate) fn require_deep_link<R: Runtime>(
     Ok(())
 }
 
-/// Connects the deep-link plugin to the core, and says so when the single-instance plugin
-/// seems to be missing.
+/// Connects the deep-link plugin to the core; fails when the single-instance plugin is
+/// missing.
 pub(crate) fn wire<R: Runtime>(app: &AppHandle<R>) -> Result<(), Box<dyn std::error::Error>> {
-    check_single_instance(app);
+    check_single_instance(app)?;
     let state = app.state::<Arc<State>>().inner().clone();
     let opened = state.clone();
     app.deep_link().on_open_url(move |event| {
@@ -64,29 +64,44 @@ fn deliver(state: &Arc<State>, url: String) {
     });
 }
 
-/// Without the single-instance plugin a redirect starts a second copy of the app, which
-/// completes the sign-in itself; the first one still hears of it, but the person sees two
-/// windows. On Linux the plugin's D-Bus name tells whether it is there.
-fn check_single_instance<R: Runtime>(app: &AppHandle<R>) {
+/// Fails, saying what to add, when the single-instance plugin is not registered before this
+/// one. Without it a redirect starts a second copy of the app, which would complete the
+/// sign-in in a second window. On Linux the plugin holds a D-Bus name ending in
+/// `.SingleInstance` (whatever its `dbus_id` or `semver` feature make of the rest) from its
+/// setup on; without a session bus there is nothing to ask, and nothing for it to hold either.
+fn check_single_instance<R: Runtime>(app: &AppHandle<R>) -> Result<(), Box<dyn std::error::Error>> {
     #[cfg(target_os = "linux")]
     {
-        let name = format!("{}.SingleInstance", app.config().identifier);
-        let owned = zbus::blocking::Connection::session().and_then(|bus| {
+        let held = zbus::blocking::Connection::session().and_then(|bus| {
             let dbus = zbus::blocking::fdo::DBusProxy::new(&bus)?;
-            let name = zbus::names::BusName::try_from(name.as_str())
-                .map_err(|e| zbus::Error::Failure(e.to_string()))?;
-            Ok(dbus.name_has_owner(name)?)
+            let me = std::process::id();
+            for name in dbus.list_names()? {
+                if !name.contains(".SingleInstance") {
+                    continue;
+                }
+                if dbus.get_connection_unix_process_id(name.inner().clone())? == me {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
         });
-        match owned {
+        match held {
             Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                "tauri-plugin-keylink: the single-instance plugin does not seem to be registered \
-                 (no D-Bus name {name}); register tauri_plugin_single_instance::init with its \
-                 deep-link feature first, or each sign-in opens a second window"
-            ),
-            Err(e) => tracing::debug!(error = %e, "could not check the single-instance plugin"),
+            Ok(false) => {
+                return Err(
+                    "tauri-plugin-keylink needs tauri-plugin-single-instance with its \
+                            \"deep-link\" feature, registered first: \
+                            .plugin(tauri_plugin_single_instance::init(|_, _, _| {})) before \
+                            .plugin(tauri_plugin_deep_link::init()); without it every sign-in \
+                            opens a second copy of the app"
+                        .into(),
+                );
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "could not ask the session bus about the single-instance plugin")
+            }
         }
     }
-    #[cfg(not(target_os = "linux"))]
     let _ = app;
+    Ok(())
 }

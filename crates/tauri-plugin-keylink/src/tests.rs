@@ -233,3 +233,36 @@ fn the_device_code_comes_with_a_qr_code_of_the_address_to_open() {
         .build();
     assert_eq!(svg, again);
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn without_the_single_instance_plugin_first_the_app_does_not_start_and_says_why() {
+    let bus = zbus::blocking::Connection::session()
+        .expect("a D-Bus session bus (run the tests under scripts/with-keyring.sh)");
+    let build = || {
+        let mut context = tauri::test::mock_context(tauri::test::noop_assets());
+        context.config_mut().identifier = "test.keylink.plugin".into();
+        context.config_mut().plugins.0.insert(
+            "keylink".into(),
+            // Nothing listens there: discovery fails at once, without the network.
+            serde_json::json!({
+                "providers": { "work": { "issuer": "https://127.0.0.1:9", "client_id": "x" } }
+            }),
+        );
+        tauri::test::mock_builder()
+            .plugin(tauri_plugin_deep_link::init())
+            .plugin(crate::init())
+            .build(context)
+            .err()
+            .map(|e| e.to_string())
+    };
+    let error = build().unwrap_or_default();
+    assert!(
+        error.contains("tauri-plugin-single-instance") && error.contains("registered first"),
+        "{error:?}"
+    );
+    // What the single-instance plugin holds from its setup on: a name of this process.
+    bus.request_name("test.keylink.plugin.SingleInstance")
+        .unwrap();
+    assert_eq!(build(), None, "with the name held, the app starts");
+}
