@@ -9,6 +9,7 @@ import * as api from './api.js';
 const $ = (id) => document.getElementById(id);
 
 const POLL_MS = 2000;
+const MAX_NOTICES = 3;
 
 // {status: 'starting'|'waiting'|'failed', provider, providerName, byCode, account (Reconnect),
 //  secondsLeft, since, device, exchanging, error, controller, done}
@@ -103,7 +104,10 @@ function notify(kind, headline, message) {
   close.textContent = '×';
   close.addEventListener('click', () => box.remove());
   box.append(text, close);
-  $('notices').append(box);
+  const notices = $('notices');
+  notices.append(box);
+  // A few at most, so they never pile up over the page: the oldest goes first.
+  while (notices.children.length > MAX_NOTICES) notices.firstElementChild.remove();
   if (kind === 'success') setTimeout(() => box.remove(), 15000);
 }
 
@@ -131,8 +135,9 @@ function accountsChanged(change) {
     if (change.error.code === 'cancelled') notify('info', change.error.message);
     else notifyError(change.error);
   }
-  state = { ...state, accounts: change.accounts };
-  render();
+  // Read again rather than take the list: a change kept since a cold start may be older than
+  // what the page has already read.
+  refresh();
 }
 
 function render() {
@@ -328,6 +333,7 @@ function showConnection(li, result) {
 async function stopLinking() {
   const current = linkView;
   linkView = null;
+  renderLinking();
   if (current && current.controller) {
     current.controller.abort();
     await current.done;
@@ -342,7 +348,7 @@ async function beginLink(provider, { device = false, account = null } = {}) {
   renderLinking();
   focusLater(() => $('linking-cancel'));
   const onProgress = (step) => {
-    if (linkView !== view) return;
+    if (linkView !== view || view.status === 'failed') return;
     if (step.kind === 'codeShown') view.device = step;
     if (step.kind === 'waiting') Object.assign(view, { status: 'waiting', secondsLeft: step.secondsLeft, since: performance.now() });
     if (step.kind === 'exchanging') view.exchanging = true;
@@ -350,9 +356,10 @@ async function beginLink(provider, { device = false, account = null } = {}) {
   };
   view.done = api.link(provider, { device, account, onProgress, signal: controller.signal }).then(
     (linked) => {
+      // Said even when the person cancelled a moment too late: the account is linked.
+      notifyLinked(linked, ' Apps and scripts can use it now.');
       if (linkView !== view) return;
       linkView = null;
-      notifyLinked(linked, ' Apps and scripts can use it now.');
       focusLater(() => document.querySelector(`.account[data-account="${CSS.escape(linked.id)}"] .check`));
     },
     (error) => {
@@ -370,9 +377,8 @@ async function beginLink(provider, { device = false, account = null } = {}) {
 }
 
 async function cancelLinking() {
-  await stopLinking();
-  renderLinking();
   focusLater(() => document.querySelector('.link'));
+  await stopLinking();
 }
 
 async function checkConnection(account, li) {

@@ -86,9 +86,11 @@ fn main() {
     }
     let result = tauri::Builder::default()
         // First, so a second instance forwards its arguments and exits before anything else
-        // starts; with the `deep-link` feature its URL reaches the plugin.
-        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
-            show_main_window(app)
+        // starts; with the `deep-link` feature a lone URL reaches the plugin, and one among
+        // a launcher's own arguments is handed over here (a URL given twice counts once).
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            tauri_plugin_keylink::deliver_arguments(app, argv.into_iter().skip(1));
+            show_main_window(app);
         }))
         .plugin(tauri_plugin_deep_link::init())
         .plugin(keylink.build())

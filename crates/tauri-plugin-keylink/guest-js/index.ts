@@ -117,8 +117,9 @@ async function session(
     throw new KeylinkError('cancelled', 'The link was cancelled before it started.')
   }
   let id: string | null = null
+  // Only by its id: before the session has one, cancelling could hit another window's link.
   const cancel = () => {
-    void call('cancel_link', { session: id })
+    if (id !== null) void call('cancel_link', { session: id })
   }
   const channel = new Channel<Progress>()
   channel.onmessage = (progress) => {
@@ -224,6 +225,8 @@ export async function onAccountsChanged(
   await call('watch_accounts', { channel })
   return () => {
     listening = false
+    // So what a redirect does next waits for the next listener instead of this one.
+    void call('unwatch_accounts', { channel: channel.id })
   }
 }
 

@@ -10,5 +10,6 @@ const COMMANDS: &[&str] = &[
     "check_connection",
     "unlink",
     "watch_accounts",
+    "unwatch_accounts",
     "fetch",
 ];

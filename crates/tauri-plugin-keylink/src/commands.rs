@@ -218,6 +218,17 @@ pub(crate) async fn watch_accounts<R: Runtime>(
     Ok(())
 }
 
+/// Stops sending account changes on the channel `channel` (its id).
+#[tauri::command]
+pub(crate) async fn unwatch_accounts<R: Runtime>(
+    _app: tauri::AppHandle<R>,
+    state: PluginState<'_>,
+    channel: u32,
+) -> Result<()> {
+    state.unwatch(channel);
+    Ok(())
+}
+
 /// Calls the provider's API as `account` (see [`keylink::Keylink::api_request`]).
 #[tauri::command]
 pub(crate) async fn fetch<R: Runtime>(

@@ -60,6 +60,15 @@ impl From<keylink::Error> for Error {
             keylink::Error::UnknownAccount(_) => {
                 "this account is no longer linked (it may have been unlinked elsewhere)".to_owned()
             }
+            keylink::Error::AmbiguousAccount(email) => format!(
+                "more than one linked account has the email \"{email}\"; choose the account by its id"
+            ),
+            keylink::Error::Store(keylink::StoreError::Keychain(detail)) => format!(
+                "the keychain failed ({detail}); try again, and check that your desktop keychain is running if it persists"
+            ),
+            keylink::Error::Device(keylink::DeviceError::Unsupported(provider)) => format!(
+                "the provider {provider} does not support sign-in with a code; link it in the browser instead"
+            ),
             other => other.to_string(),
         };
         Error::new(e.code(), message)

@@ -44,6 +44,7 @@ pub use dto::{
     Account, AccountsChanged, Connection, FetchInit, FetchResponse, Progress, Provider, Unlinked,
 };
 pub use error::{Error, Result};
+pub use redirects::deliver_arguments;
 
 /// How long a sign-in may take unless `plugins.keylink.linkTimeoutSecs` says otherwise.
 pub const DEFAULT_LINK_TIMEOUT: Duration = Duration::from_secs(300);
@@ -106,6 +107,7 @@ impl Builder {
                 commands::check_connection,
                 commands::unlink,
                 commands::watch_accounts,
+                commands::unwatch_accounts,
                 commands::fetch,
             ])
             .setup(move |app, api| {
@@ -299,6 +301,12 @@ impl State {
         if watchers.channels.is_empty() && outcome {
             watchers.pending.push(change);
         }
+    }
+
+    /// Removes the listener `channel` (a Channel id), so outcomes are kept for the next one.
+    pub(crate) fn unwatch(&self, channel: u32) {
+        let mut watchers = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        watchers.channels.retain(|c| c.id() != channel);
     }
 
     /// Adds a listener, handing it the outcomes nobody has heard of yet.

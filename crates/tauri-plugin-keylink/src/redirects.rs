@@ -49,9 +49,28 @@ pub(crate) fn wire<R: Runtime>(app: &AppHandle<R>) -> Result<(), Box<dyn std::er
     Ok(())
 }
 
-fn deliver(state: &Arc<State>, url: String) {
-    let Ok(keylink) = state.keylink().cloned() else {
+/// Hands the redirects among `args` (a second instance's command line, say) to the plugin.
+/// The single-instance plugin's `deep-link` feature forwards a command line that is exactly
+/// the program and one URL; call this from its callback when a launcher may add arguments of
+/// its own. A URL delivered twice is completed once.
+pub fn deliver_arguments<R: Runtime>(app: &AppHandle<R>, args: impl IntoIterator<Item = String>) {
+    let Some(state) = app.try_state::<Arc<State>>() else {
         return;
+    };
+    for arg in args {
+        deliver(state.inner(), arg);
+    }
+}
+
+fn deliver(state: &Arc<State>, url: String) {
+    let keylink = match state.keylink() {
+        Ok(keylink) => keylink.clone(),
+        Err(e) => {
+            if url.contains(":/") {
+                tracing::warn!(error = %e, "a redirect arrived, but the configuration cannot be used");
+            }
+            return;
+        }
     };
     if !keylink.identity().is_redirect(&url) {
         return;
@@ -72,14 +91,23 @@ fn deliver(state: &Arc<State>, url: String) {
 fn check_single_instance<R: Runtime>(app: &AppHandle<R>) -> Result<(), Box<dyn std::error::Error>> {
     #[cfg(target_os = "linux")]
     {
+        // The name under the app's identifier (what it is unless `dbus_id` changes it; the
+        // `semver` feature only adds a suffix), or any `.SingleInstance` name this process
+        // holds (a custom `dbus_id`; in a sandbox with its own process ids the bus reports
+        // other ones, but there the app may only own names under its identifier anyway).
+        let default_name = format!("{}.SingleInstance", app.config().identifier);
         let held = zbus::blocking::Connection::session().and_then(|bus| {
             let dbus = zbus::blocking::fdo::DBusProxy::new(&bus)?;
             let me = std::process::id();
             for name in dbus.list_names()? {
-                if !name.contains(".SingleInstance") {
-                    continue;
+                if name.starts_with(&default_name) {
+                    return Ok(true);
                 }
-                if dbus.get_connection_unix_process_id(name.inner().clone())? == me {
+                if name.contains(".SingleInstance")
+                    && dbus
+                        .get_connection_unix_process_id(name.inner().clone())
+                        .is_ok_and(|pid| pid == me)
+                {
                     return Ok(true);
                 }
             }
@@ -102,6 +130,7 @@ fn check_single_instance<R: Runtime>(app: &AppHandle<R>) -> Result<(), Box<dyn s
             }
         }
     }
+    #[cfg(not(target_os = "linux"))]
     let _ = app;
     Ok(())
 }

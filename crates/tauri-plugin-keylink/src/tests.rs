@@ -163,6 +163,10 @@ fn errors_tell_an_app_user_what_to_do_not_which_cli_command_to_run() {
         keylink::Error::Browser("no opener".into()),
         keylink::Error::UnknownProvider("work".into()),
         keylink::Error::UnknownAccount("x".into()),
+        keylink::Error::AmbiguousAccount("a@example.test".into()),
+        keylink::Error::NeedsRelink("work-1".into()),
+        keylink::Error::Store(keylink::StoreError::Keychain("no reply".into())),
+        keylink::Error::Device(keylink::DeviceError::Unsupported("work".into())),
     ];
     for core in cases {
         let cli = core.to_string();
@@ -203,11 +207,34 @@ fn a_redirect_outcome_before_any_listener_is_kept_for_the_first_one() {
         }
         Ok(())
     });
-    state.watch(channel);
-    let heard = heard.lock().unwrap();
-    assert_eq!(heard.len(), 1, "{heard:?}");
-    assert_eq!(heard[0]["error"]["code"], "cancelled");
-    assert_eq!(heard[0]["linked"], serde_json::Value::Null);
+    state.watch(channel.clone());
+    assert_eq!(heard.lock().unwrap().len(), 1);
+    {
+        let heard = heard.lock().unwrap();
+        assert_eq!(heard[0]["error"]["code"], "cancelled");
+        assert_eq!(heard[0]["linked"], serde_json::Value::Null);
+    }
+    // A listener that stopped hears nothing more; the next outcome waits for the next one.
+    state.unwatch(channel.id());
+    state.redirect_finished(Err(keylink::Error::LinkTimedOut(60)));
+    assert_eq!(
+        heard.lock().unwrap().len(),
+        1,
+        "the stopped listener heard it"
+    );
+    let next = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
+    let sink = next.clone();
+    state.watch(tauri::ipc::Channel::new(move |body| {
+        if let tauri::ipc::InvokeResponseBody::Json(json) = body {
+            sink.lock()
+                .unwrap()
+                .push(serde_json::from_str(&json).unwrap());
+        }
+        Ok(())
+    }));
+    let next = next.lock().unwrap();
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_eq!(next[0]["error"]["code"], "timeout");
 }
 
 #[test]
