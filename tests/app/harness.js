@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -33,6 +33,8 @@ export const TARGET = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_T
 export const APP_BIN = process.env.KEYLINK_APP_BIN || join(TARGET, 'debug/keylink-app');
 export const CLI_BIN = process.env.KEYLINK_CLI_BIN || join(TARGET, 'debug/keylink');
 export const SCREENSHOTS = join(TARGET, 'app-screenshots');
+/** Where diagnostic reports of a test provider that got stuck starting are kept. */
+const IDP_REPORTS = join(TARGET, 'idp-reports');
 export const SINGLE_INSTANCE_NAME = 'dev.keylink.app.SingleInstance';
 /** The example app embedding the plugin (examples/tauri-host). */
 export const HOST_BIN = process.env.KEYLINK_HOST_BIN || join(TARGET, 'debug/keylink-example-host');
@@ -84,6 +86,17 @@ export async function stopAll() {
   await Promise.all([...started].map(stop));
 }
 
+// A test file stopped from outside (the runner's timeout, Ctrl-C) runs no `after` hook: its
+// processes are stopped here, by PID, as it exits.
+process.once('exit', () => {
+  for (const child of started) {
+    try { process.kill(child.pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
+});
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.once(signal, () => process.exit(1));
+}
+
 async function freePort() {
   const server = createServer();
   server.listen(0, '127.0.0.1');
@@ -119,21 +132,51 @@ export async function makeCa(dir) {
   return { ca: path('ca.pem'), cert: path('server.pem'), key: path('server-key.pem') };
 }
 
-/** The real test identity provider (tests/idp/server.js) over TLS. */
-export async function startIdp(tls, logFile) {
-  const child = start('node', [join(REPO, 'tests/idp/server.js'), '--tls-cert', tls.cert, '--tls-key', tls.key], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** Starts tests/idp/server.js; `line` is its handshake, or null when none came in 30 s. */
+async function startIdpProcess(tls, logFile, attempt) {
+  const reports = IDP_REPORTS;
+  mkdirSync(reports, { recursive: true });
+  const child = start('node', [
+    '--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reports}`,
+    join(REPO, 'tests/idp/server.js'), '--tls-cert', tls.cert, '--tls-key', tls.key,
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
   const log = [];
+  const file = logFile && attempt > 1 ? `${logFile}.${attempt}` : logFile;
   child.stderr.on('data', (chunk) => {
     log.push(chunk);
-    if (logFile) writeFileSync(logFile, Buffer.concat(log));
+    if (file) writeFileSync(file, Buffer.concat(log));
   });
   const lines = createInterface({ input: child.stdout });
-  const [line] = await Promise.race([
-    once(lines, 'line'),
+  let timer;
+  const result = await Promise.race([
+    once(lines, 'line').then(([line]) => line),
     once(child, 'exit').then(() => { throw new Error(`the test provider did not start:\n${Buffer.concat(log)}`); }),
-  ]);
+    new Promise((resolve) => { timer = setTimeout(() => resolve(null), 30000); }),
+  ]).finally(() => clearTimeout(timer));
+  if (result === null) {
+    process.kill(child.pid, 'SIGUSR2');
+    await waitFor('the diagnostic report of the stuck provider', () =>
+      readdirSync(reports).some((f) => f.startsWith('report.') && f.includes(`.${child.pid}.`)), 5000).catch(() => {});
+    await stop(child);
+  }
+  return { child, line: result, stderr: Buffer.concat(log).toString() };
+}
+
+/** The real test identity provider (tests/idp/server.js) over TLS. */
+export async function startIdp(tls, logFile) {
+  // Once in a long while the provider's Node process stops before it listens (seen once: no
+  // CPU used, no output after its first warning). Such a start is given up after 30 s: a
+  // diagnostic report (JS stack, libuv handles) is kept in target/idp-reports/, the process is
+  // killed by PID, and a second one is started; a second failure fails the test.
+  let idpStart = await startIdpProcess(tls, logFile, 1);
+  if (!idpStart.line) {
+    console.error(`the test provider did not start within 30 s (its diagnostic report is in ${IDP_REPORTS}); starting it again`);
+    idpStart = await startIdpProcess(tls, logFile, 2);
+  }
+  if (!idpStart.line) {
+    throw new Error(`the test provider did not start within 30 s, twice:\n${idpStart.stderr}`);
+  }
+  const { child, line } = idpStart;
   const { issuer } = JSON.parse(line);
   const ca = readFileSync(tls.ca);
   return {
