@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
 import {
-  APP_BIN, IPC_SPY, REPO, cleanup, keylink, makeCa, run, screenshotPath, startDriver, startIdp, stopAll,
+  APP_BIN, IPC_SPY, REPO, cleanup, demoProviderToml, keylink, makeCa, run, screenshotPath, startDriver, startIdp, stopAll,
   storedTokenSet, storedTokens, tempRoot, userEnv, waitForAppGone,
 } from './harness.js';
 import { waitFor } from './webdriver.js';
@@ -76,18 +76,10 @@ before(async () => {
   const home = join(root, 'home');
   mkdirSync(join(home, '.config'), { recursive: true });
   const config = join(root, 'keylink.toml');
-  writeFileSync(config, [
-    '[providers.demo]',
-    'name = "Demo provider"',
-    `issuer = "${idp.issuer}"`,
-    'client_id = "keylink-demo"',
+  writeFileSync(config, demoProviderToml(idp, tls, [
     'scopes = ["openid", "profile", "email", "offline_access"]',
     'redirect = "deep-link"',
-    '',
-    '[network]',
-    `ca_file = "${tls.ca}"`,
-    '',
-  ].join('\n'));
+  ]));
   baseEnv = {
     ...userEnv(home),
     KEYLINK_CONFIG: config,

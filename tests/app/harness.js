@@ -132,6 +132,24 @@ export async function makeCa(dir) {
   return { ca: path('ca.pem'), cert: path('server.pem'), key: path('server-key.pem') };
 }
 
+/**
+ * Keylink's TOML for the test provider `idp` as `[providers.demo]` ("Demo provider"), with
+ * `lines` added to its table, and the test CA as `[network] ca_file`.
+ */
+export function demoProviderToml(idp, tls, lines = []) {
+  return [
+    '[providers.demo]',
+    'name = "Demo provider"',
+    `issuer = "${idp.issuer}"`,
+    'client_id = "keylink-demo"',
+    ...lines,
+    '',
+    '[network]',
+    `ca_file = "${tls.ca}"`,
+    '',
+  ].join('\n');
+}
+
 /** Starts tests/idp/server.js; `line` is its handshake, or null when none came in 30 s. */
 async function startIdpProcess(tls, logFile, attempt) {
   const reports = IDP_REPORTS;

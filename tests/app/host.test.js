@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
 import {
-  CLI_BIN, EXAMPLE_HOST, HOST_BIN, IPC_SPY, REPO, cleanup, keylink, makeCa, screenshotPath, startDriver,
+  CLI_BIN, EXAMPLE_HOST, HOST_BIN, IPC_SPY, REPO, cleanup, demoProviderToml, keylink, makeCa, screenshotPath, startDriver,
   startIdp, stopAll, storedTokens, tempRoot, userEnv,
 } from './harness.js';
 import { waitFor } from './webdriver.js';
@@ -53,18 +53,10 @@ before(async () => {
   const configHome = join(home, '.config');
   // The host reads its providers from $APPCONFIG/keylink.toml (tauri.conf.json).
   mkdirSync(join(configHome, 'com.example.notes'), { recursive: true });
-  const provider = [
-    '[providers.demo]',
-    'name = "Demo provider"',
-    `issuer = "${idp.issuer}"`,
-    'client_id = "keylink-demo"',
+  const provider = demoProviderToml(idp, tls, [
     'scopes = ["openid", "profile", "email", "offline_access"]',
     `api_origins = ["${idp.issuer}"]`,
-    '',
-    '[network]',
-    `ca_file = "${tls.ca}"`,
-    '',
-  ].join('\n');
+  ]);
   writeFileSync(join(configHome, 'com.example.notes/keylink.toml'), provider);
   // The Keylink app's (and CLI's) own configuration: the same provider.
   const keylinkConfig = join(root, 'keylink.toml');

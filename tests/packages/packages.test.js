@@ -17,7 +17,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 
 import {
-  REPO, TARGET, cleanup, makeCa, singleInstanceOwned, startIdp, stopAll, storedTokenSet, tempRoot,
+  REPO, TARGET, cleanup, demoProviderToml, makeCa, singleInstanceOwned, startIdp, stopAll, storedTokenSet, tempRoot,
   userEnv, waitForAppGone,
 } from '../app/harness.js';
 import { waitFor } from '../app/webdriver.js';
@@ -376,17 +376,7 @@ describe('the .deb, installed with dpkg', { skip: !IS_ROOT && 'SKIPPED: not root
     const tls = await makeCa(root);
     idp = await startIdp(tls, join(root, 'idp.log'));
     const config = join(root, 'keylink.toml');
-    writeFileSync(config, [
-      '[providers.demo]',
-      'name = "Demo provider"',
-      `issuer = "${idp.issuer}"`,
-      'client_id = "keylink-demo"',
-      'redirect = "deep-link"',
-      '',
-      '[network]',
-      `ca_file = "${tls.ca}"`,
-      '',
-    ].join('\n'));
+    writeFileSync(config, demoProviderToml(idp, tls, ['redirect = "deep-link"']));
     dataDir = join(root, 'data');
     env = {
       ...cleanUser({ systemConfig: true }),

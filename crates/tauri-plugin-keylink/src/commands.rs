@@ -91,6 +91,15 @@ fn run_session(
     Ok(Account::from(&account))
 }
 
+/// A link command: `start`'s session on a worker thread.
+async fn session(
+    state: &PluginState<'_>,
+    start: keylink::LinkStart,
+    progress: Channel<Progress>,
+) -> Result<Account> {
+    blocking(state, move |s| run_session(s, start, &progress)).await
+}
+
 /// Links an account at `provider` in the system browser.
 #[tauri::command]
 pub(crate) async fn link<R: Runtime>(
@@ -99,10 +108,7 @@ pub(crate) async fn link<R: Runtime>(
     provider: String,
     on_progress: Channel<Progress>,
 ) -> Result<Account> {
-    blocking(&state, move |s| {
-        run_session(s, keylink::LinkStart::browser(provider), &on_progress)
-    })
-    .await
+    session(&state, keylink::LinkStart::browser(provider), on_progress).await
 }
 
 /// Links an account at `provider` with a code entered on another device.
@@ -113,10 +119,7 @@ pub(crate) async fn link_with_device<R: Runtime>(
     provider: String,
     on_progress: Channel<Progress>,
 ) -> Result<Account> {
-    blocking(&state, move |s| {
-        run_session(s, keylink::LinkStart::device(provider), &on_progress)
-    })
-    .await
+    session(&state, keylink::LinkStart::device(provider), on_progress).await
 }
 
 /// Signs in again as `account`; signing in as anyone else changes nothing.
@@ -127,10 +130,7 @@ pub(crate) async fn reconnect<R: Runtime>(
     account: String,
     on_progress: Channel<Progress>,
 ) -> Result<Account> {
-    blocking(&state, move |s| {
-        run_session(s, keylink::LinkStart::reconnect(account), &on_progress)
-    })
-    .await
+    session(&state, keylink::LinkStart::reconnect(account), on_progress).await
 }
 
 /// Cancels the link session `session` (the one in progress when not given).

@@ -278,6 +278,17 @@ impl State {
 
     fn send_change(&self, linked: Option<Account>, error: Option<Error>) {
         let outcome = linked.is_some() || error.is_some();
+        // Nobody to tell and nothing to keep: the accounts need not be read.
+        if !outcome
+            && self
+                .watchers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .channels
+                .is_empty()
+        {
+            return;
+        }
         let accounts = match self.keylink().and_then(|k| Ok(k.accounts()?)) {
             Ok(list) => list.iter().map(Account::from).collect(),
             Err(e) if outcome => {
