@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'link_failed'
   | 'checks_failed'
   | 'not_allowed'
+  | 'wrong_account'
   | 'internal'
 
 // Every code, so that a code this version does not know (from a newer plugin, or another
@@ -36,6 +37,7 @@ const CODES: Record<ErrorCode, true> = {
   link_failed: true,
   checks_failed: true,
   not_allowed: true,
+  wrong_account: true,
   internal: true
 }
 

@@ -3,7 +3,12 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { setup, account, settle, seen } from './harness.mjs'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '../..')
 
 async function rejection(promise) {
   try {
@@ -25,6 +30,25 @@ test("Keylink's {code, message} is a KeylinkError with that code and message", a
   assert.equal(e.name, 'KeylinkError')
   assert.equal(e.code, 'keychain')
   assert.equal(e.message, 'The keychain failed; try again.')
+})
+
+test('every code the core can send is passed on as itself, and the types list each', async () => {
+  const core = readFileSync(join(root, '../keylink/src/error.rs'), 'utf8')
+  const asStr = core.slice(core.indexOf('pub fn as_str(self)'))
+  const codes = [...asStr.slice(0, asStr.indexOf('\n    }\n')).matchAll(/ErrorCode::\w+ => "(\w+)"/g)].map((m) => m[1])
+  assert.ok(codes.includes('internal') && codes.length > 10, `codes read from the core: ${codes}`)
+  const types = readFileSync(join(root, 'dist-js/index.d.ts'), 'utf8')
+  const declared = /export type ErrorCode = ([^;]+);/.exec(types)[1].split('|').map((c) => c.trim().replace(/'/g, ''))
+  assert.deepEqual([...declared].sort(), [...codes].sort())
+  const { api, plugin } = await setup()
+  for (const code of codes) {
+    plugin.handlers.accounts = () => {
+      throw { code, message: `A ${code} failure.` }
+    }
+    const e = await rejection(api.accounts())
+    assert.equal(e.code, code)
+    assert.equal(e.message, `A ${code} failure.`)
+  }
 })
 
 // The strings Tauri 2.12 rejects with (tauri/src/webview/mod.rs and ipc/authority.rs).
