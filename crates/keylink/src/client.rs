@@ -128,6 +128,7 @@ impl KeylinkBuilder {
             Some(config) => config,
             None => Config::load(&self.environment)?,
         };
+        config.check_redirect_uris(&self.identity)?;
         let data_dir = match self.data_dir {
             Some(dir) if dir.is_absolute() => dir,
             Some(dir) => {

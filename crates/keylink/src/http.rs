@@ -60,16 +60,18 @@ impl std::fmt::Debug for NetworkSettings {
 }
 
 impl NetworkSettings {
-    /// Fills the proxy settings from `HTTPS_PROXY` (or `https_proxy`, `ALL_PROXY`) and
-    /// `NO_PROXY` where they are not set already.
+    /// Takes the proxy settings from `HTTPS_PROXY` (or `https_proxy`, `ALL_PROXY`) and
+    /// `NO_PROXY` when the configuration sets neither `https_proxy` nor `no_proxy`. The two
+    /// are one setting: a policy's proxy with the user's `NO_PROXY=*` would be no proxy at all
+    /// (SECURITY 47), and a policy's `no_proxy` alone means "no proxy but for these", not
+    /// "the user's proxy".
     pub fn apply_environment(&mut self, env: &crate::app::Environment) {
+        if self.https_proxy.is_some() || self.no_proxy.is_some() {
+            return;
+        }
         let first = |names: &[&str]| names.iter().find_map(|n| env.text(n)).map(str::to_owned);
-        if self.https_proxy.is_none() {
-            self.https_proxy = first(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]);
-        }
-        if self.no_proxy.is_none() {
-            self.no_proxy = first(&["NO_PROXY", "no_proxy"]);
-        }
+        self.https_proxy = first(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]);
+        self.no_proxy = first(&["NO_PROXY", "no_proxy"]);
     }
 }
 
@@ -366,6 +368,39 @@ mod tests {
         let shown = format!("{settings:?}");
         assert!(!shown.contains("canary"), "{shown}");
         assert!(shown.contains("[redacted]"), "{shown}");
+    }
+
+    /// SECURITY 47: a policy's proxy used to get the user's `NO_PROXY=*` added, which
+    /// turned the proxy off for every host.
+    #[test]
+    fn the_environment_adds_nothing_to_proxy_settings_the_configuration_makes() {
+        let env = crate::app::Environment::capture(|name| match name {
+            "HTTPS_PROXY" => Some("http://user-proxy.example:8080".into()),
+            "NO_PROXY" => Some("*".into()),
+            _ => None,
+        });
+        let policy_proxy = NetworkSettings {
+            https_proxy: Some("http://proxy.corp.example:3128".into()),
+            ..NetworkSettings::default()
+        };
+        let mut settings = policy_proxy.clone();
+        settings.apply_environment(&env);
+        assert_eq!(settings, policy_proxy);
+        let policy_no_proxy = NetworkSettings {
+            no_proxy: Some("intranet.corp.example".into()),
+            ..NetworkSettings::default()
+        };
+        let mut settings = policy_no_proxy.clone();
+        settings.apply_environment(&env);
+        assert_eq!(settings, policy_no_proxy);
+        // Nothing configured: both come from the environment.
+        let mut settings = NetworkSettings::default();
+        settings.apply_environment(&env);
+        assert_eq!(
+            settings.https_proxy.as_deref(),
+            Some("http://user-proxy.example:8080")
+        );
+        assert_eq!(settings.no_proxy.as_deref(), Some("*"));
     }
 
     #[test]

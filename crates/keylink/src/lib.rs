@@ -101,8 +101,9 @@ pub use id_token::{
 pub use identity::{ConnectionCheck, account_id};
 pub use ids::{AccountId, FlowId, IssuerUrl, ProviderId};
 pub use provider::{
-    CALLBACK_PATH, Config, ConfigError, DiscoveryError, EndpointOverrides, Metadata,
-    ProviderConfig, Quirks, RedirectKind, UserEndpoint, discover,
+    CALLBACK_PATH, Config, ConfigError, DiscoveryError, EndpointOverrides, IgnoredPolicy,
+    IgnoredReason, Metadata, ProviderConfig, Quirks, RedirectKind, SYSTEM_POLICY_FILE, Untrusted,
+    UserEndpoint, discover,
 };
 pub use secret::DeviceCode;
 pub use secret::{

@@ -14,7 +14,9 @@ use url::Url;
 use crate::http::{NetworkSettings, is_allowed_endpoint};
 use crate::secret::ClientSecret;
 
+mod policy_file;
 mod presets;
+pub use policy_file::{IgnoredPolicy, IgnoredReason, Untrusted};
 pub use presets::{Quirks, UserEndpoint};
 
 /// The path every redirect URI starts with; the provider id follows it, so each provider's
@@ -62,6 +64,31 @@ pub enum ConfigError {
         "the configuration file {0} named by KEYLINK_CONFIG does not exist; create it or unset KEYLINK_CONFIG"
     )]
     Missing(PathBuf),
+    /// The system policy file is not trusted (SECURITY 47): someone other than root could
+    /// have written it. As sudo does with sudoers, Keylink neither uses it nor runs without
+    /// it, since ignoring it would drop the administrator's locks.
+    #[error(
+        "the system policy {file} {problem}, so Keylink neither uses it nor runs without it; ask your administrator to make it a regular file owned by root that only root can write"
+    )]
+    UntrustedPolicy {
+        /// The system policy file.
+        file: PathBuf,
+        /// What is wrong with it.
+        problem: Untrusted,
+    },
+    /// Two providers have the same redirect URI (SECURITY 53), usually an explicit
+    /// `redirect_uri` copied from another provider or naming another provider's default.
+    #[error(
+        "the providers \"{first}\" and \"{second}\" have the same redirect URI {uri}, so a sign-in at one could complete at the other; give each its own `redirect_uri`, or leave it out for the default <scheme>:/callback/<provider id>"
+    )]
+    SharedRedirectUri {
+        /// The first provider, by id.
+        first: String,
+        /// The second provider, by id.
+        second: String,
+        /// The redirect URI both would use.
+        uri: String,
+    },
 }
 
 /// How the redirect reaches Keylink.
@@ -172,6 +199,8 @@ pub struct Config {
     pub files: Vec<PathBuf>,
     /// The system policy file, when one was read.
     pub policy: Option<PathBuf>,
+    /// The file `KEYLINK_POLICY` named, when it was not used, and why.
+    pub ignored_policy: Option<IgnoredPolicy>,
     /// `[policy] allow_user_providers`: false when the policy ignores providers from user
     /// files.
     pub allow_user_providers: bool,
@@ -189,6 +218,7 @@ impl Default for Config {
             network: NetworkSettings::default(),
             files: Vec::new(),
             policy: None,
+            ignored_policy: None,
             allow_user_providers: true,
             warnings: Vec::new(),
             policy_network: PolicyNetwork::default(),
@@ -272,15 +302,36 @@ impl Config {
     /// Loads the configuration the documented way: the system policy file, then
     /// `KEYLINK_CONFIG` or `$XDG_CONFIG_HOME/keylink/keylink.toml` from `env` (each optional,
     /// except that a file named by `KEYLINK_CONFIG` must exist).
+    ///
+    /// The system policy is `/etc/keylink/keylink.toml`; `KEYLINK_POLICY` names another file
+    /// only where that one does not exist. Either is used only when it is a regular file owned
+    /// by root that nobody else can write (SECURITY 47); an untrusted `/etc/keylink/keylink.toml`
+    /// is an error, an untrusted `KEYLINK_POLICY` file is ignored and said in `warnings` and
+    /// `ignored_policy`.
     pub fn load(env: &crate::app::Environment) -> Result<Config, ConfigError> {
+        Self::load_with_system_policy(env, Path::new(SYSTEM_POLICY_FILE))
+    }
+
+    fn load_with_system_policy(
+        env: &crate::app::Environment,
+        system: &Path,
+    ) -> Result<Config, ConfigError> {
         let mut config = Config::default();
-        let policy = env
-            .var("KEYLINK_POLICY")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(SYSTEM_POLICY_FILE));
-        if policy.is_file() {
-            let text = read(&policy)?;
-            config.layer_policy(&policy, &text)?;
+        let choice = choose_policy(env, system)?;
+        if let Some((file, text)) = choice.applied {
+            config.layer_policy(&file, &text)?;
+        }
+        if let Some(ignored) = choice.ignored {
+            let instead = match &config.policy {
+                Some(file) => format!("the system policy {} applies", file.display()),
+                None => "no system policy applies".to_owned(),
+            };
+            // A missing file changes nothing where no policy is deployed: `doctor` says it,
+            // every command need not.
+            if ignored.reason != IgnoredReason::Missing || config.policy.is_some() {
+                config.warn(format!("{ignored}; {instead}"));
+            }
+            config.ignored_policy = Some(ignored);
         }
         let mut files = Vec::new();
         match env.var("KEYLINK_CONFIG") {
@@ -449,6 +500,93 @@ impl Config {
     pub fn provider(&self, id: &str) -> Option<&ProviderConfig> {
         self.providers.get(id)
     }
+
+    /// Checks that no two providers share a redirect URI for `app` (SECURITY 53): the
+    /// per-provider redirect URI is the mix-up defence for providers without RFC 9207 `iss`
+    /// (SECURITY 37), and a shared one would let a redirect meant for one provider complete
+    /// the other's sign-in. URIs are compared the way redirects are matched.
+    pub fn check_redirect_uris(&self, app: &crate::app::AppIdentity) -> Result<(), ConfigError> {
+        let mut seen: Vec<(&ProviderConfig, Url)> = Vec::new();
+        for provider in self.providers.values() {
+            let uri = match provider.redirect {
+                RedirectKind::DeepLink => provider.deep_link_redirect(app),
+                // Loopback URIs are http on 127.0.0.1, which no deep-link URI may use, and
+                // end in the provider's own id.
+                RedirectKind::Loopback => continue,
+            };
+            if let Some((first, _)) = seen
+                .iter()
+                .find(|(_, other)| crate::callback::redirect_matches(&uri, other))
+            {
+                return Err(ConfigError::SharedRedirectUri {
+                    first: first.id.to_string(),
+                    second: provider.id.to_string(),
+                    uri: uri.to_string(),
+                });
+            }
+            seen.push((provider, uri));
+        }
+        Ok(())
+    }
+}
+
+/// The policy file to layer and its text, if any, and the `KEYLINK_POLICY` file not used.
+struct PolicyChoice {
+    applied: Option<(PathBuf, String)>,
+    ignored: Option<IgnoredPolicy>,
+}
+
+/// Chooses the policy (SECURITY 47). `KEYLINK_POLICY` never replaces a deployed system
+/// policy: a user could name any empty or comment-only file root owns.
+fn choose_policy(
+    env: &crate::app::Environment,
+    system: &Path,
+) -> Result<PolicyChoice, ConfigError> {
+    use policy_file::PolicyRead;
+    let read_error = |file: &Path, e: std::io::Error| ConfigError::Read {
+        file: file.to_owned(),
+        reason: e.to_string(),
+    };
+    let deployed = match policy_file::read_trusted(system).map_err(|e| read_error(system, e))? {
+        PolicyRead::Missing => None,
+        PolicyRead::Trusted(text) => Some((system.to_owned(), text)),
+        PolicyRead::Untrusted(problem) => {
+            return Err(ConfigError::UntrustedPolicy {
+                file: system.to_owned(),
+                problem,
+            });
+        }
+    };
+    let Some(named) = env
+        .var("KEYLINK_POLICY")
+        .map(PathBuf::from)
+        .filter(|named| named != system)
+    else {
+        return Ok(PolicyChoice {
+            applied: deployed,
+            ignored: None,
+        });
+    };
+    let ignored = |reason| IgnoredPolicy {
+        file: named.clone(),
+        reason,
+    };
+    let reason = match policy_file::read_trusted(&named) {
+        Ok(PolicyRead::Trusted(text)) if deployed.is_none() => {
+            return Ok(PolicyChoice {
+                applied: Some((named, text)),
+                ignored: None,
+            });
+        }
+        Ok(PolicyRead::Trusted(_)) => IgnoredReason::SystemPolicyDeployed,
+        Ok(PolicyRead::Missing) => IgnoredReason::Missing,
+        Ok(PolicyRead::Untrusted(why)) => IgnoredReason::Untrusted(why),
+        Err(e) => IgnoredReason::Unreadable(e.to_string()),
+    };
+    Ok(PolicyChoice {
+        applied: deployed,
+        ignored: Some(ignored(reason)),
+    })
 }
 
 fn read(file: &Path) -> Result<String, ConfigError> {

@@ -385,3 +385,162 @@ fn fuzz_the_discovery_document_parser() {
         }
     });
 }
+
+/// SECURITY 53: a redirect meant for one provider must not be able to complete another's
+/// sign-in, so no two providers may share a redirect URI, explicit or default.
+#[test]
+fn two_providers_cannot_share_a_redirect_uri() {
+    let app = crate::app::AppIdentity::keylink();
+    let provider = |id: &str, extra: &str| {
+        format!("[providers.{id}]\nissuer = \"https://{id}.example\"\nclient_id = \"x\"\n{extra}")
+    };
+    let shared = |text: &str| -> Option<String> {
+        load(text)
+            .unwrap()
+            .check_redirect_uris(&app)
+            .err()
+            .map(|e| e.to_string())
+    };
+    // The same explicit URI twice.
+    let same = "redirect_uri = \"dev.keylink:/callback/corp\"\n";
+    let message = shared(&(provider("a", same) + &provider("b", same))).unwrap();
+    assert!(
+        message.contains("\"a\"")
+            && message.contains("\"b\"")
+            && message.contains("dev.keylink:/callback/corp"),
+        "{message}"
+    );
+    // An explicit URI that is another provider's default.
+    let message = shared(&(provider("corp", "") + &provider("evil", same))).unwrap();
+    assert!(
+        message.contains("\"corp\"") && message.contains("\"evil\""),
+        "{message}"
+    );
+    // Compared as redirects are matched: the scheme case-insensitively.
+    let upper = "redirect_uri = \"DEV.Keylink:/callback/corp\"\n";
+    assert!(shared(&(provider("corp", "") + &provider("evil", upper))).is_some());
+    // Each its own: the defaults, a loopback beside a deep link, distinct explicit URIs.
+    let own = provider("a", "")
+        + &provider("b", "redirect = \"loopback\"\n")
+        + &provider("c", "redirect_uri = \"dev.keylink:/callback/c-own\"\n")
+        + &provider("d", "redirect_uri = \"dev.keylink:/callback/corp\"\n");
+    assert_eq!(shared(&own), None);
+    // The default depends on the app: another app's scheme does not collide.
+    let other = crate::app::AppIdentity::new("com.example.notes").unwrap();
+    let config = load(&(provider("corp", "") + &provider("evil", same))).unwrap();
+    assert!(config.check_redirect_uris(&other).is_ok());
+}
+
+/// SECURITY 47: which policy file applies. Root-owned files can only be made by root; as
+/// another user this test says so and checks nothing.
+#[cfg(unix)]
+#[test]
+fn a_policy_file_applies_only_when_root_owns_it_and_nobody_else_can_write_it() {
+    use std::os::unix::fs::PermissionsExt;
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: only root can make the root-owned policy files this test needs");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let policy = "[policy]\nallow_user_providers = false\n";
+    let write = |name: &str, mode: u32, uid: Option<u32>| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, policy).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        std::os::unix::fs::chown(&path, uid, None).unwrap();
+        path
+    };
+    let trusted = write("trusted.toml", 0o644, None);
+    let group_writable = write("group.toml", 0o664, None);
+    let world_writable = write("world.toml", 0o646, None);
+    let users = write("users.toml", 0o644, Some(54321));
+    let missing = dir.path().join("missing.toml");
+    let no_system = dir.path().join("not-deployed.toml");
+    let named = |path: &Path| {
+        let path = path.to_owned();
+        crate::app::Environment::capture(move |name| {
+            (name == "KEYLINK_POLICY").then(|| path.clone().into_os_string())
+        })
+    };
+    let load =
+        |env: &crate::app::Environment, system: &Path| Config::load_with_system_policy(env, system);
+
+    // No system policy deployed: a trusted KEYLINK_POLICY file applies.
+    let config = load(&named(&trusted), &no_system).unwrap();
+    assert_eq!(config.policy.as_deref(), Some(trusted.as_path()));
+    assert!(!config.allow_user_providers);
+    assert_eq!(config.ignored_policy, None);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+    // Untrusted ones are not read, and that is said.
+    let cases = [
+        (Path::new("/dev/null"), Untrusted::NotRegularFile),
+        (dir.path(), Untrusted::NotRegularFile),
+        (users.as_path(), Untrusted::NotOwnedByRoot { uid: 54321 }),
+        (
+            group_writable.as_path(),
+            Untrusted::WritableByOthers { mode: 0o664 },
+        ),
+        (
+            world_writable.as_path(),
+            Untrusted::WritableByOthers { mode: 0o646 },
+        ),
+    ];
+    for (file, why) in &cases {
+        let config = load(&named(file), &no_system).unwrap();
+        assert_eq!(config.policy, None, "{file:?}");
+        assert!(config.allow_user_providers);
+        let ignored = config.ignored_policy.clone().unwrap();
+        assert_eq!(ignored.reason, IgnoredReason::Untrusted(why.clone()));
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+        assert!(
+            config.warnings[0].contains(&file.display().to_string())
+                && config.warnings[0].contains("no system policy applies"),
+            "{:?}",
+            config.warnings
+        );
+    }
+    // A missing file changes nothing when no policy is deployed: only `doctor` says it.
+    let config = load(&named(&missing), &no_system).unwrap();
+    assert_eq!(
+        config.ignored_policy.unwrap().reason,
+        IgnoredReason::Missing
+    );
+    assert!(config.warnings.is_empty());
+
+    // A deployed system policy applies whatever KEYLINK_POLICY names, trusted or not.
+    let system = write("system.toml", 0o644, None);
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "# nothing\n").unwrap();
+    for file in [
+        empty.as_path(),
+        users.as_path(),
+        Path::new("/dev/null"),
+        missing.as_path(),
+    ] {
+        let config = load(&named(file), &system).unwrap();
+        assert_eq!(config.policy.as_deref(), Some(system.as_path()), "{file:?}");
+        assert!(!config.allow_user_providers, "{file:?}");
+        assert!(config.warnings[0].contains("the system policy"));
+    }
+    assert_eq!(
+        load(&named(&empty), &system)
+            .unwrap()
+            .ignored_policy
+            .unwrap()
+            .reason,
+        IgnoredReason::SystemPolicyDeployed
+    );
+
+    // An untrusted system policy is neither used nor ignored: nothing runs.
+    for system in [&users, &group_writable, &world_writable] {
+        for env in [named(&trusted), crate::app::Environment::default()] {
+            let error = load(&env, system).unwrap_err();
+            assert!(
+                matches!(error, ConfigError::UntrustedPolicy { .. }),
+                "{error}"
+            );
+            assert!(error.to_string().contains(&system.display().to_string()));
+        }
+    }
+}
