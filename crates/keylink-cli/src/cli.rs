@@ -121,12 +121,26 @@ impl<'a> From<&'a Account> for AccountJson<'a> {
     }
 }
 
+/// Log lines only when `RUST_LOG` asks for them: what goes wrong is said once, in the error
+/// (the core logs what it also returns), and colour codes only to a terminal.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    use std::io::IsTerminal;
+    if std::env::var_os("RUST_LOG").is_none() {
+        return;
+    }
+    let filter = match tracing_subscriber::EnvFilter::try_from_default_env() {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!(
+                "keylink: warning: RUST_LOG is not a valid log filter ({e}), so nothing is logged"
+            );
+            return;
+        }
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
@@ -140,9 +154,20 @@ pub fn main() -> i32 {
         }
     };
     init_logging();
+    let doctor_json = matches!(cli.command, Commands::Doctor { json: true });
     match run(cli.app.as_deref(), cli.command) {
         Ok(()) => 0,
         Err(e) => {
+            // Fleet tooling reads stdout: a configuration Keylink refuses (such as an untrusted
+            // system policy) is still a report there.
+            if doctor_json && e.code() == ErrorCode::Config {
+                let (message, fix) = split_fix(&format!("configuration: {e}"));
+                print_json(&Report {
+                    app: cli.app.as_deref().unwrap_or(keylink::KEYLINK_APP),
+                    failed: 1,
+                    checks: &[Check::fail("config", message, fix)],
+                });
+            }
             eprintln!("keylink: {e}");
             exit_code(&e)
         }
@@ -381,8 +406,8 @@ fn looks_like_redirect(app: &AppIdentity, arg: &str) -> bool {
 /// Clock skew against a provider beyond which ID tokens and expiry go wrong.
 const MAX_CLOCK_SKEW: i64 = 60;
 
-/// One check of `doctor`: a stable id, `ok`/`warn`/`fail`, what was found and, when
-/// something is wrong, what to do.
+/// One check of `doctor`: a stable id, `ok`/`warn`/`fail`/`skip`, what was found and, when
+/// something is wrong, what to do, kept apart so fleet tooling can show either.
 #[derive(Serialize)]
 struct Check {
     id: String,
@@ -392,13 +417,29 @@ struct Check {
 }
 
 impl Check {
-    /// A check whose text follows the house form "what happened; what to do": the part
-    /// after the last "; " is the fix when the check did not pass.
-    fn new(id: impl Into<String>, status: &'static str, text: String) -> Check {
-        let (message, fix) = match text.rsplit_once("; ") {
-            Some((message, fix)) if status != "ok" => (message.to_owned(), Some(fix.to_owned())),
-            _ => (text, None),
-        };
+    fn ok(id: impl Into<String>, message: String) -> Check {
+        Check::with("ok", id, message, None)
+    }
+
+    fn warn(id: impl Into<String>, message: String, fix: Option<String>) -> Check {
+        Check::with("warn", id, message, fix)
+    }
+
+    fn fail(id: impl Into<String>, message: String, fix: Option<String>) -> Check {
+        Check::with("fail", id, message, fix)
+    }
+
+    /// A check that could not be made; the message says why.
+    fn skip(id: impl Into<String>, message: String) -> Check {
+        Check::with("skip", id, message, None)
+    }
+
+    fn with(
+        status: &'static str,
+        id: impl Into<String>,
+        message: String,
+        fix: Option<String>,
+    ) -> Check {
         Check {
             id: id.into(),
             status,
@@ -415,6 +456,23 @@ impl Check {
     }
 }
 
+/// The JSON form of `doctor`'s report.
+#[derive(Serialize)]
+struct Report<'a> {
+    app: &'a str,
+    failed: usize,
+    checks: &'a [Check],
+}
+
+/// Splits a core error's text, which follows the house form "what happened; what to do", into
+/// the two.
+fn split_fix(text: &str) -> (String, Option<String>) {
+    match text.rsplit_once("; ") {
+        Some((message, fix)) => (message.to_owned(), Some(fix.to_owned())),
+        None => (text.to_owned(), None),
+    }
+}
+
 fn doctor(keylink: &Keylink, json: bool) -> Result<(), Error> {
     let mut checks = Vec::new();
     let files: Vec<String> = keylink
@@ -423,73 +481,77 @@ fn doctor(keylink: &Keylink, json: bool) -> Result<(), Error> {
         .iter()
         .map(|f| f.display().to_string())
         .collect();
-    checks.push(Check::new(
+    checks.push(Check::ok(
         "config",
-        "ok",
         if files.is_empty() {
             "configuration: no file, built-in defaults".into()
         } else {
             format!("configuration: {}", files.join(", "))
         },
     ));
-    if let Some(policy) = &keylink.config().policy {
-        checks.push(policy_check(policy));
+    if let Some(check) = policy_check(keylink.config()) {
+        checks.push(check);
     }
     checks.push(match keylink.check_keychain() {
-        Ok(()) => Check::new("keychain", "ok", "keychain: reachable and writable".into()),
-        Err(e) => Check::new("keychain", "fail", format!("keychain: {e}")),
+        Ok(()) => Check::ok("keychain", "keychain: reachable and writable".into()),
+        Err(e) => {
+            let (message, fix) = split_fix(&format!("keychain: {e}"));
+            Check::fail("keychain", message, fix)
+        }
     });
     for provider in keylink.config().providers.values() {
         let id = format!("provider.{}", provider.id);
+        let clock = format!("clock.{}", provider.id);
         match keylink.metadata(provider) {
             Ok(metadata) => {
-                checks.push(Check::new(
-                    &id,
-                    "ok",
+                checks.push(Check::ok(
+                    id,
                     format!("provider {}: reachable", provider.id),
                 ));
-                let clock = format!("clock.{}", provider.id);
-                match provider_clock_skew(keylink, &metadata) {
-                    Some(skew) if skew.abs() > MAX_CLOCK_SKEW => checks.push(Check::new(
+                checks.push(match provider_clock_skew(keylink, &metadata) {
+                    Ok(skew) if skew.abs() > MAX_CLOCK_SKEW => Check::warn(
                         clock,
-                        "warn",
                         format!(
-                            "clock: this computer's clock is {skew} s off from {}'s; set the time automatically (NTP)",
+                            "clock: this computer's clock is {skew} s off from {}'s",
                             provider.id
                         ),
-                    )),
-                    Some(skew) => checks.push(Check::new(
+                        Some("set the time automatically (NTP)".into()),
+                    ),
+                    Ok(skew) => Check::ok(
                         clock,
-                        "ok",
                         format!("clock: within {} s of {}", skew.abs(), provider.id),
-                    )),
-                    None => {}
-                }
+                    ),
+                    Err(why) => Check::skip(
+                        clock,
+                        format!("clock: not compared with {}'s, because {why}", provider.id),
+                    ),
+                });
             }
-            Err(e) => checks.push(Check::new(
-                id,
-                "fail",
-                format!("provider {}: {e}", provider.id),
-            )),
+            Err(e) => {
+                let (message, fix) = split_fix(&format!("provider {}: {e}", provider.id));
+                checks.push(Check::fail(id, message, fix));
+                checks.push(Check::skip(
+                    clock,
+                    format!(
+                        "clock: not compared with {}'s, because the provider could not be reached",
+                        provider.id
+                    ),
+                ));
+            }
         }
     }
     #[cfg(target_os = "linux")]
     {
-        let (status, text) = url_scheme_check(keylink.identity().scheme());
-        checks.push(Check::new(
-            "url_scheme",
+        let (status, message, fix) = url_scheme_check(keylink.identity().scheme());
+        checks.push(Check::with(
             status,
-            format!("URL scheme: {text}"),
+            "url_scheme",
+            format!("URL scheme: {message}"),
+            fix,
         ));
     }
     let failed = checks.iter().filter(|c| c.status == "fail").count();
     if json {
-        #[derive(Serialize)]
-        struct Report<'a> {
-            app: &'a str,
-            failed: usize,
-            checks: &'a [Check],
-        }
         print_json(&Report {
             app: keylink.identity().identifier(),
             failed,
@@ -507,64 +569,76 @@ fn doctor(keylink: &Keylink, json: bool) -> Result<(), Error> {
     }
 }
 
-/// The system policy file must not be writable by anyone but its owner, and on a managed
-/// machine belongs to root: otherwise a user could rewrite the admin's providers.
-fn policy_check(policy: &std::path::Path) -> Check {
-    let shown = policy.display();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        match std::fs::metadata(policy) {
-            Ok(meta) if meta.mode() & 0o022 != 0 => {
-                return Check::new(
-                    "policy",
-                    "fail",
-                    format!(
-                        "policy: {shown} can be written by other users (mode {:03o}), so they can change the providers it sets; run `chmod 644 {shown}` as root",
-                        meta.mode() & 0o777
-                    ),
-                );
-            }
-            Ok(meta) if meta.uid() != 0 => {
-                return Check::new(
-                    "policy",
-                    "warn",
-                    format!(
-                        "policy: {shown} belongs to user id {}, not root; run `chown root:root {shown}`",
-                        meta.uid()
-                    ),
-                );
-            }
-            Ok(_) => {}
-            Err(e) => {
-                return Check::new(
-                    "policy",
-                    "fail",
-                    format!("policy: {shown} cannot be read ({e}); check that it exists"),
-                );
-            }
+/// The system policy, which Keylink used only because root owns it and nobody else can write
+/// it (SECURITY 47), and a `KEYLINK_POLICY` file it did not use, with why and what to do.
+fn policy_check(config: &keylink::Config) -> Option<Check> {
+    use keylink::{IgnoredReason, Untrusted};
+    let applied = config.policy.as_deref().map(std::path::Path::display);
+    let Some(ignored) = &config.ignored_policy else {
+        return applied.map(|file| {
+            Check::ok(
+                "policy",
+                format!("policy: {file}, owned by root and writable only by root"),
+            )
+        });
+    };
+    let instead = match applied {
+        Some(file) => format!("the system policy {file} applies"),
+        None => "no system policy applies".to_owned(),
+    };
+    let message = format!("policy: {ignored}; {instead}");
+    let file = ignored.file.display();
+    let fix = match &ignored.reason {
+        IgnoredReason::Missing => {
+            return Some(Check::warn(
+                "policy",
+                message,
+                Some(format!(
+                    "create {file} as root (owned by root, writable only by root), or unset KEYLINK_POLICY"
+                )),
+            ));
         }
-    }
-    Check::new(
-        "policy",
-        "ok",
-        format!("policy: {shown}, not writable by users"),
-    )
+        IgnoredReason::SystemPolicyDeployed => {
+            return Some(Check::warn(
+                "policy",
+                message,
+                Some(format!(
+                    "unset KEYLINK_POLICY; to change the policy, edit {} as root",
+                    keylink::SYSTEM_POLICY_FILE
+                )),
+            ));
+        }
+        IgnoredReason::Untrusted(Untrusted::NotOwnedByRoot { .. }) => format!(
+            "run `sudo chown root:root {file} && sudo chmod 644 {file}`, or unset KEYLINK_POLICY"
+        ),
+        IgnoredReason::Untrusted(Untrusted::WritableByOthers { .. }) => {
+            format!("run `sudo chmod 644 {file}`, or unset KEYLINK_POLICY")
+        }
+        IgnoredReason::Untrusted(Untrusted::NotRegularFile) => {
+            "point KEYLINK_POLICY at a regular file owned by root, or unset it".to_owned()
+        }
+        IgnoredReason::Unreadable(_) => {
+            format!("run `sudo chmod 644 {file}`, or unset KEYLINK_POLICY")
+        }
+        _ => "unset KEYLINK_POLICY".to_owned(),
+    };
+    Some(Check::fail("policy", message, Some(fix)))
 }
 
 /// The URL-scheme line of `doctor`: the handler as `xdg-open` finds it, and what to do when it
 /// finds none that works. A warning, not a failure: links still complete through
 /// `keylink open-url` or a loopback redirect.
 #[cfg(target_os = "linux")]
-fn url_scheme_check(scheme: &str) -> (&'static str, String) {
+fn url_scheme_check(scheme: &str) -> (&'static str, String, Option<String>) {
     use keylink::{HandlerResolution, XdgEnvironment, resolve_url_handler};
     const REGISTER: &str = "start the Keylink app once (it registers itself) or install the keylink package; until then deliver redirects with `keylink open-url`";
+    let warn = |message: String, fix: &str| ("warn", message, Some(fix.to_owned()));
     let Some(env) = XdgEnvironment::from_vars(|name| std::env::var_os(name)) else {
-        return (
-            "warn",
+        return warn(
             format!(
-                "cannot look up what handles {scheme}: neither HOME nor XDG_DATA_HOME is an absolute directory; set HOME"
+                "cannot look up what handles {scheme}: neither HOME nor XDG_DATA_HOME is an absolute directory"
             ),
+            "set HOME",
         );
     };
     match resolve_url_handler(scheme, &env) {
@@ -585,83 +659,93 @@ fn url_scheme_check(scheme: &str) -> (&'static str, String) {
                     desktop_file.display(),
                     program.display()
                 ),
+                None,
             )
         }
-        Ok(HandlerResolution::NoDefault) => (
-            "warn",
-            format!("nothing handles {scheme}, so browsers cannot hand sign-ins back; {REGISTER}"),
+        Ok(HandlerResolution::NoDefault) => warn(
+            format!("nothing handles {scheme}, so browsers cannot hand sign-ins back"),
+            REGISTER,
         ),
-        Ok(HandlerResolution::DesktopFileMissing { id }) => (
-            "warn",
-            format!(
-                "{scheme} is set to open with {id}, which is in no applications directory; {REGISTER}"
-            ),
+        Ok(HandlerResolution::DesktopFileMissing { id }) => warn(
+            format!("{scheme} is set to open with {id}, which is in no applications directory"),
+            REGISTER,
         ),
         Ok(HandlerResolution::UnusableEntry {
             desktop_file,
             problem,
-        }) => (
-            "warn",
+        }) => warn(
             format!(
-                "{scheme} opens with {}, but {problem}; {REGISTER}",
+                "{scheme} opens with {}, but {problem}",
                 desktop_file.display()
             ),
+            REGISTER,
         ),
         Ok(HandlerResolution::ProgramMissing {
             desktop_file,
             program,
-        }) => (
-            "warn",
+        }) => warn(
             format!(
-                "{} runs {}, which does not exist (moved or deleted?); start the Keylink app from where it is now to register it again",
+                "{} runs {}, which does not exist (moved or deleted?)",
                 desktop_file.display(),
                 program.display()
             ),
+            "start the Keylink app from where it is now to register it again",
         ),
         Ok(HandlerResolution::ProgramNotExecutable {
             desktop_file,
             program,
-        }) => (
-            "warn",
+        }) => warn(
             format!(
-                "{} runs {}, which is not an executable file; make it executable (chmod +x) or start the Keylink app again",
+                "{} runs {}, which is not an executable file",
                 desktop_file.display(),
                 program.display()
             ),
+            "make it executable (chmod +x) or start the Keylink app again",
         ),
         Ok(HandlerResolution::QuotedProgram {
             desktop_file,
             program,
-        }) => (
-            "warn",
+        }) => warn(
             format!(
-                "{} quotes the path of {}, which xdg-open outside GNOME and KDE cannot run, so Chromium's sign-ins get lost; start the Keylink app once to rewrite it",
+                "{} quotes the path of {}, which xdg-open outside GNOME and KDE cannot run, so Chromium's sign-ins get lost",
                 desktop_file.display(),
                 program.display()
             ),
+            "start the Keylink app once to rewrite it",
         ),
-        Ok(other) => (
-            "warn",
-            format!(
-                "the handler of {scheme} is in a state this doctor does not know ({other:?}); {REGISTER}"
-            ),
+        Ok(other) => warn(
+            format!("the handler of {scheme} is in a state this doctor does not know ({other:?})"),
+            REGISTER,
         ),
-        Err(e) => ("warn", e.to_string()),
+        Err(e) => {
+            let (message, fix) = split_fix(&e.to_string());
+            ("warn", message, fix)
+        }
     }
 }
 
-/// Local time minus the provider's, from the HTTP `Date` of its authorization endpoint.
-fn provider_clock_skew(keylink: &Keylink, metadata: &keylink::Metadata) -> Option<i64> {
+/// Local time minus the provider's, from the HTTP `Date` of its authorization endpoint, or
+/// why it could not be compared.
+fn provider_clock_skew(keylink: &Keylink, metadata: &keylink::Metadata) -> Result<i64, String> {
     let http = keylink.http();
     let answer = http
         .send(
             "the authorization endpoint",
             http.client().head(metadata.authorization_endpoint.clone()),
         )
-        .ok()?;
-    let date = answer.header("date")?;
-    let theirs = httpdate::parse_http_date(date).ok()?;
-    let theirs = theirs.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+        .map_err(|e| {
+            format!(
+                "its authorization endpoint could not be reached ({})",
+                e.reason()
+            )
+        })?;
+    let no_date = || "its authorization endpoint sent no valid Date header".to_owned();
+    let date = answer.header("date").ok_or_else(no_date)?;
+    let theirs = httpdate::parse_http_date(date).map_err(|_| no_date())?;
+    let theirs = theirs
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| no_date())?
+        .as_secs();
     let ours = keylink::Clock::now(&keylink::SystemClock);
-    Some(ours - i64::try_from(theirs).ok()?)
+    Ok(ours - i64::try_from(theirs).map_err(|_| no_date())?)
 }

@@ -22,6 +22,10 @@ mod lifecycle;
 mod device;
 // The admin's system policy: locked providers, refused user providers, network settings.
 mod policy;
+// The policy against a user made for the test: untrusted policy files, proxy, KEYLINK_CONFIG.
+mod policy_trust;
+// Errors in one sentence, log lines on request, doctor's fixes and skipped checks.
+mod messages;
 // Keylink embedded by another app: its own identity, configuration and browser.
 mod apps;
 // A hostile provider (dribbling, flooding, overflowing) and hostile local users.

@@ -36,10 +36,9 @@ impl std::fmt::Display for Untrusted {
         match self {
             Untrusted::NotRegularFile => write!(f, "is not a regular file"),
             Untrusted::NotOwnedByRoot { uid } => write!(f, "belongs to user id {uid}, not root"),
-            Untrusted::WritableByOthers { mode } => write!(
-                f,
-                "can be written by users other than its owner (mode {mode:03o})"
-            ),
+            Untrusted::WritableByOthers { mode } => {
+                write!(f, "can be written by other users (mode {mode:03o})")
+            }
             Untrusted::Unverifiable => write!(f, "has an owner Keylink cannot check here"),
         }
     }
