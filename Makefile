@@ -1,5 +1,5 @@
 # Keylink: `make run` opens the app with a demo provider; `make test` runs every test.
-.PHONY: run demo-cli test bench deps build lint audit package
+.PHONY: run run-host demo-cli test bench deps build lint audit package
 
 deps:
 	scripts/install-deps.sh
@@ -12,6 +12,10 @@ build: deps
 ## username and password).
 run: deps
 	scripts/run-app.sh
+
+## The example app that embeds the plugin (examples/tauri-host), against the same demo provider.
+run-host: deps
+	scripts/run-host.sh
 
 ## The same demo with the `keylink` command-line tool instead of the app.
 demo-cli: deps

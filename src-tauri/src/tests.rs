@@ -1,5 +1,5 @@
 //! App unit tests: what the app sets up around the plugin (its window's capability, the
-//! content security policy, the plugin's configuration) and where it registers its handler.
+//! content security policy, the plugin's configuration).
 
 use std::path::Path;
 
@@ -51,16 +51,4 @@ fn the_content_security_policy_is_strict() {
         );
     }
     assert_eq!(value["app"]["withGlobalTauri"], true);
-}
-
-#[test]
-fn a_packaged_app_leaves_the_handler_to_its_package() {
-    assert!(crate::is_packaged(Path::new("/usr/bin/keylink-app")));
-    assert!(crate::is_packaged(Path::new("/opt/keylink/keylink-app")));
-    assert!(!crate::is_packaged(Path::new(
-        "/home/ann/src/keylink/target/debug/keylink-app"
-    )));
-    assert!(!crate::is_packaged(Path::new("/usrlocal/keylink-app")));
-    // Copied there by hand: no package entry handles the scheme, so the app registers itself.
-    assert!(!crate::is_packaged(Path::new("/usr/local/bin/keylink-app")));
 }

@@ -96,17 +96,21 @@ after(async () => {
   if (root && !process.env.KEYLINK_KEEP_TEST_DIR) cleanup(root);
 });
 
-test('(a) Link → browser sign-in → redirect through a second app instance → the account shows', async () => {
-  const env = scenarioEnv('a');
+test('(a) Link → browser sign-in → redirect through xdg-open and a second app instance → the account shows', async () => {
+  // xdg-open finds the handler itself; no desktop is named, so it takes xdg-utils' generic
+  // path, as on a desktop without GNOME or KDE.
+  const env = scenarioEnv('a', { KEYLINK_UA_HANDLER: 'xdg-open' });
   const driver = await startDriver(env, join(root, 'a', 'driver.log'));
   try {
     const session = await launch(driver);
-    // The app registered itself for dev.keylink: URLs at startup (in the test's HOME).
+    // The plugin registered the app for dev.keylink: URLs at startup (in the test's HOME).
     const desktop = readFileSync(join(env.XDG_DATA_HOME, 'applications/keylink-app-handler.desktop'), 'utf8');
     assert.match(desktop, /^Exec=.*keylink-app"? %u$/m, 'the URL reaches the app on a cold start');
     assert.match(desktop, /^MimeType=x-scheme-handler\/dev\.keylink/m);
     const defaults = readFileSync(join(env.XDG_CONFIG_HOME, 'mimeapps.list'), 'utf8');
     assert.match(defaults, /x-scheme-handler\/dev\.keylink=keylink-app-handler\.desktop/);
+    assert.equal((await run('xdg-mime', ['query', 'default', 'x-scheme-handler/dev.keylink'], { env })).stdout.trim(),
+      'keylink-app-handler.desktop');
     const providerTop = 'return document.querySelector(".provider[data-provider=demo]").getBoundingClientRect().top';
     const topBefore = await session.execute(providerTop);
     await session.clickCss('button.link[data-provider="demo"]');
@@ -264,8 +268,9 @@ test('(d) Check connection shows the userinfo answer; Unlink removes the account
   }
 });
 
-test('(f) an account whose grant died shows "Needs reconnecting"; Reconnect links it again', async () => {
-  const env = scenarioEnv('f', { KEYLINK_UA_LOGIN: 'bob' });
+test('(f) an account whose grant died shows "Needs reconnecting"; Reconnect through gio open links it again', async () => {
+  // GIO's opener (GNOME, Firefox) hands this sign-in back.
+  const env = scenarioEnv('f', { KEYLINK_UA_LOGIN: 'bob', KEYLINK_UA_HANDLER: 'gio open' });
   const driver = await startDriver(env, join(root, 'f', 'driver.log'));
   try {
     const session = await launch(driver);

@@ -1,6 +1,7 @@
 // End to end in the example app that embeds tauri-plugin-keylink (examples/tauri-host, its
-// own identifier and scheme com.example.notes): linking through a second instance and through
-// a cold start, fetch() of the provider's userinfo, fetch() refused outside api_origins and
+// own identifier and scheme com.example.notes): the plugin registers the host's scheme, and
+// sign-ins come back through the real xdg-open (no desktop named: xdg-utils' generic path) and
+// `gio open` to a second instance, and through a cold start, fetch() of the provider's userinfo, fetch() refused outside api_origins and
 // without keylink:allow-fetch, no token in any IPC message or in the page, and none of the
 // Keylink app's accounts visible. Same setting as app.test.js: Xvfb, a private keyring,
 // tauri-driver + WebKitWebDriver, the real test provider and the scripted browser.
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
 import {
-  CLI_BIN, EXAMPLE_HOST, HOST_BIN, IPC_SPY, REPO, cleanup, demoProviderToml, keylink, makeCa, screenshotPath, startDriver,
+  CLI_BIN, EXAMPLE_HOST, HOST_BIN, IPC_SPY, REPO, cleanup, demoProviderToml, keylink, makeCa, run, screenshotPath, startDriver,
   startIdp, stopAll, storedTokens, tempRoot, userEnv,
 } from './harness.js';
 import { waitFor } from './webdriver.js';
@@ -66,7 +67,9 @@ before(async () => {
     KEYLINK_CONFIG: keylinkConfig,
     KEYLINK_DATA_DIR: join(root, 'keylink-data'),
     BROWSER: join(REPO, 'tests/idp/user-agent.js'),
-    KEYLINK_UA_HANDLER: HOST_BIN,
+    // The redirect goes where the desktop sends com.example.notes: URLs, found by xdg-open
+    // itself (no XDG_CURRENT_DESKTOP: its generic path, as on a desktop without GNOME or KDE).
+    KEYLINK_UA_HANDLER: 'xdg-open',
     NODE_EXTRA_CA_CERTS: tls.ca,
     RUST_LOG: 'keylink=info,tauri_plugin_keylink=debug',
   };
@@ -89,6 +92,13 @@ test('the example host links through its own scheme, calls the API with fetch, a
   try {
     const session = await launch(driver);
     assert.deepEqual(await accountNames(session), [], "the Keylink app's accounts are not the host's");
+    // The plugin made the host the handler of its scheme (the host has no code of its own
+    // for it), in the test's HOME, the way xdg-open finds it.
+    const desktop = readFileSync(join(env.XDG_DATA_HOME, 'applications/keylink-example-host-handler.desktop'), 'utf8');
+    assert.match(desktop, /^Exec=\S*keylink-example-host %u$/m, 'unquoted, as xdg-utils 1.1 can run it');
+    assert.match(desktop, /^MimeType=x-scheme-handler\/com\.example\.notes;$/m);
+    assert.equal((await run('xdg-mime', ['query', 'default', 'x-scheme-handler/com.example.notes'], { env })).stdout.trim(),
+      'keylink-example-host-handler.desktop');
     // Link: the browser signs in, the provider redirects to com.example.notes:/callback/demo,
     // which runs a second instance of the host; it hands the URL to the first and exits.
     const exchangesBefore = (await idp.stats()).token_requests.authorization_code;
@@ -118,6 +128,22 @@ test('the example host links through its own scheme, calls the API with fetch, a
     assert.match(await session.textOf('#answer'), /api_origins/);
     assert.equal((await idp.stats()).userinfo, userinfoBefore + 1);
 
+    // The host's own async command asks the plugin's Rust API for a token that must be
+    // refreshed first: one refresh at the provider, an answer, no panic (a debug build, where
+    // a blocking HTTP client inside tokio would panic).
+    const refreshesBefore = (await idp.stats()).token_requests.refresh_token;
+    await session.clickCss('#rust-token');
+    await waitFor("the Rust command's answer", async () => (await session.textOf('#rust-answer')) !== '', 30000);
+    assert.match(await session.textOf('#rust-answer'), /^The app's Rust code has a fresh token \(\d+ characters\)\.$/);
+    assert.equal((await idp.stats()).token_requests.refresh_token, refreshesBefore + 1);
+    // Again: the host still answers after a refresh (a year of lifetime is more than any
+    // token has, so each call refreshes).
+    await session.execute('document.getElementById("rust-answer").textContent = ""');
+    await session.clickCss('#rust-token');
+    await waitFor("the Rust command's second answer", async () => (await session.textOf('#rust-answer')) !== '', 30000);
+    assert.match(await session.textOf('#rust-answer'), /fresh token/);
+    assert.equal((await idp.stats()).token_requests.refresh_token, refreshesBefore + 2);
+
     // A window without keylink:allow-fetch: the call is denied by the capability.
     const handles = await session.windowHandles();
     assert.equal(handles.length, 2, 'the main and the restricted window');
@@ -143,6 +169,19 @@ test('the example host links through its own scheme, calls the API with fetch, a
     await driver.stop();
   }
 
+  // GIO's opener (GNOME, Firefox) finds the same registration: Dave's sign-in comes back
+  // through `gio open`.
+  const gio = await startDriver({ ...env, KEYLINK_UA_LOGIN: 'dave', KEYLINK_UA_HANDLER: 'gio open' }, join(root, 'driver-gio.log'), EXAMPLE_HOST);
+  try {
+    const session = await launch(gio);
+    await session.clickCss('#link');
+    await waitFor('Dave in the host', async () => (await accountNames(session)).some((n) => n.includes('dave@example.test')), 30000);
+    seen += await whatThePageSaw(session);
+    await session.delete();
+  } finally {
+    await gio.stop();
+  }
+
   // Cold start: the host is closed when the redirect comes; the OS starts it with the URL.
   const captured = join(root, 'cold-redirect.txt');
   const cold = await startDriver({ ...env, KEYLINK_UA_LOGIN: 'carol', KEYLINK_UA_CAPTURE: captured }, join(root, 'driver-b.log'), EXAMPLE_HOST);
@@ -156,7 +195,7 @@ test('the example host links through its own scheme, calls the API with fetch, a
     session = await launch(cold, [redirect]);
     await waitFor('Carol after the cold start', async () => (await accountNames(session)).some((n) => n.includes('carol@example.test')), 30000);
     const accounts = await hostAccounts();
-    assert.deepEqual(accounts.map((a) => a.email).sort(), ['alice@example.test', 'carol@example.test']);
+    assert.deepEqual(accounts.map((a) => a.email).sort(), ['alice@example.test', 'carol@example.test', 'dave@example.test']);
     writeFileSync(screenshotPath('host-2-cold-start'), await session.screenshot());
     seen += await whatThePageSaw(session);
     for (const t of await storedTokens(env, accounts.map((a) => a.id), { service: 'com.example.notes', dataDir: hostData() })) tokens.add(t);

@@ -204,17 +204,14 @@ impl Keylink {
 
     /// The provider's metadata, discovered once per process.
     pub fn metadata(&self, provider: &ProviderConfig) -> Result<Arc<Metadata>, Error> {
-        self.ctx.metadata(provider)
+        crate::asynchronous::off_runtime(|| self.ctx.metadata(provider))
     }
 
     /// Whether `provider` offers device sign-in ([`LinkStart::device`]): its discovered
     /// metadata has a device authorization endpoint.
     pub fn supports_device_sign_in(&self, provider: &ProviderConfig) -> Result<bool, Error> {
-        Ok(self
-            .ctx
-            .metadata(provider)?
-            .device_authorization_endpoint
-            .is_some())
+        let metadata = crate::asynchronous::off_runtime(|| self.ctx.metadata(provider))?;
+        Ok(metadata.device_authorization_endpoint.is_some())
     }
 
     /// The redirect URI to register at `provider`, exactly (`keylink providers` shows it).
@@ -224,20 +221,20 @@ impl Keylink {
 
     /// The keychain, opened once per process.
     pub fn secrets(&self) -> Result<Arc<dyn SecretStore>, Error> {
-        self.ctx.secrets()
+        crate::asynchronous::off_runtime(|| self.ctx.secrets())
     }
 
     /// The keychain key of an account's tokens: `<data dir id>:<account id>`. The id is
     /// random, made once per data directory, so two data directories of one app holding the
     /// same account never share (or delete) each other's tokens.
     pub fn token_key(&self, account_id: &str) -> Result<String, Error> {
-        self.ctx.token_key(account_id)
+        crate::asynchronous::off_runtime(|| self.ctx.token_key(account_id))
     }
 
     /// Checks that the keychain is reachable, unlocked and writable, with a probe entry that
     /// is written, read back and deleted.
     pub fn check_keychain(&self) -> Result<(), Error> {
-        self.ctx.check_keychain()
+        crate::asynchronous::off_runtime(|| self.ctx.check_keychain())
     }
 
     /// Reserves the app's link session for `start` (see [`LinkSession::run`]). One session
@@ -245,7 +242,7 @@ impl Keylink {
     /// [`Error::LinkInProgress`]. An unknown provider or account fails here, before
     /// anything happens.
     pub fn link(&self, start: LinkStart) -> Result<LinkSession, Error> {
-        self.sessions.begin(&self.ctx, &self.browser, start)
+        crate::asynchronous::off_runtime(|| self.sessions.begin(&self.ctx, &self.browser, start))
     }
 
     /// Cancels the active link session, if there is one (see [`LinkCanceller::cancel`]).
@@ -259,7 +256,7 @@ impl Keylink {
     /// forwarded second instance, a deep-link event) to the core, once per URL, and says
     /// who reports the result: the session waiting for it here, or the caller.
     pub fn deliver_redirect(&self, url: &str) -> Delivery {
-        self.sessions.deliver(&self.ctx, url)
+        crate::asynchronous::off_runtime(|| self.sessions.deliver(&self.ctx, url))
     }
 
     /// Completes a sign-in from its redirect URL in a process with no link session of its
@@ -267,21 +264,23 @@ impl Keylink {
     /// across processes, exact redirect URI and `iss` checks, then the code exchange, ID
     /// token validation and storage. The process whose session waits for it sees the result.
     pub fn complete_redirect(&self, url: &str) -> Result<Account, Error> {
-        let hooks = Hooks {
-            claimed: &mut || {},
-            may_store: &|_| true,
-        };
-        authorization::complete_redirect(&self.ctx, url, hooks).1
+        crate::asynchronous::off_runtime(|| {
+            let hooks = Hooks {
+                claimed: &mut || {},
+                may_store: &|_| true,
+            };
+            authorization::complete_redirect(&self.ctx, url, hooks).1
+        })
     }
 
     /// All linked accounts.
     pub fn accounts(&self) -> Result<Vec<Account>, Error> {
-        self.ctx.accounts()
+        crate::asynchronous::off_runtime(|| self.ctx.accounts())
     }
 
     /// The account with this id, or the only one with this email.
     pub fn account(&self, query: &str) -> Result<Account, Error> {
-        self.ctx.account(query)
+        crate::asynchronous::off_runtime(|| self.ctx.account(query))
     }
 
     /// A valid access token for the account, refreshed first when it expires within
@@ -295,13 +294,23 @@ impl Keylink {
     /// `invalid_grant` marks the account `needs_relink`; network errors, 5xx and 429 are
     /// retried a bounded number of times and never change the stored tokens.
     pub fn access_token(&self, query: &str, min_ttl: u64) -> Result<AccessToken, Error> {
-        self.tokens.access_token(&self.ctx, query, min_ttl)
+        if let Some(token) = self.cached_access_token(query, min_ttl) {
+            return Ok(token);
+        }
+        crate::asynchronous::off_runtime(|| self.tokens.access_token(&self.ctx, query, min_ttl))
+    }
+
+    /// The access token this process holds for `query` when it stays valid for more than
+    /// `min_ttl` seconds; memory only.
+    pub(crate) fn cached_access_token(&self, query: &str, min_ttl: u64) -> Option<AccessToken> {
+        let min_ttl = i64::try_from(min_ttl).unwrap_or(i64::MAX);
+        self.tokens.cached(&self.ctx, query, min_ttl)
     }
 
     /// Unlinks an account: revokes its refresh token at the provider (RFC 7009) when possible,
     /// then always deletes the keychain entry and the index entry.
     pub fn unlink(&self, query: &str) -> Result<UnlinkReport, Error> {
-        self.tokens.unlink(&self.ctx, query)
+        crate::asynchronous::off_runtime(|| self.tokens.unlink(&self.ctx, query))
     }
 
     /// Calls the provider's API as the account `query`: the request goes only to an origin
@@ -310,7 +319,9 @@ impl Keylink {
     /// followed, and one refresh when the API refuses the token. The answer holds nothing
     /// that could carry the token. For front ends that must never see a token (a webview).
     pub fn api_request(&self, query: &str, request: &ApiRequest) -> Result<ApiResponse, Error> {
-        crate::api::request(&self.ctx, &self.tokens, query, request)
+        crate::asynchronous::off_runtime(|| {
+            crate::api::request(&self.ctx, &self.tokens, query, request)
+        })
     }
 
     /// Asks the provider's user endpoint who the account's tokens belong to, with an access
@@ -318,6 +329,8 @@ impl Keylink {
     /// within a minute), so it shows the stored tokens at work. A token the provider refuses
     /// is refreshed once (SECURITY 44). The token never leaves here.
     pub fn check_connection(&self, query: &str) -> Result<ConnectionCheck, Error> {
-        crate::identity::check_connection(&self.ctx, &self.tokens, query)
+        crate::asynchronous::off_runtime(|| {
+            crate::identity::check_connection(&self.ctx, &self.tokens, query)
+        })
     }
 }

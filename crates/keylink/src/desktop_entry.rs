@@ -66,6 +66,8 @@ impl std::fmt::Display for DesktopFileId {
 #[derive(Debug, Clone)]
 pub struct UrlHandler {
     scheme: String,
+    /// Further schemes the same program opens (an app with several deep-link schemes).
+    more_schemes: Vec<String>,
     id: DesktopFileId,
     name: String,
     program: PathBuf,
@@ -108,6 +110,7 @@ impl UrlHandler {
             .unwrap_or_else(|| id.stem().to_owned());
         Ok(Self {
             scheme: scheme.to_owned(),
+            more_schemes: Vec::new(),
             id,
             name,
             program,
@@ -119,6 +122,23 @@ impl UrlHandler {
     pub fn named(mut self, name: &str) -> Self {
         self.name = name.to_owned();
         self
+    }
+
+    /// Makes the same entry the handler of `scheme` too (one entry, every scheme in its
+    /// `MimeType`, each made the default).
+    pub fn also_handling(mut self, scheme: &str) -> Result<Self, DesktopEntryError> {
+        if !is_scheme(scheme) {
+            return Err(DesktopEntryError::InvalidScheme(scheme.to_owned()));
+        }
+        if scheme != self.scheme && !self.more_schemes.iter().any(|s| s == scheme) {
+            self.more_schemes.push(scheme.to_owned());
+        }
+        Ok(self)
+    }
+
+    /// Every scheme the handler opens, the first one first.
+    fn schemes(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.scheme.as_str()).chain(self.more_schemes.iter().map(String::as_str))
     }
 
     /// The handler's desktop file ID.
@@ -154,10 +174,13 @@ impl UrlHandler {
              Exec={exec}\n\
              Terminal=false\n\
              NoDisplay=true\n\
-             MimeType={mime};\n",
+             MimeType={mimes}\n",
             name = escape_string(&self.name),
             exec = escape_string(&format!("{} %u", quote_exec_arg(exec_str))),
-            mime = self.mime_type(),
+            mimes = self
+                .schemes()
+                .map(|scheme| format!("{};", mime_type(scheme)))
+                .collect::<String>(),
         ))
     }
 
@@ -197,7 +220,9 @@ impl UrlHandler {
             }
         })?;
         refresh_mime_cache(&applications, env);
-        run_xdg_mime(&["default", self.id.as_str(), &self.mime_type()], env)?;
+        for scheme in self.schemes() {
+            run_xdg_mime(&["default", self.id.as_str(), &mime_type(scheme)], env)?;
+        }
         Ok(InstalledHandler {
             desktop_file,
             xdg_open_can_start: runs_under_xdg_open(&exec),

@@ -161,6 +161,10 @@ pub enum Error {
         "the access token of {0} expires too soon and there is no refresh token; link the account again"
     )]
     NoRefreshToken(AccountId),
+    /// The worker thread doing the work stopped before it finished (the async API runs the
+    /// blocking work on tokio's blocking pool; the runtime was shutting down, say).
+    #[error("the operation was interrupted before it finished; try again")]
+    Interrupted,
 }
 
 /// What kind of failure an [`Error`] is: the small set a front end switches on (the app's
@@ -279,7 +283,7 @@ impl Error {
             }
             Error::LinkFailed { code, .. } => *code,
             Error::ChecksFailed(_) => ErrorCode::ChecksFailed,
-            Error::Pending(_) => ErrorCode::Internal,
+            Error::Pending(_) | Error::Interrupted => ErrorCode::Internal,
         }
     }
 }

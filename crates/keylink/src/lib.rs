@@ -45,6 +45,7 @@
 
 mod api;
 mod app;
+mod asynchronous;
 mod authorization;
 mod browser;
 mod callback;
@@ -72,6 +73,7 @@ mod tokens;
 
 pub use api::{ApiRequest, ApiResponse};
 pub use app::{AppIdentity, Environment, KEYLINK_APP};
+pub use asynchronous::AsyncKeylink;
 pub use browser::{BrowserOpener, SystemBrowser};
 pub use callback::{
     AuthorizationResponse, LOOPBACK_REQUEST_DEADLINE, LoopbackError, LoopbackListener,

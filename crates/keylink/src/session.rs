@@ -386,7 +386,15 @@ impl LinkSession {
     pub fn run(
         self,
         timeout: Duration,
-        mut progress: impl FnMut(&LinkProgress),
+        mut progress: impl FnMut(&LinkProgress) + Send,
+    ) -> Result<Account, Error> {
+        crate::asynchronous::off_runtime(move || self.run_here(timeout, &mut progress))
+    }
+
+    fn run_here(
+        self,
+        timeout: Duration,
+        mut progress: &mut (dyn FnMut(&LinkProgress) + Send),
     ) -> Result<Account, Error> {
         let deadline = crate::clock::deadline_after(timeout);
         progress(&LinkProgress::Starting);

@@ -87,6 +87,18 @@ impl TokenSource {
         self.fresh_token(ctx, query, 0, Some(rejected))
     }
 
+    /// The access token this process holds for `query` when it stays valid for more than
+    /// `min_ttl` seconds: memory only, so it never waits (the async API's fast path).
+    pub(crate) fn cached(&self, ctx: &Context, query: &str, min_ttl: i64) -> Option<AccessToken> {
+        let cache = self.lock_cache();
+        let cached = cache.get(query)?;
+        let now = ctx.now();
+        cached
+            .expires_at
+            .is_none_or(|exp| exp.saturating_sub(now) > min_ttl)
+            .then(|| cached.token.clone())
+    }
+
     fn fresh_token(
         &self,
         ctx: &Context,
@@ -101,11 +113,10 @@ impl TokenSource {
         let usable = |tokens: &TokenSet, now: UnixTime| {
             fresh(tokens.expires_at, now) && rejected != Some(&tokens.access_token)
         };
-        if let Some(cached) = self.lock_cache().get(query)
-            && rejected.is_none()
-            && fresh(cached.expires_at, ctx.now())
+        if rejected.is_none()
+            && let Some(token) = self.cached(ctx, query, min_ttl)
         {
-            return Ok(cached.token.clone());
+            return Ok(token);
         }
         let account = ctx.account(query)?;
         if account.status == AccountStatus::NeedsRelink {

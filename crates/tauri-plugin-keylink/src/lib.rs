@@ -38,6 +38,11 @@ mod config;
 mod dto;
 mod error;
 mod redirects;
+mod scheme;
+
+/// The core library, for the types the plugin's Rust API hands out (`keylink::Account`,
+/// `keylink::AccessToken`, ...): a host needs no dependency of its own on it.
+pub use keylink;
 
 pub use config::{Config, ConfigError};
 pub use dto::{
@@ -58,10 +63,20 @@ pub fn init<R: Runtime>() -> TauriPlugin<R, Option<Config>> {
 type Customize = Box<dyn FnOnce(keylink::KeylinkBuilder) -> keylink::KeylinkBuilder + Send>;
 
 /// The plugin, with what a host may set in Rust rather than in `tauri.conf.json`.
-#[derive(Default)]
 pub struct Builder {
     customize: Option<Customize>,
     link_timeout: Option<Duration>,
+    register_scheme: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            customize: None,
+            link_timeout: None,
+            register_scheme: true,
+        }
+    }
 }
 
 impl std::fmt::Debug for Builder {
@@ -92,10 +107,22 @@ impl Builder {
         self
     }
 
+    /// Whether the plugin makes the app the handler of its URL schemes where no installer
+    /// does (on by default): on Linux a per-user desktop entry
+    /// (`~/.local/share/applications/<binary>-handler.desktop`, made the default with
+    /// `xdg-mime`) unless the app runs from `/usr` or `/opt`, where its package's entry does
+    /// it; on Windows the per-user registry entry of a debug build. Turn it off when your
+    /// installer registers the schemes for every way the app is run.
+    pub fn register_scheme(mut self, register: bool) -> Self {
+        self.register_scheme = register;
+        self
+    }
+
     /// Builds the plugin.
     pub fn build<R: Runtime>(self) -> TauriPlugin<R, Option<Config>> {
         let customize = Mutex::new(self.customize);
         let link_timeout = self.link_timeout;
+        let register_scheme = self.register_scheme;
         PluginBuilder::<R, Option<Config>>::new("keylink")
             .invoke_handler(tauri::generate_handler![
                 commands::providers,
@@ -116,8 +143,9 @@ impl Builder {
                 let customize = customize.lock().ok().and_then(|mut c| c.take());
                 let keylink = match build_keylink(app, &config, customize) {
                     Ok(keylink) => Ok(keylink),
-                    // The person's own files: the app starts and says what is wrong with them.
-                    Err(e) if config.user_config => {
+                    // Files a person or an installer edits: the app starts and says, at each
+                    // call, what is wrong with them (a missing configFile, say).
+                    Err(e) if config.user_config || config.config_file.is_some() => {
                         tracing::warn!(error = %e, "the configuration cannot be used");
                         Err(Error::new(keylink::ErrorCode::Config, e.to_string()))
                     }
@@ -128,6 +156,13 @@ impl Builder {
                         .link_timeout_secs
                         .map_or(DEFAULT_LINK_TIMEOUT, Duration::from_secs)
                 });
+                let identity_scheme = match &keylink {
+                    Ok(k) => Some(k.identity().scheme().to_owned()),
+                    Err(_) => identity(app, &config).ok().map(|i| i.scheme().to_owned()),
+                };
+                if let Some(identity_scheme) = identity_scheme.filter(|_| register_scheme) {
+                    scheme::register(app, &scheme::schemes(app, &identity_scheme));
+                }
                 let state = State::new(keylink, timeout);
                 app.manage(state.clone());
                 redirects::wire(app)?;
@@ -143,15 +178,7 @@ fn build_keylink<R: Runtime>(
     config: &Config,
     customize: Option<Customize>,
 ) -> std::result::Result<keylink::Keylink, Box<dyn std::error::Error>> {
-    let identifier = config
-        .app
-        .clone()
-        .unwrap_or_else(|| app.config().identifier.clone());
-    let mut identity = keylink::AppIdentity::new(&identifier)?;
-    let scheme = config.scheme.clone().or_else(|| deep_link_scheme(app));
-    if let Some(scheme) = scheme {
-        identity = identity.with_scheme(&scheme)?;
-    }
+    let identity = identity(app, config)?;
     // The KEYLINK_* variables (configuration file, data directory, policy) are the Keylink
     // app's and CLI's: an app with providers of its own keeps its accounts where its identity
     // says, whatever they point at.
@@ -177,6 +204,23 @@ fn build_keylink<R: Runtime>(
     Ok(builder.build()?)
 }
 
+/// The identity accounts are kept under: `plugins.keylink.app` or the app's identifier, with
+/// `plugins.keylink.scheme`, else the first desktop scheme of `plugins.deep-link`.
+fn identity<R: Runtime>(
+    app: &tauri::AppHandle<R>,
+    config: &Config,
+) -> std::result::Result<keylink::AppIdentity, keylink::Error> {
+    let identifier = config
+        .app
+        .clone()
+        .unwrap_or_else(|| app.config().identifier.clone());
+    let identity = keylink::AppIdentity::new(&identifier)?;
+    match config.scheme.clone().or_else(|| deep_link_scheme(app)) {
+        Some(scheme) => identity.with_scheme(&scheme),
+        None => Ok(identity),
+    }
+}
+
 /// The first desktop scheme of `plugins.deep-link`.
 fn deep_link_scheme<R: Runtime>(app: &tauri::AppHandle<R>) -> Option<String> {
     let deep_link = app.config().plugins.0.get("deep-link")?;
@@ -188,7 +232,7 @@ fn deep_link_scheme<R: Runtime>(app: &tauri::AppHandle<R>) -> Option<String> {
 /// be used), the link sessions the webview may cancel, who listens for account changes, and
 /// which providers offer device sign-in.
 pub(crate) struct State {
-    keylink: std::result::Result<keylink::Keylink, Error>,
+    keylink: std::result::Result<keylink::AsyncKeylink, Error>,
     pub(crate) timeout: Duration,
     pub(crate) cancellers: Mutex<Vec<(String, keylink::LinkCanceller)>>,
     watchers: Mutex<Watchers>,
@@ -206,7 +250,7 @@ struct Watchers {
 impl State {
     fn new(keylink: std::result::Result<keylink::Keylink, Error>, timeout: Duration) -> Arc<Self> {
         Arc::new(State {
-            keylink,
+            keylink: keylink.map(keylink::AsyncKeylink::from),
             timeout,
             cancellers: Mutex::default(),
             watchers: Mutex::default(),
@@ -216,6 +260,11 @@ impl State {
 
     /// The core, or why it could not be set up.
     pub(crate) fn keylink(&self) -> Result<&keylink::Keylink> {
+        self.async_keylink().map(keylink::AsyncKeylink::blocking)
+    }
+
+    /// The core's async API, or why it could not be set up.
+    fn async_keylink(&self) -> Result<&keylink::AsyncKeylink> {
         self.keylink.as_ref().map_err(Clone::clone)
     }
 
@@ -330,18 +379,41 @@ impl State {
     }
 }
 
-/// The core API for the host's Rust code: `app.keylink()?.accounts()`,
-/// `app.keylink()?.access_token(&id, 60)`, `app.keylink()?.link(..)`,
-/// `app.keylink()?.unlink(..)`. An error only with `userConfig`, when the person's
+/// The core's async API for the host's Rust code, the way Tauri apps write commands:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tauri_plugin_keylink::KeylinkExt;
+///
+/// /// Calls the provider's API as the first linked account.
+/// #[tauri::command]
+/// async fn first_account_token(app: tauri::AppHandle) -> Result<String, String> {
+///     let keylink = app.keylink().map_err(|e| e.to_string())?;
+///     let accounts = keylink.accounts().await.map_err(|e| e.to_string())?;
+///     let account = accounts.first().ok_or("no account is linked")?;
+///     // A token valid for at least a minute, refreshed first if need be.
+///     let token = keylink
+///         .access_token(&account.id, Duration::from_secs(60))
+///         .await
+///         .map_err(|e| e.to_string())?;
+///     // Use `token.secret()` in your request; never hand it to the webview.
+///     # let _ = token;
+///     Ok(account.id.to_string())
+/// }
+/// ```
+///
+/// Every method is a future that never blocks the async worker polling it (see
+/// [`keylink::AsyncKeylink`]); [`keylink::AsyncKeylink::blocking`] gives the blocking API
+/// for a thread of your own. An error only with `userConfig`, when the person's
 /// configuration files cannot be used (the commands reject with the same error).
 pub trait KeylinkExt<R: Runtime> {
     /// The app's Keylink.
-    fn keylink(&self) -> Result<&keylink::Keylink>;
+    fn keylink(&self) -> Result<&keylink::AsyncKeylink>;
 }
 
 impl<R: Runtime, T: Manager<R>> KeylinkExt<R> for T {
-    fn keylink(&self) -> Result<&keylink::Keylink> {
-        self.state::<Arc<State>>().inner().keylink()
+    fn keylink(&self) -> Result<&keylink::AsyncKeylink> {
+        self.state::<Arc<State>>().inner().async_keylink()
     }
 }
 

@@ -293,3 +293,16 @@ fn without_the_single_instance_plugin_first_the_app_does_not_start_and_says_why(
         .unwrap();
     assert_eq!(build(), None, "with the name held, the app starts");
 }
+
+#[test]
+fn a_packaged_app_leaves_the_scheme_to_its_package() {
+    use crate::scheme::is_packaged;
+    assert!(is_packaged(Path::new("/usr/bin/keylink-app")));
+    assert!(is_packaged(Path::new("/opt/notes/notes")));
+    assert!(!is_packaged(Path::new(
+        "/home/ann/src/notes/target/debug/notes"
+    )));
+    assert!(!is_packaged(Path::new("/usrlocal/notes")));
+    // Copied there by hand: no package entry handles the scheme, so the plugin registers it.
+    assert!(!is_packaged(Path::new("/usr/local/bin/notes")));
+}

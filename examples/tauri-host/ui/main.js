@@ -57,6 +57,24 @@ async function start() {
       answer.textContent = `${e.code}: ${e.message}`;
     }
   });
+  // The app's own async command (src/main.rs) asks the plugin for a token in Rust; a minimum
+  // lifetime of a year makes it refresh first.
+  document.getElementById('rust-token').addEventListener('click', async () => {
+    const rustAnswer = document.getElementById('rust-answer');
+    const [account] = await keylink.accounts();
+    if (!account) {
+      rustAnswer.textContent = 'Link an account first.';
+      return;
+    }
+    try {
+      rustAnswer.textContent = await window.__TAURI__.core.invoke('token_in_rust', {
+        account: account.id,
+        minTtlSecs: 365 * 24 * 3600,
+      });
+    } catch (e) {
+      rustAnswer.textContent = `error: ${e}`;
+    }
+  });
   status.textContent = 'Ready.';
   document.body.dataset.ready = 'true';
 }

@@ -37,6 +37,27 @@ fn plain_path_is_written_without_quotes() {
 }
 
 #[test]
+fn one_entry_handles_every_scheme_of_an_app() {
+    let entry = handler("/opt/notes/notes")
+        .also_handling("com.example.notes")
+        .unwrap()
+        .also_handling("dev.keylink")
+        .unwrap()
+        .desktop_entry()
+        .unwrap();
+    assert!(
+        entry.ends_with(
+            "MimeType=x-scheme-handler/dev.keylink;x-scheme-handler/com.example.notes;\n"
+        ),
+        "{entry}"
+    );
+    assert!(matches!(
+        handler("/opt/notes/notes").also_handling("no scheme"),
+        Err(DesktopEntryError::InvalidScheme(_))
+    ));
+}
+
+#[test]
 fn reserved_characters_are_quoted_and_escaped_in_both_layers() {
     let cases = [
         ("/home/a b/keylink-app", r#""/home/a b/keylink-app" %u"#),

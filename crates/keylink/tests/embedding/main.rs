@@ -150,7 +150,7 @@ impl Running {
         let (codes_tx, codes) = mpsc::channel();
         let seen = steps.clone();
         let thread = std::thread::spawn(move || {
-            session.run(Duration::from_secs(60), |progress| {
+            session.run(Duration::from_secs(60), move |progress| {
                 let name = step(progress);
                 seen.lock().unwrap().push(name);
                 if let LinkProgress::CodeShown(code) = progress {
