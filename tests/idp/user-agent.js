@@ -31,16 +31,44 @@
 //
 // URLs carry authorization codes and user codes, so only paths (never
 // queries or form bodies) are printed or logged.
+//
+// Keylink starts its browser without any KEYLINK_* variable (SECURITY 51), and
+// with its output going nowhere. This program stands in for the person's
+// desktop, whose own configuration is, in a test, the test's: the KEYLINK_*
+// settings it lacks (its own KEYLINK_UA_*, and KEYLINK_CONFIG and the like for
+// the handler it runs) it takes from the process that started it, on Linux
+// from /proc/<parent>/environ. A failure is also written to KEYLINK_UA_LOG.
 
 import { spawn } from 'node:child_process';
-import { appendFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+
+function takeKeylinkSettingsFromParent() {
+  let environ;
+  try {
+    environ = readFileSync(`/proc/${process.ppid}/environ`, 'utf8');
+  } catch {
+    return;
+  }
+  for (const entry of environ.split('\0')) {
+    const eq = entry.indexOf('=');
+    const name = entry.slice(0, eq);
+    if (eq > 0 && name.startsWith('KEYLINK_') && process.env[name] === undefined) {
+      process.env[name] = entry.slice(eq + 1);
+    }
+  }
+}
+
+takeKeylinkSettingsFromParent();
 
 const MAX_HOPS = 30;
 const BODY_EXCERPT = 500;
 
 function fail(code, message) {
   process.stderr.write(`user-agent: ${message}\n`);
+  if (process.env.KEYLINK_UA_LOG) {
+    appendFileSync(process.env.KEYLINK_UA_LOG, `failed: ${message}\n`);
+  }
   process.exit(code);
 }
 

@@ -2,12 +2,17 @@
 //! hold the token themselves (a webview): the request goes only to an origin the provider's
 //! `api_origins` lists, with a fresh bearer token attached here, the same deadline and size
 //! cap as every other request, no redirects followed, and the answer handed back without
-//! anything that could echo the token.
+//! anything that could echo the token: uncompressed, whole, and with the token redacted in
+//! every form it can be written in (SECURITY 48).
+
+use std::io::Read;
 
 use url::Url;
+use zeroize::Zeroizing;
 
 use crate::context::Context;
 use crate::error::Error;
+use crate::http::MAX_BODY_BYTES;
 use crate::secret::AccessToken;
 use crate::tokens::TokenSource;
 
@@ -20,7 +25,11 @@ pub struct ApiRequest {
     /// The URL; its origin must be in the provider's `api_origins`.
     pub url: Url,
     /// Extra request headers. `Authorization`, `Cookie`, `Proxy-Authorization` and `Host`
-    /// are refused: Keylink sets the credentials.
+    /// are refused: Keylink sets the credentials. So are the headers that change how the
+    /// answer is framed or encoded (`Accept-Encoding`, `Range`, `If-Range`, `TE`,
+    /// `Connection`, `Upgrade`, `Expect`, `Transfer-Encoding`, `Content-Length`,
+    /// `Keep-Alive`, `Trailer`, `Proxy-*`): Keylink must see the answer whole and
+    /// uncompressed to keep the token out of it.
     pub headers: Vec<(String, String)>,
     /// The request body, if any.
     pub body: Option<Vec<u8>>,
@@ -38,8 +47,9 @@ impl ApiRequest {
     }
 }
 
-/// The API's answer: status, headers (without `Set-Cookie`, credentials or anything holding
-/// the token) and body (where the token, should the API echo it, reads `[redacted]`).
+/// The API's answer: status, headers (without `Set-Cookie`, credentials, hop-by-hop headers
+/// or anything holding the token) and body (uncompressed; where the token, should the API
+/// echo it, reads `[redacted]`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiResponse {
     /// HTTP status.
@@ -64,7 +74,23 @@ const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
 /// Request headers the caller may not set: Keylink attaches the credentials itself.
 const FORBIDDEN_REQUEST_HEADERS: &[&str] =
     &["authorization", "proxy-authorization", "cookie", "host"];
-/// Response headers never handed back: they carry or set credentials.
+/// Request headers that change how the answer is framed or encoded (besides `proxy-*`): a
+/// compressed or partial answer would carry the token past the redaction (SECURITY 48).
+const FRAMING_REQUEST_HEADERS: &[&str] = &[
+    "accept-encoding",
+    "range",
+    "if-range",
+    "te",
+    "connection",
+    "upgrade",
+    "expect",
+    "transfer-encoding",
+    "content-length",
+    "keep-alive",
+    "trailer",
+];
+/// Response headers never handed back: they carry or set credentials, or describe the
+/// connection rather than the answer.
 const DROPPED_RESPONSE_HEADERS: &[&str] = &[
     "authorization",
     "proxy-authorization",
@@ -72,7 +98,14 @@ const DROPPED_RESPONSE_HEADERS: &[&str] = &[
     "set-cookie2",
     "authentication-info",
     "proxy-authentication-info",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "trailer",
+    "upgrade",
 ];
+/// What redacted text reads.
+const REDACTED: &[u8] = b"[redacted]";
 
 /// Makes `request` for the account `query` (see the module documentation).
 pub(crate) fn request(
@@ -108,6 +141,12 @@ pub(crate) fn request(
                 "the header {lower} is set by Keylink itself; leave it out"
             )));
         }
+        if FRAMING_REQUEST_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
+            return Err(Error::ApiNotAllowed(format!(
+                "the header {} changes how the answer is framed or encoded, which Keylink decides itself so the token stays out of the answer; leave it out",
+                crate::printable(&lower, 60)
+            )));
+        }
         let (Ok(name), Ok(value)) = (
             reqwest::header::HeaderName::from_bytes(lower.as_bytes()),
             reqwest::header::HeaderValue::from_str(value),
@@ -119,6 +158,11 @@ pub(crate) fn request(
         };
         headers.append(name, value);
     }
+    // Only an answer Keylink can read is one it can redact.
+    headers.insert(
+        reqwest::header::ACCEPT_ENCODING,
+        reqwest::header::HeaderValue::from_static("identity"),
+    );
     let method = reqwest::Method::from_bytes(method.as_bytes())
         .map_err(|_| Error::ApiNotAllowed("the method is not valid".into()))?;
     let send = |token: &AccessToken| {
@@ -136,59 +180,252 @@ pub(crate) fn request(
     };
     let token = tokens.access_token(ctx, query, 60)?;
     let mut answer = send(&token)?;
-    let mut used = token;
+    let mut sent = vec![token];
     // A token the provider refuses although it has not expired: one refresh, then once more
-    // (SECURITY 44).
+    // (SECURITY 44), at most once a minute per account (SECURITY 49); within that minute
+    // the refusal is the answer.
     if answer.status == 401 {
-        used = tokens.replace_rejected_token(ctx, &account.id, &used)?;
-        answer = send(&used)?;
+        let rejected = &sent[sent.len() - 1];
+        match tokens.replace_rejected_token(ctx, &account.id, rejected) {
+            Ok(token) => {
+                answer = send(&token)?;
+                sent.push(token);
+            }
+            Err(Error::TokenRejectedAgain(_)) => {}
+            Err(e) => return Err(e),
+        }
     }
-    let secret = used.secret().as_bytes();
+    let secrets: Vec<&[u8]> = sent.iter().map(|t| t.secret().as_bytes()).collect();
+    hand_back(answer, &secrets)
+}
+
+/// The answer as the caller may see it: whole, uncompressed, without the headers that carry
+/// credentials or describe the connection, and with every form of each of `secrets`
+/// redacted. An answer that cannot be made so is refused (SECURITY 48).
+fn hand_back(answer: crate::http::Answer, secrets: &[&[u8]]) -> Result<ApiResponse, Error> {
+    use reqwest::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE};
+    // A part of an answer may hold a part of the token, which no redaction recognises;
+    // Keylink never asks for one.
+    if answer.status == 206 || answer.headers.contains_key(CONTENT_RANGE) {
+        return Err(Error::ApiAnswerRefused(
+            "it is a partial answer (HTTP 206 or Content-Range), which Keylink did not ask for"
+                .into(),
+        ));
+    }
+    let decoded = match content_encoding(&answer.headers)? {
+        None => None,
+        Some(encoding) => Some(decode(&answer.body, encoding)?),
+    };
+    let body: &[u8] = match &decoded {
+        Some(decoded) => decoded,
+        None => &answer.body,
+    };
+    let redacted = redact(body, secrets);
+    let changed = decoded.is_some() || redacted != body;
     let headers = answer
         .headers
         .iter()
         .filter(|(name, _)| !DROPPED_RESPONSE_HEADERS.contains(&name.as_str()))
+        // Decoded, the answer has no encoding; changed, its length is the body's.
+        .filter(|(name, _)| !(decoded.is_some() && *name == CONTENT_ENCODING))
+        .filter(|(name, _)| !(changed && *name == CONTENT_LENGTH))
         .filter_map(|(name, value)| {
             let value = value.to_str().ok()?;
-            (!value.contains(used.secret())).then(|| (name.as_str().to_owned(), value.to_owned()))
+            (!contains_secret(value.as_bytes(), secrets))
+                .then(|| (name.as_str().to_owned(), value.to_owned()))
         })
         .collect();
     Ok(ApiResponse {
         status: answer.status,
         headers,
-        body: redact(&answer.body, secret),
+        body: redacted,
     })
 }
 
-/// `body` with every occurrence of `secret` replaced by `[redacted]`.
-fn redact(body: &[u8], secret: &[u8]) -> Vec<u8> {
-    if secret.is_empty() || body.len() < secret.len() {
-        return body.to_vec();
+/// A content coding Keylink decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    /// `gzip` (RFC 1952), also as `x-gzip`.
+    Gzip,
+    /// `deflate`: the zlib format (RFC 1950), as RFC 9110 §8.4.1.2 defines it.
+    Deflate,
+}
+
+/// The answer's content coding: `None` for none (or `identity`); an error for one Keylink
+/// cannot decode, or several stacked.
+fn content_encoding(headers: &reqwest::header::HeaderMap) -> Result<Option<Encoding>, Error> {
+    let mut codings = Vec::new();
+    for value in headers.get_all(reqwest::header::CONTENT_ENCODING) {
+        let Ok(value) = value.to_str() else {
+            return Err(Error::ApiAnswerRefused(
+                "its Content-Encoding header is not readable text".into(),
+            ));
+        };
+        codings.extend(
+            value
+                .split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .filter(|c| !c.is_empty() && c != "identity"),
+        );
     }
-    let mut out = Vec::with_capacity(body.len());
+    match codings.as_slice() {
+        [] => Ok(None),
+        [one] if one == "gzip" || one == "x-gzip" => Ok(Some(Encoding::Gzip)),
+        [one] if one == "deflate" => Ok(Some(Encoding::Deflate)),
+        _ => Err(Error::ApiAnswerRefused(format!(
+            "it is compressed ({}), which Keylink did not ask for and cannot read to keep the token out of it",
+            crate::printable(&codings.join(", "), 60)
+        ))),
+    }
+}
+
+/// `body` decoded, at most [`MAX_BODY_BYTES`] of it: a small answer that unpacks into more
+/// (a decompression bomb) is refused once the cap is passed, never unpacked further.
+fn decode(body: &[u8], encoding: Encoding) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let limit = MAX_BODY_BYTES as u64 + 1;
+    // Allocated once at its largest: a growing buffer would leave copies of the token in
+    // memory that is freed unwiped.
+    let mut out = Zeroizing::new(Vec::with_capacity(MAX_BODY_BYTES + 1));
+    let read = match encoding {
+        Encoding::Gzip => flate2::read::MultiGzDecoder::new(body)
+            .take(limit)
+            .read_to_end(&mut out),
+        Encoding::Deflate => flate2::read::ZlibDecoder::new(body)
+            .take(limit)
+            .read_to_end(&mut out),
+    };
+    if read.is_err() {
+        return Err(Error::ApiAnswerRefused(format!(
+            "it is compressed ({}) and could not be decoded",
+            match encoding {
+                Encoding::Gzip => "gzip",
+                Encoding::Deflate => "deflate",
+            }
+        )));
+    }
+    if out.len() > MAX_BODY_BYTES {
+        return Err(Error::ApiAnswerRefused(
+            "it is larger than 1 MiB once decompressed, which Keylink does not read".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// `text` with every occurrence of each of `secrets` replaced by `[redacted]`, in any of the
+/// forms [`secret_at`] recognises.
+fn redact(text: &[u8], secrets: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
     let mut i = 0;
-    while i < body.len() {
-        if body[i..].starts_with(secret) {
-            out.extend_from_slice(b"[redacted]");
-            i += secret.len();
-        } else {
-            out.push(body[i]);
-            i += 1;
+    while i < text.len() {
+        match secrets.iter().find_map(|s| secret_at(text, i, s)) {
+            Some(len) => {
+                out.extend_from_slice(REDACTED);
+                i += len;
+            }
+            None => {
+                out.push(text[i]);
+                i += 1;
+            }
         }
     }
     out
 }
 
+/// True when `text` holds one of `secrets` in any form [`secret_at`] recognises.
+fn contains_secret(text: &[u8], secrets: &[&[u8]]) -> bool {
+    (0..text.len()).any(|i| secrets.iter().any(|s| secret_at(text, i, s).is_some()))
+}
+
+/// The length of `secret` written at `text[at..]`, each of its bytes literally or escaped
+/// as JSON writes it (`\/`, `\"`, `\\`, `\u00XX`) or as a URL does (`%XX`), in any mix and
+/// any case of hex digits: an API that echoes the request as JSON or in a URL escapes it so.
+fn secret_at(text: &[u8], at: usize, secret: &[u8]) -> Option<usize> {
+    if secret.is_empty() {
+        return None;
+    }
+    let mut i = at;
+    for &byte in secret {
+        i += byte_at(text.get(i..)?, byte)?;
+    }
+    Some(i - at)
+}
+
+/// The length of `byte` written at the start of `text` (see [`secret_at`]).
+fn byte_at(text: &[u8], byte: u8) -> Option<usize> {
+    let hex_is = |digits: &[u8]| {
+        digits.iter().all(u8::is_ascii_hexdigit)
+            && std::str::from_utf8(digits)
+                .ok()
+                .and_then(|d| u32::from_str_radix(d, 16).ok())
+                == Some(u32::from(byte))
+    };
+    match *text.first()? {
+        first if first == byte => Some(1),
+        b'\\' => match *text.get(1)? {
+            escaped @ (b'/' | b'"' | b'\\') if escaped == byte => Some(2),
+            b'u' if hex_is(text.get(2..6)?) => Some(6),
+            _ => None,
+        },
+        b'%' if hex_is(text.get(1..3)?) => Some(3),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::*;
+
+    fn redacted(text: &str, secret: &str) -> String {
+        String::from_utf8(redact(text.as_bytes(), &[secret.as_bytes()])).unwrap()
+    }
 
     #[test]
     fn an_echoed_token_is_redacted_from_the_body() {
         assert_eq!(
-            redact(b"{\"seen\":\"tok-1\",\"again\":\"tok-1\"}", b"tok-1"),
-            b"{\"seen\":\"[redacted]\",\"again\":\"[redacted]\"}".to_vec()
+            redacted("{\"seen\":\"tok-1\",\"again\":\"tok-1\"}", "tok-1"),
+            "{\"seen\":\"[redacted]\",\"again\":\"[redacted]\"}"
         );
-        assert_eq!(redact(b"nothing here", b"tok-1"), b"nothing here".to_vec());
+        assert_eq!(redacted("nothing here", "tok-1"), "nothing here");
+    }
+
+    #[test]
+    fn a_token_written_escaped_is_redacted_in_every_form() {
+        let token = "ab/c+d=";
+        for written in [
+            r"ab\/c+d=",
+            r"\u0061\u0062\u002F\u0063\u002b\u0064\u003d",
+            r"a\u0062\/c\u002Bd=",
+            "ab%2Fc%2Bd%3D",
+            "ab%2fc+d%3d",
+        ] {
+            let text = format!("{{\"auth\":\"Bearer {written}\"}}");
+            assert_eq!(
+                redacted(&text, token),
+                "{\"auth\":\"Bearer [redacted]\"}",
+                "{written}"
+            );
+            assert!(contains_secret(text.as_bytes(), &[token.as_bytes()]));
+        }
+        // A JSON string the token is only a part of is redacted where it is, and a near miss
+        // is left alone.
+        assert_eq!(redacted(r"xab\/c+d=y", token), "x[redacted]y");
+        assert_eq!(redacted(r"ab\/c+d", token), r"ab\/c+d");
+        assert_eq!(redacted(r"\u00", token), r"\u00");
+        assert!(!contains_secret(br"ab\/c+e=", &[token.as_bytes()]));
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused_at_the_cap() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![0u8; 4 * MAX_BODY_BYTES]).unwrap();
+        let bomb = gz.finish().unwrap();
+        assert!(bomb.len() < 64 * 1024, "{}", bomb.len());
+        let refused = decode(&bomb, Encoding::Gzip).unwrap_err();
+        assert!(
+            refused.to_string().contains("larger than 1 MiB"),
+            "{refused}"
+        );
+        assert!(decode(b"not gzip", Encoding::Gzip).is_err());
     }
 }

@@ -46,6 +46,17 @@ pub(crate) fn reconnect_target(
     query: &str,
 ) -> Result<(ProviderId, ReconnectTarget), Error> {
     let account = ctx.account(query)?;
+    // Signing in again at another issuer cannot be the same account (SECURITY 52).
+    if let Some(configured) =
+        crate::identity::changed_issuer(ctx, ctx.provider(&account.provider)?, &account)?
+    {
+        return Err(Error::IssuerChanged {
+            linked: account.issuer.to_string(),
+            provider: account.provider.to_string(),
+            account: account.id,
+            configured: printable(&configured, 200),
+        });
+    }
     let shown = account
         .email
         .clone()
@@ -72,10 +83,9 @@ pub(crate) fn start(
     ctx.check_keychain()?;
     let metadata = ctx.metadata(provider)?;
     if !crate::http::is_allowed_endpoint(&metadata.authorization_endpoint) {
-        return Err(Error::UnsafeAuthorizationUrl(printable(
-            metadata.authorization_endpoint.as_str(),
-            200,
-        )));
+        return Err(Error::UnsafeAuthorizationUrl(
+            crate::browser::shown_without_query(&metadata.authorization_endpoint),
+        ));
     }
     let (loopback, redirect_uri) = match provider.redirect {
         RedirectKind::DeepLink => (None, provider.deep_link_redirect(&ctx.identity)),

@@ -70,6 +70,11 @@ pub enum Error {
     /// An API request failed in transit (no answer, too slow, too large).
     #[error("the provider's API did not answer: {0}")]
     ApiFailed(String),
+    /// The API answered in a form whose token could not be ruled out, so the answer was not
+    /// handed back: compressed in a way Keylink cannot decode, too large once decoded, or a
+    /// partial answer (SECURITY 48).
+    #[error("the answer of the provider's API was not handed back: {0}")]
+    ApiAnswerRefused(String),
     /// Another link of this app is in progress (one at a time per app).
     #[error("a link to {0} is already in progress; finish or cancel it before starting another")]
     LinkInProgress(String),
@@ -128,12 +133,35 @@ pub enum Error {
         "the provider's refreshed ID token names a different account than {0}, so the refresh was refused and the stored tokens were kept; link the account again if this persists"
     )]
     RefreshedIdentityMismatch(AccountId),
+    /// The account's provider is now configured with another issuer than the one its tokens
+    /// came from (the configuration changed after linking), so they are not used (SECURITY
+    /// 52).
+    #[error(
+        "the account {account} was linked at {linked}, but its provider {provider} is now configured with the issuer {configured}; its tokens go only to the issuer they came from, so link the account again"
+    )]
+    IssuerChanged {
+        /// The account id.
+        account: AccountId,
+        /// The provider id.
+        provider: String,
+        /// The issuer the tokens came from.
+        linked: String,
+        /// The issuer configured now.
+        configured: String,
+    },
+    /// The provider refused an access token again soon after Keylink replaced a refused one
+    /// (a resource server that refuses every token): Keylink asks for a new one at most once
+    /// a minute per account (SECURITY 49).
+    #[error(
+        "the provider refused the access token of {0} again, and Keylink replaces a refused token at most once a minute; try again in a minute"
+    )]
+    TokenRejectedAgain(AccountId),
     /// The account was linked again while its old grant was being refreshed.
     #[error("the account {0} was linked again while its token was being refreshed; try again")]
     Relinked(AccountId),
     /// A reconnect signed in as another account than the one being reconnected.
     #[error(
-        "you signed in as {signed_in_as}, not {expected}: nothing was changed ({expected} still needs reconnecting and {signed_in_as} was not added); reconnect again and sign in as {expected}"
+        "you signed in as {signed_in_as}, not {expected}, so nothing was changed: {expected} is as it was and {signed_in_as} was not added; reconnect again and sign in as {expected}"
     )]
     WrongAccount {
         /// Who signed in (email, name or subject, as plain text).
@@ -199,6 +227,9 @@ pub enum ErrorCode {
     ChecksFailed,
     /// The request is not allowed (an API origin outside `api_origins`).
     NotAllowed,
+    /// A reconnect signed in as someone else than the account being reconnected; nothing
+    /// was changed.
+    WrongAccount,
     /// Anything else: a bug.
     Internal,
 }
@@ -219,6 +250,7 @@ impl ErrorCode {
         ErrorCode::LinkFailed,
         ErrorCode::ChecksFailed,
         ErrorCode::NotAllowed,
+        ErrorCode::WrongAccount,
         ErrorCode::Internal,
     ];
 
@@ -243,6 +275,7 @@ impl ErrorCode {
             ErrorCode::LinkFailed => "link_failed",
             ErrorCode::ChecksFailed => "checks_failed",
             ErrorCode::NotAllowed => "not_allowed",
+            ErrorCode::WrongAccount => "wrong_account",
             ErrorCode::Internal => "internal",
         }
     }
@@ -264,7 +297,9 @@ impl Error {
             | Error::SignInDeclined(_)
             | Error::Loopback(LoopbackError::Cancelled) => ErrorCode::Cancelled,
             Error::LinkTimedOut(_) | Error::Loopback(_) => ErrorCode::Timeout,
-            Error::NeedsRelink(_) | Error::NoRefreshToken(_) => ErrorCode::NeedsRelink,
+            Error::NeedsRelink(_) | Error::NoRefreshToken(_) | Error::IssuerChanged { .. } => {
+                ErrorCode::NeedsRelink
+            }
             Error::Store(_) => ErrorCode::Keychain,
             Error::Device(_)
             | Error::Discovery(_)
@@ -273,11 +308,14 @@ impl Error {
             | Error::NoIdentity(_)
             | Error::ConnectionCheck(_)
             | Error::RefreshedIdentityMismatch(_)
-            | Error::WrongAccount { .. }
+            | Error::TokenRejectedAgain(_)
             | Error::UnsafeAuthorizationUrl(_) => ErrorCode::Provider,
+            // Its own code: a front end must not add advice about the network or the
+            // provider to it, since neither failed.
+            Error::WrongAccount { .. } => ErrorCode::WrongAccount,
             Error::Browser(_) => ErrorCode::Browser,
             Error::ApiNotAllowed(_) => ErrorCode::NotAllowed,
-            Error::ApiFailed(_) => ErrorCode::Provider,
+            Error::ApiFailed(_) | Error::ApiAnswerRefused(_) => ErrorCode::Provider,
             Error::LockTimedOut { .. } | Error::Relinked(_) | Error::LinkInProgress(_) => {
                 ErrorCode::Busy
             }
@@ -328,6 +366,23 @@ mod tests {
             assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
         }
         assert_eq!(ErrorCode::parse("no_such_code"), None);
+    }
+
+    #[test]
+    fn a_reconnect_as_someone_else_has_its_own_code_and_says_only_what_happened() {
+        // The app added "check your network connection" to it, as to every provider error.
+        let e = Error::WrongAccount {
+            signed_in_as: "carol@example.test".into(),
+            expected: "bob@example.test".into(),
+        };
+        assert_eq!(e.code(), ErrorCode::WrongAccount);
+        assert_eq!(e.code().as_str(), "wrong_account");
+        assert_eq!(
+            e.to_string(),
+            "you signed in as carol@example.test, not bob@example.test, so nothing was changed: \
+             bob@example.test is as it was and carol@example.test was not added; reconnect again \
+             and sign in as bob@example.test"
+        );
     }
 
     #[test]

@@ -163,6 +163,53 @@ fn identify(
     Ok((issuer, subject, info.email, info.name))
 }
 
+/// The issuer `account`'s provider is configured with now, when it is not the one the
+/// account's tokens came from (the configuration changed after linking); `None` when it is
+/// the same. Such tokens are sent nowhere (SECURITY 52). Decided from the configuration
+/// alone where it can be, so a token asked for does not cost a request: an OpenID provider's
+/// issuer is the configured one (discovery insists on it), or for a multi-tenant provider
+/// that issuer with the tenant id in place of the tenant; a plain OAuth provider's is the
+/// origin of its token endpoint.
+pub(crate) fn changed_issuer(
+    ctx: &Context,
+    provider: &ProviderConfig,
+    account: &Account,
+) -> Result<Option<String>, Error> {
+    let linked = account.issuer.as_str();
+    if let Some(issuer) = &provider.issuer {
+        if linked == issuer
+            || (provider.quirks.tenant_issuer && is_tenant_issuer_of(issuer, linked))
+        {
+            return Ok(None);
+        }
+        if provider.is_oidc() {
+            return Ok(Some(issuer.clone()));
+        }
+    }
+    let token_endpoint = match &provider.endpoints.token_endpoint {
+        Some(endpoint) => endpoint.clone(),
+        None => ctx.metadata(provider)?.token_endpoint.clone(),
+    };
+    let origin = token_endpoint.origin().ascii_serialization();
+    Ok((origin != linked).then_some(origin))
+}
+
+/// True when `linked` is the multi-tenant issuer `configured` (`.../common/v2.0`) with a
+/// tenant id (a GUID) in place of its tenant segment, as each ID token's `iss` has it.
+fn is_tenant_issuer_of(configured: &str, linked: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) =
+        (configured.split('/').collect(), linked.split('/').collect());
+    let differing: Vec<&str> = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, y)| x != y)
+        .map(|(_, y)| *y)
+        .collect();
+    a.len() == b.len()
+        && matches!(differing.as_slice(), [tenant] if tenant.len() == 36
+            && tenant.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+}
+
 /// Who the provider says an account's stored tokens belong to ("Check connection").
 #[derive(Debug, Clone)]
 pub struct ConnectionCheck {

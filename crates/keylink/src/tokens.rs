@@ -22,6 +22,11 @@ struct CachedToken {
     expires_at: Option<UnixTime>,
 }
 
+/// The least time between two refreshes of one account that an API's refusal of its access
+/// token (HTTP 401) sets off (SECURITY 49): a resource server that refuses every token must
+/// not rotate the refresh token on every call.
+pub(crate) const REJECTED_TOKEN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
 /// How many times a refresh is attempted when the provider is unavailable.
 pub const REFRESH_ATTEMPTS: u32 = 3;
 /// The longest `Retry-After` Keylink waits for before giving up.
@@ -53,6 +58,8 @@ pub enum Revocation {
 pub(crate) struct TokenSource {
     /// Access tokens this process holds, by account id and by the query used.
     cache: std::sync::Mutex<HashMap<String, CachedToken>>,
+    /// When a refused access token last set off a refresh, by account.
+    rejected_refreshes: std::sync::Mutex<HashMap<AccountId, UnixTime>>,
 }
 
 impl TokenSource {
@@ -76,8 +83,11 @@ impl TokenSource {
     }
 
     /// A new access token for an account whose provider has just refused `rejected` (HTTP
-    /// 401) although it had not expired (SECURITY 44): one refresh, whatever the expiry says.
-    /// A refused refresh marks the account `needs_relink`.
+    /// 401) although it had not expired (SECURITY 44): one refresh, whatever the expiry says,
+    /// and at most one such refresh per account per
+    /// [`REJECTED_TOKEN_REFRESH_INTERVAL`] (SECURITY 49); within it, a token another refresh
+    /// stored meanwhile or [`Error::TokenRejectedAgain`]. A refused refresh marks the account
+    /// `needs_relink`.
     pub(crate) fn replace_rejected_token(
         &self,
         ctx: &Context,
@@ -119,6 +129,27 @@ impl TokenSource {
             return Ok(token);
         }
         let account = ctx.account(query)?;
+        // Before anything is read or sent: tokens go only to the issuer they came from
+        // (SECURITY 52). A provider no longer configured is found out below, when it is
+        // needed.
+        if let Ok(provider) = ctx.provider(&account.provider)
+            && let Some(configured) = crate::identity::changed_issuer(ctx, provider, &account)?
+        {
+            tracing::warn!(account = %account.id, "the provider's issuer changed since the account was linked");
+            if account.status != AccountStatus::NeedsRelink {
+                ctx.index()?.update(|accounts| {
+                    if let Some(a) = accounts.iter_mut().find(|a| a.id == account.id) {
+                        a.status = AccountStatus::NeedsRelink;
+                    }
+                })?;
+            }
+            return Err(Error::IssuerChanged {
+                linked: account.issuer.to_string(),
+                provider: account.provider.to_string(),
+                account: account.id,
+                configured: crate::callback::printable(&configured, 200),
+            });
+        }
         if account.status == AccountStatus::NeedsRelink {
             return Err(Error::NeedsRelink(account.id));
         }
@@ -158,6 +189,10 @@ impl TokenSource {
             .refresh_token
             .clone()
             .ok_or_else(|| Error::NoRefreshToken(account.id.clone()))?;
+        if rejected.is_some() && !self.may_refresh_rejected(&account.id, ctx.now()) {
+            tracing::info!(account = %account.id, "the provider refused the access token again; not refreshing within a minute of the last refresh it set off");
+            return Err(Error::TokenRejectedAgain(account.id));
+        }
         let provider = ctx.provider(&account.provider)?;
         let metadata = ctx.metadata(provider)?;
         match refresh_with_retries(ctx, provider, &metadata, &refresh_token) {
@@ -234,6 +269,24 @@ impl TokenSource {
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedToken>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a refused token of `account` may set off a refresh at `now`, and if so,
+    /// notes that one did (SECURITY 49). A clock that went back allows it.
+    fn may_refresh_rejected(&self, account: &AccountId, now: UnixTime) -> bool {
+        let interval = i64::try_from(REJECTED_TOKEN_REFRESH_INTERVAL.as_secs()).unwrap_or(60);
+        let mut last = self
+            .rejected_refreshes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if last
+            .get(account)
+            .is_some_and(|&at| now >= at && now - at < interval)
+        {
+            return false;
+        }
+        last.insert(account.clone(), now);
+        true
     }
 
     /// Unlinks an account: revokes its refresh token at the provider (RFC 7009) when possible,
@@ -334,6 +387,17 @@ fn revoke(ctx: &Context, account: &Account, tokens: &TokenSet) -> Revocation {
         Ok(provider) => provider,
         Err(e) => return Revocation::Failed(e.to_string()),
     };
+    // The tokens of another issuer are not sent to this one's endpoints, not even to be
+    // revoked (SECURITY 52).
+    match crate::identity::changed_issuer(ctx, provider, account) {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            return Revocation::Failed(
+                "the provider's issuer changed since the account was linked, so its tokens were not sent to the new one".into(),
+            );
+        }
+        Err(e) => return Revocation::Failed(e.to_string()),
+    }
     let metadata = match ctx.metadata(provider) {
         Ok(metadata) => metadata,
         Err(e) => return Revocation::Failed(e.to_string()),
