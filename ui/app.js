@@ -73,6 +73,7 @@ const HEADLINES = {
   link_failed: 'Linking failed.',
   cancelled: 'The sign-in was cancelled.',
   busy: 'Another link is in progress.',
+  wrong_account: 'You signed in as someone else.',
   internal: 'Something went wrong.',
 };
 

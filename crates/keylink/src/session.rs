@@ -441,10 +441,10 @@ impl LinkSession {
         let url = &started.authorization_url;
         if self.start.open_browser {
             if !crate::http::is_allowed_endpoint(url) {
-                return give_up(Error::UnsafeAuthorizationUrl(crate::printable(
-                    url.as_str(),
-                    200,
-                )));
+                // Named without its query, which holds the state and nonce (SECURITY 50).
+                return give_up(Error::UnsafeAuthorizationUrl(
+                    crate::browser::shown_without_query(url),
+                ));
             }
             if let Err(e) = self.browser.open(url) {
                 return give_up(e);

@@ -3,16 +3,19 @@
 //! instances alike), the ID token validated, tokens in the OS keychain, and a JS API
 //! (`tauri-plugin-keylink-api`, or `window.__TAURI__.keylink`) that never holds a token.
 //!
-//! ```ignore
-//! // In the host app (its Cargo.toml has tauri-plugin-single-instance with the "deep-link"
-//! // feature, tauri-plugin-deep-link and tauri-plugin-keylink):
+//! ```no_run
+//! // In the host app (its Cargo.toml has tauri, tauri-plugin-single-instance with the
+//! // "deep-link" feature, tauri-plugin-deep-link and tauri-plugin-keylink):
+//! # fn main() {}
+//! # fn run(context: tauri::Context) {
 //! tauri::Builder::default()
 //!     // First, so a second instance hands its URL over and exits before anything starts.
 //!     .plugin(tauri_plugin_single_instance::init(|_, _, _| {})) // feature "deep-link"
 //!     .plugin(tauri_plugin_deep_link::init())
 //!     .plugin(tauri_plugin_keylink::init())
-//!     .run(tauri::generate_context!())
+//!     .run(context) // tauri::generate_context!() in your app
 //!     .expect("the app could not start");
+//! # }
 //! ```
 //!
 //! Without deep-link, or on Linux without single-instance registered before it, the app does
@@ -237,7 +240,13 @@ pub(crate) struct State {
     pub(crate) cancellers: Mutex<Vec<(String, keylink::LinkCanceller)>>,
     watchers: Mutex<Watchers>,
     device_sign_in: Mutex<HashSet<keylink::ProviderId>>,
+    /// The queue of the thread that hands the OS's redirects to the core, made with the first.
+    redirect_worker: std::sync::OnceLock<Option<std::sync::mpsc::SyncSender<String>>>,
 }
+
+/// How many redirect outcomes are kept for a listener that has not come yet: a cold start
+/// brings one; a flood of unsolicited redirects must not grow memory without bound.
+pub(crate) const MAX_PENDING_OUTCOMES: usize = 8;
 
 /// The listeners for account changes, and the redirect outcomes that came while there was
 /// none (a cold start delivers its URL before the page has loaded).
@@ -245,6 +254,8 @@ pub(crate) struct State {
 struct Watchers {
     channels: Vec<tauri::ipc::Channel<AccountsChanged>>,
     pending: Vec<AccountsChanged>,
+    /// How many kept outcomes made way for newer ones.
+    discarded: usize,
 }
 
 impl State {
@@ -255,6 +266,7 @@ impl State {
             cancellers: Mutex::default(),
             watchers: Mutex::default(),
             device_sign_in: Mutex::default(),
+            redirect_worker: std::sync::OnceLock::new(),
         })
     }
 
@@ -359,6 +371,11 @@ impl State {
             .channels
             .retain(|channel| channel.send(change.clone()).is_ok());
         if watchers.channels.is_empty() && outcome {
+            // The newest are kept: the sign-in that matters is the one that came last.
+            if watchers.pending.len() == MAX_PENDING_OUTCOMES {
+                watchers.pending.remove(0);
+                watchers.discarded += 1;
+            }
             watchers.pending.push(change);
         }
     }

@@ -1,9 +1,11 @@
 //! Redirects from the OS: the URL an app was cold-started with, `on_open_url` while it runs,
 //! and (through the single-instance plugin's `deep-link` feature) the URL a second instance
-//! forwarded. Each goes to the core once, on a worker thread; a result no link session here
-//! reports reaches the webview through `onAccountsChanged`.
+//! forwarded. Each goes to the core once, on the plugin's one redirect worker; a result no
+//! link session here reports reaches the webview through `onAccountsChanged`. Whoever can run
+//! the app can send it URLs: a flood costs one thread and a bounded queue (SECURITY 54).
 
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 use tauri::{AppHandle, Manager, Runtime};
 use tauri_plugin_deep_link::DeepLinkExt;
@@ -42,11 +44,19 @@ pub(crate) fn wire<R: Runtime>(app: &AppHandle<R>) -> Result<(), Box<dyn std::er
         }
     }
     // `get_current` takes the URL only when it is the sole argument; a launcher that adds
-    // arguments of its own must not lose it (a second delivery is dropped by the core).
-    for arg in std::env::args().skip(1) {
+    // arguments of its own must not lose it (a second delivery is dropped by the core). An
+    // argument that is not UTF-8 is no URL of ours (`std::env::args` would panic on it).
+    for arg in text_arguments(std::env::args_os().skip(1)) {
         deliver(&state, arg);
     }
     Ok(())
+}
+
+/// The arguments that are text; the others (not UTF-8) are no URL of ours.
+pub(crate) fn text_arguments(
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> impl Iterator<Item = String> {
+    args.filter_map(|arg| arg.into_string().ok())
 }
 
 /// Hands the redirects among `args` (a second instance's command line, say) to the plugin.
@@ -75,12 +85,48 @@ fn deliver(state: &Arc<State>, url: String) {
     if !keylink.identity().is_redirect(&url) {
         return;
     }
-    let state = state.clone();
-    std::thread::spawn(move || {
+    let Some(worker) = state.redirect_worker.get_or_init(|| start_worker(state.clone())) else {
+        tracing::warn!("a redirect arrived, but there is no thread to handle it");
+        return;
+    };
+    match worker.try_send(url) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => tracing::warn!(
+            "more redirects arrived at once than any sign-in sends; this one was dropped"
+        ),
+        Err(TrySendError::Disconnected(_)) => {
+            tracing::warn!("a redirect arrived while the app is stopping; it was dropped")
+        }
+    }
+}
+
+/// How many redirects may wait for the worker: a person's sign-in sends one.
+pub(crate) const REDIRECT_QUEUE: usize = 16;
+
+/// Starts the one thread that hands redirects to the core, one after the other.
+fn start_worker(state: Arc<State>) -> Option<SyncSender<String>> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(REDIRECT_QUEUE);
+    let started = std::thread::Builder::new()
+        .name("keylink-redirects".into())
+        .spawn(move || work(&state, receiver));
+    match started {
+        Ok(_) => Some(sender),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not start the thread that handles redirects");
+            None
+        }
+    }
+}
+
+fn work(state: &State, redirects: Receiver<String>) {
+    for url in redirects {
+        let Ok(keylink) = state.keylink() else {
+            continue;
+        };
         if let keylink::Delivery::Completed(result) = keylink.deliver_redirect(&url) {
             state.redirect_finished(result);
         }
-    });
+    }
 }
 
 /// Fails, saying what to add, when the single-instance plugin is not registered before this

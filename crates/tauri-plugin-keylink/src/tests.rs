@@ -9,6 +9,32 @@ use crate::config::{Config, ConfigError, Source};
 
 include!("command_names.rs");
 
+/// The plugin as a test app embeds it: registering no URL scheme in the tester's own home.
+fn plugin() -> tauri::plugin::TauriPlugin<tauri::test::MockRuntime, Option<Config>> {
+    crate::Builder::new().register_scheme(false).build()
+}
+
+/// Held by the tests that own a `.SingleInstance` bus name: the plugin's start-up check accepts
+/// any such name of this process, so they must not overlap.
+#[cfg(target_os = "linux")]
+static SINGLE_INSTANCE_NAMES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// This process's thread count and resident memory (KiB), from /proc.
+#[cfg(target_os = "linux")]
+fn threads_and_rss() -> (usize, usize) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| -> usize {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (field("Threads:"), field("VmRSS:"))
+}
+
 fn permission_name(command: &str) -> String {
     format!("allow-{}", command.replace('_', "-"))
 }
@@ -148,7 +174,7 @@ fn without_the_deep_link_plugin_the_app_does_not_start_and_says_why() {
         }),
     );
     let error = tauri::test::mock_builder()
-        .plugin(crate::init())
+        .plugin(plugin())
         .build(context)
         .err()
         .map(|e| e.to_string())
@@ -264,6 +290,7 @@ fn the_device_code_comes_with_a_qr_code_of_the_address_to_open() {
 #[cfg(target_os = "linux")]
 #[test]
 fn without_the_single_instance_plugin_first_the_app_does_not_start_and_says_why() {
+    let _names = SINGLE_INSTANCE_NAMES.lock().unwrap_or_else(|p| p.into_inner());
     let bus = zbus::blocking::Connection::session()
         .expect("a D-Bus session bus (run the tests under scripts/with-keyring.sh)");
     let build = || {
@@ -278,7 +305,7 @@ fn without_the_single_instance_plugin_first_the_app_does_not_start_and_says_why(
         );
         tauri::test::mock_builder()
             .plugin(tauri_plugin_deep_link::init())
-            .plugin(crate::init())
+            .plugin(plugin())
             .build(context)
             .err()
             .map(|e| e.to_string())
@@ -292,6 +319,7 @@ fn without_the_single_instance_plugin_first_the_app_does_not_start_and_says_why(
     bus.request_name("test.keylink.plugin.SingleInstance")
         .unwrap();
     assert_eq!(build(), None, "with the name held, the app starts");
+    bus.release_name("test.keylink.plugin.SingleInstance").unwrap();
 }
 
 #[test]
@@ -305,4 +333,95 @@ fn a_packaged_app_leaves_the_scheme_to_its_package() {
     assert!(!is_packaged(Path::new("/usrlocal/notes")));
     // Copied there by hand: no package entry handles the scheme, so the plugin registers it.
     assert!(!is_packaged(Path::new("/usr/local/bin/notes")));
+}
+
+/// SECURITY 54: whoever can start the app can send it URLs. A thousand unsolicited redirects
+/// cost one worker thread, a bounded queue and a bounded number of kept outcomes.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_flood_of_unsolicited_redirects_costs_bounded_threads_and_memory() {
+    let _names = SINGLE_INSTANCE_NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    let bus = zbus::blocking::Connection::session()
+        .expect("a D-Bus session bus (run the tests under scripts/with-keyring.sh)");
+    bus.request_name("test.keylink.flood.SingleInstance").unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("data");
+    let mut context = tauri::test::mock_context(tauri::test::noop_assets());
+    context.config_mut().identifier = "test.keylink.flood".into();
+    context.config_mut().plugins.0.insert(
+        "keylink".into(),
+        serde_json::json!({
+            "providers": { "work": { "issuer": "https://127.0.0.1:9", "client_id": "x" } }
+        }),
+    );
+    let app = tauri::test::mock_builder()
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(
+            crate::Builder::new()
+                .register_scheme(false)
+                .keylink(move |b| b.data_dir(data_dir))
+                .build(),
+        )
+        .build(context)
+        .unwrap();
+    let state = tauri::Manager::state::<std::sync::Arc<crate::State>>(&app)
+        .inner()
+        .clone();
+    let kept = || {
+        let watchers = state.watchers.lock().unwrap();
+        (watchers.pending.len(), watchers.discarded)
+    };
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !done() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(30), "{what}: {:?}", kept());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    // One refusal first: what handling a redirect loads once is not counted.
+    crate::deliver_arguments(
+        app.handle(),
+        ["test.keylink.flood:/callback/work?code=c&state=forged-state".to_owned()],
+    );
+    wait_for("the first refusal", &|| kept().0 == 1);
+    let (threads_before, rss_before) = threads_and_rss();
+    crate::deliver_arguments(
+        app.handle(),
+        (0..1000).map(|i| {
+            format!("test.keylink.flood:/callback/work?code=c{i}&state=forged-state-{i:032}")
+        }),
+    );
+    let (threads_after, _) = threads_and_rss();
+    assert!(
+        threads_after <= threads_before + 1,
+        "one worker thread, not one per redirect: {threads_before} -> {threads_after}"
+    );
+    // The worker refuses what it was handed; of its outcomes, nobody listening, only the
+    // newest few are kept.
+    wait_for("more refusals than can be kept", &|| kept().1 > 0);
+    assert_eq!(kept().0, crate::MAX_PENDING_OUTCOMES);
+    let (threads_end, rss_end) = threads_and_rss();
+    assert!(threads_end <= threads_before + 1, "{threads_before} -> {threads_end}");
+    assert!(
+        rss_end < rss_before + 16 * 1024,
+        "memory grew by {} KiB",
+        rss_end - rss_before
+    );
+    // The refusals are what the first listener will hear.
+    let first = state.watchers.lock().unwrap().pending[0].error.clone().unwrap();
+    assert_eq!(first.code, keylink::ErrorCode::RedirectRejected);
+    drop(app);
+    bus.release_name("test.keylink.flood.SingleInstance").unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn an_argument_that_is_not_utf8_is_no_redirect_and_no_panic() {
+    use std::os::unix::ffi::OsStringExt;
+    let args = [
+        std::ffi::OsString::from_vec(b"test.keylink:/callback/work?code=\xff".to_vec()),
+        std::ffi::OsString::from("test.keylink:/callback/work?code=c&state=s"),
+    ];
+    let text: Vec<String> = crate::redirects::text_arguments(args.into_iter()).collect();
+    assert_eq!(text, ["test.keylink:/callback/work?code=c&state=s"]);
 }
