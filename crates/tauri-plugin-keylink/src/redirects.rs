@@ -85,7 +85,10 @@ fn deliver(state: &Arc<State>, url: String) {
     if !keylink.identity().is_redirect(&url) {
         return;
     }
-    let Some(worker) = state.redirect_worker.get_or_init(|| start_worker(state.clone())) else {
+    let Some(worker) = state
+        .redirect_worker
+        .get_or_init(|| start_worker(state.clone()))
+    else {
         tracing::warn!("a redirect arrived, but there is no thread to handle it");
         return;
     };

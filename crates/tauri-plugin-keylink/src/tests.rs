@@ -290,7 +290,9 @@ fn the_device_code_comes_with_a_qr_code_of_the_address_to_open() {
 #[cfg(target_os = "linux")]
 #[test]
 fn without_the_single_instance_plugin_first_the_app_does_not_start_and_says_why() {
-    let _names = SINGLE_INSTANCE_NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    let _names = SINGLE_INSTANCE_NAMES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let bus = zbus::blocking::Connection::session()
         .expect("a D-Bus session bus (run the tests under scripts/with-keyring.sh)");
     let build = || {
@@ -319,7 +321,8 @@ fn without_the_single_instance_plugin_first_the_app_does_not_start_and_says_why(
     bus.request_name("test.keylink.plugin.SingleInstance")
         .unwrap();
     assert_eq!(build(), None, "with the name held, the app starts");
-    bus.release_name("test.keylink.plugin.SingleInstance").unwrap();
+    bus.release_name("test.keylink.plugin.SingleInstance")
+        .unwrap();
 }
 
 #[test]
@@ -340,10 +343,13 @@ fn a_packaged_app_leaves_the_scheme_to_its_package() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_flood_of_unsolicited_redirects_costs_bounded_threads_and_memory() {
-    let _names = SINGLE_INSTANCE_NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    let _names = SINGLE_INSTANCE_NAMES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let bus = zbus::blocking::Connection::session()
         .expect("a D-Bus session bus (run the tests under scripts/with-keyring.sh)");
-    bus.request_name("test.keylink.flood.SingleInstance").unwrap();
+    bus.request_name("test.keylink.flood.SingleInstance")
+        .unwrap();
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path().join("data");
     let mut context = tauri::test::mock_context(tauri::test::noop_assets());
@@ -374,7 +380,11 @@ fn a_flood_of_unsolicited_redirects_costs_bounded_threads_and_memory() {
     let wait_for = |what: &str, done: &dyn Fn() -> bool| {
         let start = std::time::Instant::now();
         while !done() {
-            assert!(start.elapsed() < std::time::Duration::from_secs(30), "{what}: {:?}", kept());
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "{what}: {:?}",
+                kept()
+            );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     };
@@ -401,17 +411,24 @@ fn a_flood_of_unsolicited_redirects_costs_bounded_threads_and_memory() {
     wait_for("more refusals than can be kept", &|| kept().1 > 0);
     assert_eq!(kept().0, crate::MAX_PENDING_OUTCOMES);
     let (threads_end, rss_end) = threads_and_rss();
-    assert!(threads_end <= threads_before + 1, "{threads_before} -> {threads_end}");
+    assert!(
+        threads_end <= threads_before + 1,
+        "{threads_before} -> {threads_end}"
+    );
     assert!(
         rss_end < rss_before + 16 * 1024,
         "memory grew by {} KiB",
         rss_end - rss_before
     );
     // The refusals are what the first listener will hear.
-    let first = state.watchers.lock().unwrap().pending[0].error.clone().unwrap();
+    let first = state.watchers.lock().unwrap().pending[0]
+        .error
+        .clone()
+        .unwrap();
     assert_eq!(first.code, keylink::ErrorCode::RedirectRejected);
     drop(app);
-    bus.release_name("test.keylink.flood.SingleInstance").unwrap();
+    bus.release_name("test.keylink.flood.SingleInstance")
+        .unwrap();
 }
 
 #[cfg(unix)]
