@@ -144,22 +144,38 @@ test('the example host links through its own scheme, calls the API with fetch, a
     assert.match(await session.textOf('#rust-answer'), /fresh token/);
     assert.equal((await idp.stats()).token_requests.refresh_token, refreshesBefore + 2);
 
-    // A window without keylink:allow-fetch: the call is denied by the capability.
+    // The other windows: one without keylink:allow-fetch, where the capability denies the
+    // call; one whose keylink:allow-fetch scope allows only the userinfo path of api_origins.
     const handles = await session.windowHandles();
-    assert.equal(handles.length, 2, 'the main and the restricted window');
+    assert.equal(handles.length, 3, 'the main, the restricted and the scoped window');
     const main = await session.cmd('GET', '/window');
-    const restricted = handles.find((h) => h !== main);
-    await session.switchToWindow(restricted);
-    const denied = await session.executeAsync(`
+    const callFetch = (url) => session.executeAsync(`
       const done = arguments[arguments.length - 1];
       const k = window.__TAURI__.keylink;
       k.accounts()
         .then(([a]) => k.fetch(a.id, arguments[0]))
         .then((r) => done({ status: r.status }), (e) => done({ code: e.code, message: String(e.message) }));
-    `, [`${idp.issuer}/me`]);
+    `, [url]);
+    const windows = {};
+    for (const handle of handles.filter((h) => h !== main)) {
+      await session.switchToWindow(handle);
+      windows[await session.execute('return window.__TAURI_INTERNALS__.metadata.currentWindow.label')] = handle;
+    }
+    await session.switchToWindow(windows.restricted);
+    const denied = await callFetch(`${idp.issuer}/me`);
     assert.equal(denied.code, 'not_allowed', JSON.stringify(denied));
     assert.match(denied.message, /fetch/);
     assert.equal((await idp.stats()).userinfo, userinfoBefore + 1, 'the denied call sent nothing');
+
+    await session.switchToWindow(windows.scoped);
+    const inScope = await callFetch(`${idp.issuer}/me`);
+    assert.equal(inScope.status, 200, JSON.stringify(inScope));
+    assert.equal((await idp.stats()).userinfo, userinfoBefore + 2);
+    // In api_origins, but outside the window's scope: refused before anything is sent.
+    const outOfScope = await callFetch(`${idp.issuer}/me?claims=all`);
+    assert.equal(outOfScope.code, 'not_allowed', JSON.stringify(outOfScope));
+    assert.match(outOfScope.message, /scope of keylink:allow-fetch/);
+    assert.equal((await idp.stats()).userinfo, userinfoBefore + 2, 'the out-of-scope call sent nothing');
     await session.switchToWindow(main);
 
     seen += await whatThePageSaw(session);

@@ -11,6 +11,7 @@ use tauri::{Runtime, State as Managed};
 use crate::dto::{
     Account, AccountsChanged, Connection, FetchInit, FetchResponse, Progress, Provider, Unlinked,
 };
+use crate::scope::FetchScopeEntry;
 use crate::{Error, Result, State};
 
 type PluginState<'a> = Managed<'a, Arc<State>>;
@@ -229,23 +230,27 @@ pub(crate) async fn unwatch_accounts<R: Runtime>(
     Ok(())
 }
 
-/// Calls the provider's API as `account` (see [`keylink::Keylink::api_request`]).
+/// Calls the provider's API as `account` (see [`keylink::Keylink::api_request`]), when the
+/// window's `keylink:allow-fetch` scope allows the URL (see [`crate::scope`]).
 #[tauri::command]
 pub(crate) async fn fetch<R: Runtime>(
     _app: tauri::AppHandle<R>,
     state: PluginState<'_>,
+    command_scope: tauri::ipc::CommandScope<FetchScopeEntry>,
+    global_scope: tauri::ipc::GlobalScope<FetchScopeEntry>,
     account: String,
     url: String,
     init: Option<FetchInit>,
 ) -> Result<FetchResponse> {
+    let url = url::Url::parse(&url).map_err(|e| {
+        Error::new(
+            keylink::ErrorCode::NotAllowed,
+            format!("the URL is not valid ({e}); give an absolute https URL"),
+        )
+    })?;
+    crate::scope::check(&url, &command_scope, &global_scope)?;
     blocking(&state, move |s| {
         let init = init.unwrap_or_default();
-        let url = url::Url::parse(&url).map_err(|e| {
-            Error::new(
-                keylink::ErrorCode::NotAllowed,
-                format!("the URL is not valid ({e}); give an absolute https URL"),
-            )
-        })?;
         let body = init
             .body
             .map(|b| base64::engine::general_purpose::STANDARD.decode(b))

@@ -42,6 +42,7 @@ mod dto;
 mod error;
 mod redirects;
 mod scheme;
+pub mod scope;
 
 /// The core library, for the types the plugin's Rust API hands out (`keylink::Account`,
 /// `keylink::AccessToken`, ...): a host needs no dependency of its own on it.
