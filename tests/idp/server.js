@@ -103,14 +103,17 @@ function parseCommandLine() {
 // Accounts: any login name is a valid account; its claims derive from it.
 
 async function findAccount(_ctx, sub) {
+  // A name signs in as <name>@example.test. The interactive login page prefills the
+  // login_hint a reconnect sends, which is already an email: it is taken as given.
+  const local = sub.includes('@') ? sub.slice(0, sub.indexOf('@')) : sub;
   return {
     accountId: sub,
     // oidc-provider filters this set down to what the granted scopes allow.
     async claims() {
       return {
         sub,
-        name: sub.charAt(0).toUpperCase() + sub.slice(1),
-        email: `${sub}@example.test`,
+        name: local.charAt(0).toUpperCase() + local.slice(1),
+        email: sub.includes('@') ? sub : `${sub}@example.test`,
         email_verified: true,
       };
     },
