@@ -361,6 +361,47 @@ async function completeConsent(provider, details) {
   return { consent: { grantId: await grant.save() } };
 }
 
+// The interactive login page (oidc-provider's development page) prefills the
+// login_hint, which Keylink sends as the account's email on a reconnect:
+// <name>@example.test signs in as <name>, whose email that is, as a real
+// provider resolves a login by email. Other logins are the account's name.
+function interactiveLogin(provider) {
+  return async function login(ctx, next) {
+    const match = ctx.method === 'POST' && INTERACTION_PATH.exec(ctx.path);
+    if (!match || !ctx.is('application/x-www-form-urlencoded')) {
+      return next();
+    }
+    const chunks = [];
+    for await (const chunk of ctx.req) {
+      chunks.push(chunk);
+      if (chunks.reduce((n, c) => n + c.length, 0) > 8192) ctx.throw(413);
+    }
+    const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    if (details.uid !== match[1]) ctx.throw(400, 'interaction cookie does not match the URL');
+    let result;
+    let merge = false;
+    if (form.get('prompt') === 'login' && details.prompt.name === 'login') {
+      const typed = (form.get('login') || '').trim().toLowerCase();
+      const login = typed.endsWith('@example.test') ? typed.slice(0, -'@example.test'.length) : typed;
+      if (!LOGIN_PATTERN.test(login)) {
+        ctx.status = 400;
+        ctx.body = 'Sign in with a name of letters, digits, - and _ (or <name>@example.test).';
+        return undefined;
+      }
+      result = { login: { accountId: login } };
+    } else if (form.get('prompt') === 'consent' && details.prompt.name === 'consent') {
+      result = await completeConsent(provider, details);
+      merge = true;
+    } else {
+      ctx.throw(400, 'unexpected prompt');
+    }
+    await provider.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+    ctx.respond = false;
+    return undefined;
+  };
+}
+
 function automatedInteractions(provider) {
   return async function interactions(ctx, next) {
     const match = ctx.method === 'GET' && INTERACTION_PATH.exec(ctx.path);
@@ -554,6 +595,8 @@ async function main() {
   provider.use(deviceFlowExtras(options));
   if (!options.interactive) {
     provider.use(automatedInteractions(provider));
+  } else {
+    provider.use(interactiveLogin(provider));
   }
   server.on('request', provider.callback());
 
