@@ -25,14 +25,16 @@ demo-cli: deps
 ## RustSec advisory database snapshot in ../shared/advisory-db, unit and end-to-end tests of the
 ## core and the CLI in a private D-Bus session with its own gnome-keyring, the app end to end
 ## in a real window (Xvfb, WebDriver), then the .deb and .rpm: built, checked unpacked, and
-## (as root) installed, sign-ins handed to the installed app, removed.
+## (as root) installed, sign-ins handed to the installed app, removed. Every target is built
+## once, before the tests: binaries built with the tests share their dependencies' features
+## (tauri's `test`), so nothing is compiled twice for the end-to-end tests.
 test: deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	scripts/audit.sh
 	scripts/test-guest-js.sh
+	cargo build --workspace --all-targets
 	scripts/with-keyring.sh cargo test --workspace
-	cargo build --workspace --bins
 	scripts/test-app.sh e2e
 	scripts/test-packages.sh
 

@@ -21,7 +21,7 @@ demo="$CARGO_TARGET_DIR/demo"
 mkdir -p "$demo"
 echo "Building the app (the first build takes a few minutes)..."
 # The same build as `make test`, so an app built there is not built again.
-cargo build --quiet --workspace --bins
+cargo build --quiet --workspace --all-targets
 app="$CARGO_TARGET_DIR/debug/keylink-app"
 
 # shellcheck source=scripts/demo-provider.sh

@@ -21,7 +21,7 @@ port="${DEMO_PORT:-4433}"
 demo="$CARGO_TARGET_DIR/demo/host"
 echo "Building the example (the first build takes a few minutes)..."
 # The same build as `make test`, so a binary built there is not built again.
-cargo build --quiet --workspace --bins
+cargo build --quiet --workspace --all-targets
 host="$CARGO_TARGET_DIR/debug/keylink-example-host"
 
 # shellcheck source=scripts/demo-provider.sh

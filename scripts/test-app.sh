@@ -14,7 +14,7 @@ scripts/install-app-deps.sh
 
 if [[ "${1:-}" != e2e ]]; then
     # The same build as `make test`, so nothing is built twice.
-    cargo build --quiet --workspace --bins
+    cargo build --quiet --workspace --all-targets
     cargo test --quiet -p keylink-app
 fi
 
