@@ -503,6 +503,42 @@ describe('the .deb, installed with dpkg', { skip: !IS_ROOT && 'SKIPPED: not root
     await waitForAppGone();
   });
 
+  test('a checkout\'s leftovers: the app run from the checkout shadows the package; doctor names the files and the command, and after it xdg-mime resolves to the package\'s entry', async () => {
+    // Nothing of the installed app may be running, or the checkout's app would only forward.
+    const running = await appPid();
+    if (running) kill(running);
+    await waitForAppGone();
+    // A user who ran the app from a checkout first: it registered itself for dev.keylink.
+    const user = cleanUser({ systemConfig: true });
+    const leftover = join(user.XDG_DATA_HOME, 'applications/keylink-app-handler.desktop');
+    const checkoutApp = start(join(TARGET, 'debug/keylink-app'), [], { env: user });
+    try {
+      await waitFor('the checkout app to register itself', async () => existsSync(leftover) && (await appPid()) === checkoutApp.pid, 60000);
+    } finally {
+      kill(checkoutApp.pid);
+      await checkoutApp.exit(20000, 'the checkout app');
+      await waitForAppGone();
+    }
+    assert.notEqual((await resolveHandler(user)).xdgMime, ENTRY, 'the checkout\'s entry shadows the package\'s');
+
+    // doctor of the installed package says so, naming the file and the whole fix.
+    const { check } = await doctor('/usr/bin/keylink', user);
+    const scheme = check('url_scheme');
+    assert.equal(scheme.status, 'warn', JSON.stringify(scheme));
+    assert.ok(scheme.message.includes(leftover), scheme.message);
+    assert.ok(scheme.message.includes(`/usr/share/applications/${ENTRY}`), scheme.message);
+    assert.match(scheme.fix, new RegExp(`xdg-mime default ${ENTRY} ${MIME}$`), scheme.fix);
+
+    // The person runs it, as the README says.
+    await ok('sh', ['-c', scheme.fix], { env: user });
+    const found = await resolveHandler(user);
+    assert.equal(found.xdgMime, ENTRY, 'xdg-mime resolves to the package\'s entry');
+    assert.match(found.gio, new RegExp(`Default application for .*: ${ENTRY}`), found.gio);
+    const after = (await doctor('/usr/bin/keylink', user)).check('url_scheme');
+    assert.equal(after.status, 'ok', JSON.stringify(after));
+    assert.ok(after.message.includes('/usr/bin/keylink-app'), after.message);
+  });
+
   test('dpkg -r removes the programs and the entry; the accounts, their keychain entries and the data directory stay', async () => {
     await waitForAppGone();
     await ok('dpkg', ['-r', 'keylink']);

@@ -641,6 +641,30 @@ fn url_scheme_check(scheme: &str) -> (&'static str, String, Option<String>) {
             "set HOME",
         );
     };
+    // A package's handler that the user's own leftovers shadow (SECURITY 55): the exact files
+    // and the command, whatever xdg-open would find instead.
+    match keylink::shadowed_package_handler(scheme, &env) {
+        Ok(Some(shadow)) => {
+            let instead = match (&shadow.default_id, shadow.leftovers.first()) {
+                (_, Some(file)) => format!("the per-user entry {}", file.display()),
+                (Some(id), None) => format!("{id}, which no applications directory has"),
+                (None, None) => "nothing".to_owned(),
+            };
+            return (
+                "warn",
+                format!(
+                    "{scheme} should open with the installed package's {}, but your own files send it to {instead} (left by a Keylink run from outside the package), so browsers hand sign-ins to the wrong program",
+                    shadow.package_entry.display()
+                ),
+                Some(shadow.fix),
+            );
+        }
+        Ok(None) => {}
+        Err(e) => {
+            let (message, fix) = split_fix(&e.to_string());
+            return ("warn", message, fix);
+        }
+    }
     match resolve_url_handler(scheme, &env) {
         Ok(HandlerResolution::Resolved {
             desktop_file,

@@ -497,6 +497,137 @@ pub fn resolve_url_handler(
     })
 }
 
+/// A package's handler of a scheme that per-user leftovers keep from being used (SECURITY 55):
+/// a desktop entry written by an app run from a checkout, the `mimeapps.list` default naming
+/// it (or a deleted entry), the per-user MIME cache listing it. `xdg-mime` reads the user's
+/// files before the system's, so the package's entry is never asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShadowedPackageHandler {
+    /// The package's desktop entry, in a system applications directory.
+    pub package_entry: PathBuf,
+    /// Its desktop file ID (what `xdg-mime default` takes).
+    pub package_id: String,
+    /// The desktop file ID the user's default names instead (none: no default at all).
+    pub default_id: Option<String>,
+    /// The per-user desktop entries handling the scheme, and the links beside them.
+    pub leftovers: Vec<PathBuf>,
+    /// The shell command that removes the leftovers, rebuilds the per-user MIME cache and
+    /// makes the package's entry the default.
+    pub fix: String,
+}
+
+/// Finds a package's handler of `scheme` (a desktop entry for `x-scheme-handler/<scheme>` in
+/// a system applications directory) that the user's own files shadow: `xdg-mime query
+/// default` names another entry, or one that does not exist. `None` when no package handles
+/// the scheme, or when its entry is the default.
+pub fn shadowed_package_handler(
+    scheme: &str,
+    env: &XdgEnvironment,
+) -> Result<Option<ShadowedPackageHandler>, DesktopEntryError> {
+    if !is_scheme(scheme) {
+        return Err(DesktopEntryError::InvalidScheme(scheme.to_owned()));
+    }
+    let mime = mime_type(scheme);
+    let Some((package_entry, package_id)) = env
+        .data
+        .dirs
+        .iter()
+        .map(|d| d.join("applications"))
+        .find_map(|dir| entries_for(&dir, &mime).into_iter().next())
+    else {
+        return Ok(None);
+    };
+    let out = run_xdg_mime(&["query", "default", &mime], env)?;
+    let default_id = out
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_owned);
+    if default_id
+        .as_deref()
+        .and_then(|id| env.data.find(id))
+        .is_some_and(|file| file == package_entry)
+    {
+        return Ok(None);
+    }
+    let user_applications = env.data.home.join("applications");
+    let mut leftovers = Vec::new();
+    for (entry, id) in entries_for(&user_applications, &mime) {
+        leftovers.push(entry);
+        // The link an entry runs when its program's own path needs quoting (see `install`).
+        let link = user_applications.join(id.strip_suffix(".desktop").unwrap_or(&id));
+        if link.is_symlink() {
+            leftovers.push(link);
+        }
+    }
+    let mut fix = Vec::new();
+    if !leftovers.is_empty() {
+        let files: Vec<String> = leftovers.iter().map(|p| shell_quote(p)).collect();
+        fix.push(format!("rm -f {}", files.join(" ")));
+    }
+    if user_applications.join("mimeinfo.cache").exists() || !leftovers.is_empty() {
+        fix.push(format!(
+            "update-desktop-database {}",
+            shell_quote(&user_applications)
+        ));
+    }
+    fix.push(format!("xdg-mime default {package_id} {mime}"));
+    Ok(Some(ShadowedPackageHandler {
+        package_entry,
+        package_id,
+        default_id,
+        leftovers,
+        fix: fix.join(" && "),
+    }))
+}
+
+/// The desktop entries directly in `dir` whose `MimeType` lists `mime`, with their IDs, in
+/// name order.
+fn entries_for(dir: &Path, mime: &str) -> Vec<(PathBuf, String)> {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(PathBuf, String)> = read
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let id = e.file_name().into_string().ok()?;
+            let path = e.path();
+            (id.ends_with(".desktop") && path.is_file() && lists_mime_type(&path, mime))
+                .then_some((path, id))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// True when the desktop entry at `path` has `mime` in its `MimeType` key.
+fn lists_mime_type(path: &Path, mime: &str) -> bool {
+    let mut text = String::new();
+    let read = std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_DESKTOP_FILE_BYTES).read_to_string(&mut text));
+    read.is_ok()
+        && text.lines().any(|line| {
+            line.strip_prefix("MimeType=")
+                .is_some_and(|v| v.split(';').any(|m| m.trim() == mime))
+        })
+}
+
+/// `path` as one word for a POSIX shell: as it is when it holds only safe characters, else in
+/// single quotes.
+fn shell_quote(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    if !text.is_empty()
+        && text.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ':' | '@')
+        })
+    {
+        text.into_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
 /// Registering or resolving a URL-scheme handler failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -543,10 +674,10 @@ pub enum DesktopEntryError {
 
 /// One argument of an `Exec` line, unquoted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct ExecWord {
-    text: String,
+pub(crate) struct ExecWord {
+    pub(crate) text: String,
     /// It was quoted or escaped in the file (or holds a `%` that was doubled there).
-    quoted: bool,
+    pub(crate) quoted: bool,
 }
 
 impl ExecWord {
@@ -569,7 +700,7 @@ fn is_scheme(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
-fn needs_quoting(arg: &str) -> bool {
+pub(crate) fn needs_quoting(arg: &str) -> bool {
     arg.is_empty() || arg.chars().any(|c| RESERVED.contains(&c) || c.is_control())
 }
 
@@ -656,7 +787,7 @@ fn unescape_string(value: &str) -> String {
 
 /// Parses an `Exec` value as written in the file: string unescaping, then the specification's
 /// quoting rules, then `%%` to `%` (other field codes stay as they are). Never empty.
-fn parse_exec(value: &str) -> Result<Vec<ExecWord>, EntryProblem> {
+pub(crate) fn parse_exec(value: &str) -> Result<Vec<ExecWord>, EntryProblem> {
     let line = unescape_string(value);
     let mut words: Vec<ExecWord> = Vec::new();
     let mut word: Option<ExecWord> = None;
@@ -706,6 +837,11 @@ fn read_exec(path: &Path) -> Result<ExecWord, EntryProblem> {
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_DESKTOP_FILE_BYTES).read_to_string(&mut text))
         .map_err(|e| EntryProblem::Unreadable(e.to_string()))?;
+    entry_exec(&text)
+}
+
+/// The program of the `Exec` in a desktop entry's text, from its `[Desktop Entry]` group.
+pub(crate) fn entry_exec(text: &str) -> Result<ExecWord, EntryProblem> {
     let mut in_entry = false;
     for line in text.lines() {
         let line = line.trim_start();

@@ -58,6 +58,10 @@ mod device;
 mod error;
 mod exchange;
 mod flow;
+// Entry points for the fuzz targets in `fuzz/` (SECURITY 56); not part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod id_token;
 mod identity;
@@ -84,7 +88,8 @@ pub use clock::{Clock, FixedClock, SystemClock, UnixTime, parse_rfc3339, rfc3339
 #[cfg(unix)]
 pub use desktop_entry::{
     DesktopEntryError, DesktopFileId, EntryProblem, HandlerResolution, InstalledHandler,
-    UrlHandler, XdgDataDirs, XdgEnvironment, resolve_url_handler,
+    ShadowedPackageHandler, UrlHandler, XdgDataDirs, XdgEnvironment, resolve_url_handler,
+    shadowed_package_handler,
 };
 pub use device::{
     DEFAULT_POLL_INTERVAL, DEVICE_CODE_GRANT_TYPE, DeviceAuthorization, DeviceError,

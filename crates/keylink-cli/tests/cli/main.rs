@@ -26,6 +26,8 @@ mod policy;
 mod policy_trust;
 // Errors in one sentence, log lines on request, doctor's fixes and skipped checks.
 mod messages;
+// A package's URL-scheme handler shadowed by a checkout's leftovers (SECURITY 55).
+mod handler;
 // Keylink embedded by another app: its own identity, configuration and browser.
 mod apps;
 // A hostile provider (dribbling, flooding, overflowing) and hostile local users.
