@@ -259,7 +259,7 @@ fn request_device_authorization(
 /// Reads a device authorization response (RFC 8628 §3.2), tolerating what real providers do:
 /// numbers as strings, `verification_url` (Google's older spelling), an OAuth error with any
 /// status.
-fn read_device_authorization(
+pub(crate) fn read_device_authorization(
     status: u16,
     body: &[u8],
 ) -> Result<(DeviceCode, DeviceAuthorization, Option<u64>), DeviceError> {

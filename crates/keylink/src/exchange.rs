@@ -435,7 +435,7 @@ pub(crate) fn post_token_form(
 
 /// Classifies a token endpoint's answer: 5xx and 429 first (whatever the body says), then an
 /// OAuth error body (RFC 6749 §5.2), then a token response (§5.1).
-fn read_token_answer(
+pub(crate) fn read_token_answer(
     status: u16,
     retry_after: Option<u64>,
     body: &[u8],

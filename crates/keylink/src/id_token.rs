@@ -175,6 +175,21 @@ impl Jwks {
         self.lock().fetches
     }
 
+    /// A set as if fetched at `now`: until [`REFETCH_INTERVAL`] has passed no key id, known or
+    /// not, makes it fetch, so `validate` runs without a network (the fuzz targets).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn preloaded(uri: Url, keys: JwkSet, now: UnixTime) -> Self {
+        Self {
+            uri,
+            state: Mutex::new(JwksState {
+                keys: Some(keys),
+                last_fetch: Some(now),
+                last_refetch: Some(now),
+                fetches: 0,
+            }),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, JwksState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -242,8 +257,12 @@ fn fetch_jwks(http: &crate::http::Http, uri: &Url) -> Result<JwkSet, IdTokenErro
             answer.status
         )));
     }
-    let body = &answer.body;
-    // Parse key by key so one key of an unsupported type does not hide the others.
+    parse_jwks(&answer.body)
+}
+
+/// Reads a JWK Set (RFC 7517 §5) key by key, so one key of an unsupported type does not hide
+/// the others.
+pub(crate) fn parse_jwks(body: &[u8]) -> Result<JwkSet, IdTokenError> {
     #[derive(Deserialize)]
     struct Loose {
         keys: Vec<serde_json::Value>,
@@ -278,7 +297,7 @@ fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
     family_ok && use_ok
 }
 
-fn find_key(set: &JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<Jwk> {
+pub(crate) fn find_key(set: &JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<Jwk> {
     let mut candidates = set.keys.iter().filter(|k| key_fits(k, alg));
     match kid {
         Some(kid) => candidates

@@ -1022,11 +1022,20 @@ pub fn discover(
     if !answer.is_success() {
         return Err(unreachable(format!("HTTP {}", answer.status)));
     }
-    let raw: RawMetadata =
-        serde_json::from_slice(&answer.body).map_err(|e| DiscoveryError::Malformed {
-            issuer: issuer.clone(),
-            reason: e.to_string(),
-        })?;
+    read_metadata(provider, issuer, &answer.body)
+}
+
+/// Reads a discovery document (RFC 8414 §3.2, OIDC Discovery §4.2) fetched for `issuer` and
+/// checks it against `provider`.
+pub(crate) fn read_metadata(
+    provider: &ProviderConfig,
+    issuer: &str,
+    body: &[u8],
+) -> Result<Metadata, DiscoveryError> {
+    let raw: RawMetadata = serde_json::from_slice(body).map_err(|e| DiscoveryError::Malformed {
+        issuer: issuer.to_owned(),
+        reason: e.to_string(),
+    })?;
     metadata_from_document(provider, issuer, raw)
 }
 
