@@ -1,5 +1,5 @@
 # Keylink: `make run` opens the app with a demo provider; `make test` runs every test.
-.PHONY: run run-host demo-cli test bench deps build lint audit package
+.PHONY: run run-host demo-cli test bench deps build lint audit package fuzz
 
 deps:
 	scripts/install-deps.sh
@@ -49,6 +49,11 @@ audit:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+## Every parser under cargo-fuzz (nightly), 1,000,000 executions per target, one target after
+## the other at the lowest CPU priority; not part of `make test` (see the README, "Fuzzing").
+fuzz:
+	scripts/fuzz.sh
 
 ## Benchmarks (release build); figures are reported in the README.
 bench: deps
