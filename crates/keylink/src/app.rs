@@ -104,8 +104,9 @@ impl AppIdentity {
     }
 
     /// The app's default data directory: `$KEYLINK_DATA_DIR`, else
-    /// `$XDG_DATA_HOME/<name>`, else `~/.local/share/<name>`. Always an absolute path: with no
-    /// usable variable it is an error, never the current directory (SECURITY 38).
+    /// `$XDG_DATA_HOME/<name>`, else `~/.local/share/<name>`, else (Windows, where neither
+    /// is usually set) `%LOCALAPPDATA%\<name>`. Always an absolute path: with no usable
+    /// variable it is an error, never the current directory (SECURITY 38).
     pub fn default_data_dir(&self, env: &Environment) -> Result<PathBuf, Error> {
         if let Some(dir) = env.var("KEYLINK_DATA_DIR") {
             let dir = PathBuf::from(dir);
@@ -120,9 +121,11 @@ impl AppIdentity {
         let base = env
             .absolute("XDG_DATA_HOME")
             .or_else(|| env.absolute("HOME").map(|h| h.join(".local/share")))
+            .or_else(|| env.absolute("LOCALAPPDATA"))
             .ok_or_else(|| {
                 Error::DataDirUnknown(
-                    "neither XDG_DATA_HOME nor HOME is set to an absolute path".into(),
+                    "none of XDG_DATA_HOME, HOME and LOCALAPPDATA is set to an absolute path"
+                        .into(),
                 )
             })?;
         Ok(base.join(self.data_dir_name()))
@@ -157,6 +160,7 @@ const VARIABLES: &[&str] = &[
     "XDG_CONFIG_HOME",
     "XDG_DATA_HOME",
     "HOME",
+    "LOCALAPPDATA",
     "BROWSER",
     "DISPLAY",
     "WAYLAND_DISPLAY",
@@ -272,6 +276,15 @@ mod tests {
             AppIdentity::keylink()
                 .default_data_dir(&Environment::default())
                 .is_err()
+        );
+        // Windows sets neither HOME nor XDG_DATA_HOME.
+        let windows = env(&[("LOCALAPPDATA", "/Users/ann/AppData/Local")]);
+        assert_eq!(
+            AppIdentity::new("com.example.notes")
+                .unwrap()
+                .default_data_dir(&windows)
+                .unwrap(),
+            PathBuf::from("/Users/ann/AppData/Local/com.example.notes")
         );
         assert!(
             AppIdentity::keylink()
