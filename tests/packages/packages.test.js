@@ -383,7 +383,7 @@ describe('the .deb, installed with dpkg', { skip: !IS_ROOT && 'SKIPPED: not root
       KEYLINK_CONFIG: config,
       KEYLINK_DATA_DIR: dataDir,
       NODE_EXTRA_CA_CERTS: tls.ca,
-      RUST_LOG: 'keylink=info,keylink_app=info',
+      RUST_LOG: 'keylink=info,keylink_app=info,tauri_plugin_keylink=info',
     };
   });
 
