@@ -22,12 +22,14 @@
 //! not start, and the error says what to add.
 //!
 //! Providers come from `plugins.keylink` in `tauri.conf.json` (see [`Config`]); accounts are
-//! kept under the app's identifier, apart from every other app. The host's Rust code reaches
-//! the core through [`KeylinkExt`]: `app.keylink()?.access_token(&account, 60)`.
+//! kept under the app's identifier, apart from every other app. The plugin makes the app the
+//! handler of its URL schemes where no installer does ([`Builder::register_scheme`]). The
+//! host's Rust code reaches the core's async API through [`KeylinkExt`]:
+//! `app.keylink()?.access_token(&account, Duration::from_secs(60)).await`.
 //!
 //! Permissions: `keylink:default` allows every command except `fetch` (a call of the
 //! provider's API with the account's token, to the provider's `api_origins` only), which a
-//! host grants with `keylink:allow-fetch`.
+//! host grants with `keylink:allow-fetch`, optionally scoped to URL patterns ([`scope`]).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
