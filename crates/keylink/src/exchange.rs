@@ -347,7 +347,7 @@ fn classify(
         Err(RequestTokenError::Parse(_, mut body)) => {
             // An OAuth error with HTTP 200 (GitHub) or a 5xx page; the body may hold tokens,
             // so it is read for an error code only and then wiped.
-            let error = serde_json::from_slice::<ErrorBody>(&body).ok();
+            let error = crate::http::json_object::<ErrorBody>(&body).ok();
             body.zeroize();
             match (error, status) {
                 (_, Some(s)) if s >= 500 || s == 429 => Err(ExchangeError::Unavailable {
@@ -447,13 +447,13 @@ pub(crate) fn read_token_answer(
             retry_after,
         });
     }
-    if let Ok(e) = serde_json::from_slice::<ErrorBody>(body) {
+    if let Ok(e) = crate::http::json_object::<ErrorBody>(body) {
         return Err(rejected(&e.error, e.error_description.as_deref()));
     }
     if !(200..300).contains(&status) {
         return Err(ExchangeError::Malformed(format!(" (HTTP {status})")));
     }
-    serde_json::from_slice::<WireTokenResponse>(body)
+    crate::http::json_object::<WireTokenResponse>(body)
         .map(|wire| wire.into_token_set(now))
         // serde's message may quote the body: it is not kept.
         .map_err(|_| ExchangeError::Malformed(String::new()))
@@ -462,6 +462,22 @@ pub(crate) fn read_token_answer(
 #[cfg(test)]
 mod form_grant_tests {
     use super::*;
+
+    /// serde fills a struct from a JSON array by position; a token answer is an object
+    /// (found by hand for the token_answer fuzz target's check).
+    #[test]
+    fn an_array_is_no_token_answer() {
+        let array = br#"["a","bearer",3600,"r",null,null]"#;
+        assert!(matches!(
+            read_token_answer(200, None, array, 0),
+            Err(ExchangeError::Malformed(_))
+        ));
+        let error_array = br#"["invalid_grant","gone"]"#;
+        assert!(matches!(
+            read_token_answer(400, None, error_array, 0),
+            Err(ExchangeError::Malformed(_))
+        ));
+    }
 
     /// Token answers are untrusted input: no mutation of a real one may panic, and an
     /// accepted one never expires beyond the cap (SECURITY 40).

@@ -274,6 +274,19 @@ impl Http {
     }
 }
 
+/// Parses `body`, a provider's JSON answer, into `T`, refusing anything but a JSON object: serde
+/// would fill a struct from an array by position, and every OAuth and OpenID Connect answer is
+/// an object (RFC 6749 §5.1, RFC 8414 §3.2, RFC 7517 §5).
+pub(crate) fn json_object<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<T, serde_json::Error> {
+    let value: serde_json::Value = serde_json::from_slice(body)?;
+    if !value.is_object() {
+        return Err(serde::de::Error::custom("the answer is not a JSON object"));
+    }
+    T::deserialize(value)
+}
+
 /// The wait a `Retry-After` header asks for (RFC 9110 §10.2.3), as delay-seconds or an
 /// HTTP date, in whole seconds from `now`; absurd values are clamped to a day, never overflow.
 pub(crate) fn retry_after(value: Option<&str>, now: crate::clock::UnixTime) -> Option<u64> {

@@ -267,7 +267,7 @@ pub(crate) fn parse_jwks(body: &[u8]) -> Result<JwkSet, IdTokenError> {
     struct Loose {
         keys: Vec<serde_json::Value>,
     }
-    let loose: Loose = serde_json::from_slice(body)
+    let loose: Loose = crate::http::json_object(body)
         .map_err(|e| IdTokenError::JwksUnavailable(format!("malformed JWKS: {e}")))?;
     let keys = loose
         .keys

@@ -1032,10 +1032,11 @@ pub(crate) fn read_metadata(
     issuer: &str,
     body: &[u8],
 ) -> Result<Metadata, DiscoveryError> {
-    let raw: RawMetadata = serde_json::from_slice(body).map_err(|e| DiscoveryError::Malformed {
-        issuer: issuer.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let raw: RawMetadata =
+        crate::http::json_object(body).map_err(|e| DiscoveryError::Malformed {
+            issuer: issuer.to_owned(),
+            reason: e.to_string(),
+        })?;
     metadata_from_document(provider, issuer, raw)
 }
 

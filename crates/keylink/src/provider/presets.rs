@@ -179,12 +179,28 @@ pub(crate) fn names() -> String {
 }
 
 /// Whether `found` (a discovery document's issuer) is the multi-tenant template of
-/// `configured`: the same URL with exactly one path segment, the tenant, replaced by
+/// `configured`: the same scheme, host and path, except that the first path segment, where
+/// the configured issuer names its tenant (`https://login.microsoftonline.com/common/v2.0`), is
 /// `{tenantid}`.
 pub(crate) fn is_tenant_template(configured: &str, found: &str) -> bool {
-    let (a, b): (Vec<&str>, Vec<&str>) =
-        (configured.split('/').collect(), found.split('/').collect());
-    a.len() == b.len()
-        && a.iter().zip(&b).filter(|(x, y)| x != y).count() == 1
-        && a.iter().zip(&b).all(|(x, y)| x == y || *y == "{tenantid}")
+    let (Some((origin_a, path_a)), Some((origin_b, path_b))) =
+        (split_origin(configured), split_origin(found))
+    else {
+        return false;
+    };
+    let (a, b): (Vec<&str>, Vec<&str>) = (path_a.split('/').collect(), path_b.split('/').collect());
+    // Paths start with "/", so segment 0 is empty and segment 1 is the tenant.
+    origin_a == origin_b
+        && a.len() == b.len()
+        && a.len() > 1
+        && a[1] != "{tenantid}"
+        && b[1] == "{tenantid}"
+        && a[2..] == b[2..]
+}
+
+/// `scheme://authority` and the rest (the path, starting with `/`) of an absolute URL.
+fn split_origin(url: &str) -> Option<(&str, &str)> {
+    let authority = url.find("://")? + 3;
+    let path = authority + url.get(authority..)?.find('/')?;
+    Some(url.split_at(path))
 }

@@ -341,6 +341,18 @@ fn only_a_tenant_segment_may_be_templated() {
         "https://login.microsoftonline.com/other/v2.0"
     ));
     assert!(!presets::is_tenant_template(common, common));
+    // Only the tenant's segment, never the scheme, the host or another segment (found by
+    // hand for the discovery fuzz target's check).
+    for not_the_tenant in [
+        "https://{tenantid}/common/v2.0",
+        "{tenantid}//login.microsoftonline.com/common/v2.0",
+        "https://login.microsoftonline.com/common/{tenantid}",
+    ] {
+        assert!(
+            !presets::is_tenant_template(common, not_the_tenant),
+            "{not_the_tenant}"
+        );
+    }
 }
 
 #[test]
@@ -363,6 +375,22 @@ fn multi_tenant_discovery_is_accepted_only_with_the_preset_quirk() {
 
 /// Discovery documents are untrusted input: no mutation of a real one may panic, and what is
 /// accepted still names the configured issuer and only allowed endpoints.
+/// A discovery document and a key set are JSON objects; serde would fill a struct from an array
+/// by position (found by hand for the discovery fuzz target's check).
+#[test]
+fn an_array_is_no_discovery_document_and_no_key_set() {
+    let config = load(DEMO).unwrap();
+    let provider = config.provider("demo").unwrap();
+    let issuer = "https://127.0.0.1:4433";
+    let array = br#"["https://127.0.0.1:4433","https://127.0.0.1:4433/auth","https://127.0.0.1:4433/token"]"#;
+    assert!(matches!(
+        crate::provider::read_metadata(provider, issuer, array),
+        Err(DiscoveryError::Malformed { .. })
+    ));
+    assert!(crate::id_token::parse_jwks(br#"[[]]"#).is_err());
+    assert!(crate::id_token::parse_jwks(br#"{"keys":[]}"#).is_ok());
+}
+
 #[test]
 fn fuzz_the_discovery_document_parser() {
     let config = load(DEMO).unwrap();
