@@ -10,8 +10,18 @@ use zeroize::Zeroizing;
 macro_rules! secret_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq)]
+        #[derive(Clone)]
         pub struct $name(Zeroizing<String>);
+
+        /// In constant time: how long a comparison takes says nothing about how much of two
+        /// secrets matches.
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+            }
+        }
+
+        impl Eq for $name {}
 
         impl $name {
             /// Wraps a secret value.
@@ -111,5 +121,9 @@ mod tests {
         assert!(state.ct_eq("abc"));
         assert!(!state.ct_eq("abd"));
         assert!(!state.ct_eq("ab"));
+        // `==` between two secrets is the same constant-time comparison.
+        assert_eq!(AccessToken::new("abc"), AccessToken::new("abc"));
+        assert_ne!(AccessToken::new("abc"), AccessToken::new("abd"));
+        assert_ne!(AccessToken::new("abc"), AccessToken::new("ab"));
     }
 }
