@@ -6,18 +6,9 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { setup, account, settle, seen } from './harness.mjs'
+import { setup, account, settle, seen, rejection } from './harness.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..')
-
-async function rejection(promise) {
-  try {
-    await promise
-  } catch (e) {
-    return e
-  }
-  assert.fail('the call resolved')
-}
 
 test("Keylink's {code, message} is a KeylinkError with that code and message", async () => {
   const { api, plugin } = await setup()

@@ -3,7 +3,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { setup, settle, seen, deferred } from './harness.mjs'
+import { setup, settle, seen, deferred, rejection } from './harness.mjs'
 
 const URL_ME = 'https://api.example.test/v1/me'
 
@@ -17,15 +17,6 @@ async function sent(init) {
   assert.equal(args.url, URL_ME)
   const body = args.init.body === null ? null : Buffer.from(args.init.body, 'base64')
   return { method: args.init.method, headers: new Map(args.init.headers), body }
-}
-
-async function rejection(promise) {
-  try {
-    await promise
-  } catch (e) {
-    return e
-  }
-  assert.fail('the call resolved')
 }
 
 test('headers as Headers, an array of pairs or a record all reach the plugin', async () => {

@@ -4,6 +4,7 @@
 // queue until the test delivers them, so each test picks the order in which answers and
 // messages reach the page. Each test gets a fresh copy of the API module (its own listeners).
 
+import assert from 'node:assert/strict'
 import { mockIPC, clearMocks } from '@tauri-apps/api/mocks'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { dirname, join } from 'node:path'
@@ -141,4 +142,14 @@ export function deferred() {
     reject = rej
   })
   return { promise, resolve, reject }
+}
+
+/** What `promise` rejects with; fails the test when it resolves. */
+export async function rejection(promise) {
+  try {
+    await promise
+  } catch (e) {
+    return e
+  }
+  assert.fail('the call resolved')
 }

@@ -3,16 +3,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { setup, settle, seen, account, deferred } from './harness.mjs'
-
-async function rejection(promise) {
-  try {
-    await promise
-  } catch (e) {
-    return e
-  }
-  assert.fail('the call resolved')
-}
+import { setup, settle, seen, account, deferred, rejection } from './harness.mjs'
 
 /** A link the fake plugin holds open: the test sends its progress and ends it. */
 function holdLink(plugin, command = 'link') {
