@@ -189,6 +189,13 @@ struct Provider {
     locked: bool,
 }
 
+/// `doctor`'s policy check failed, saying `why` and giving `fix`.
+fn assert_policy_check_fails(check: &serde_json::Value, why: &str, fix: &str) {
+    assert_eq!(check["status"], "fail", "{check}");
+    assert!(check["message"].as_str().unwrap().contains(why), "{check}");
+    assert!(check["fix"].as_str().unwrap().contains(fix), "{check}");
+}
+
 /// The admin's providers exactly: their locked `corp`, nothing of the user's.
 fn assert_locked_policy_holds(providers: &[Provider], context: &str) {
     assert_eq!(
@@ -254,21 +261,10 @@ fn a_policy_file_the_user_owns_is_not_trusted() {
     machine.deploy_system_policy(LOCKED, 0, 0o644);
     let (providers, err) = machine.providers(&[], &env);
     assert_locked_policy_holds(&providers, &err);
-    let check = machine.policy_check(&env);
-    assert_eq!(check["status"], "fail", "{check}");
-    assert!(
-        check["message"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("belongs to user id {USER}, not root")),
-        "{check}"
-    );
-    assert!(
-        check["fix"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("sudo chown root:root {}", own.display())),
-        "{check}"
+    assert_policy_check_fails(
+        &machine.policy_check(&env),
+        &format!("belongs to user id {USER}, not root"),
+        &format!("sudo chown root:root {}", own.display()),
     );
 
     // Without one, a user-owned file is no policy either: its providers are not the admin's.
@@ -300,21 +296,10 @@ fn a_root_owned_policy_others_can_write_is_not_trusted() {
         let env = [("KEYLINK_POLICY", file.to_str())];
         let (providers, err) = machine.providers(&[], &env);
         assert_locked_policy_holds(&providers, &err);
-        let check = machine.policy_check(&env);
-        assert_eq!(check["status"], "fail", "{check}");
-        assert!(
-            check["message"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("can be written by other users (mode {mode:o})")),
-            "{check}"
-        );
-        assert!(
-            check["fix"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("sudo chmod 644 {}", file.display())),
-            "{check}"
+        assert_policy_check_fails(
+            &machine.policy_check(&env),
+            &format!("can be written by other users (mode {mode:o})"),
+            &format!("sudo chmod 644 {}", file.display()),
         );
     }
 
