@@ -93,7 +93,7 @@ before(async () => {
 
 after(async () => {
   await stopAll();
-  if (root && !process.env.KEYLINK_KEEP_TEST_DIR) cleanup(root);
+  if (root && !process.env.KEYLINK_KEEP_TEST_DIR) await cleanup(root);
 });
 
 test('(a) Link → browser sign-in → redirect through xdg-open and a second app instance → the account shows', async () => {

@@ -416,6 +416,55 @@ export function screenshotPath(name) {
   return join(SCREENSHOTS, `${name}.png`);
 }
 
-export function cleanup(dir) {
+/** Whether `pid` is still a running process (a zombie has stopped writing anything). */
+function alive(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The processes whose home directory is `dir` or inside it: what the tests started there,
+ * directly or through xdg-open, an app, or WebKit's helper processes that outlive the app by a
+ * moment.
+ */
+function processesLivingIn(dir) {
+  const pids = [];
+  for (const name of readdirSync('/proc')) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    let environ;
+    try {
+      environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+    } catch {
+      continue; // gone, or another user's
+    }
+    const home = environ.split('\0').find((v) => v.startsWith('HOME='))?.slice(5);
+    if (home && (home === dir || home.startsWith(`${dir}/`)) && alive(pid)) pids.push(pid);
+  }
+  return pids;
+}
+
+/**
+ * Stops, by PID, every process still living in `dir` (SIGTERM, then SIGKILL after 5 s), waits
+ * until none runs, and removes `dir`.
+ */
+export async function cleanup(dir) {
+  const signal = (pids, name) => pids.forEach((pid) => { try { process.kill(pid, name); } catch { /* gone */ } });
+  let pids = processesLivingIn(dir);
+  signal(pids, 'SIGTERM');
+  try {
+    await waitFor('the processes left in the test directory to exit', () => pids.every((pid) => !alive(pid)), 5000);
+  } catch {
+    signal(pids.filter(alive), 'SIGKILL');
+    await waitFor('the killed processes to exit', () => pids.every((pid) => !alive(pid)), 5000);
+  }
+  // Anything those started while they stopped.
+  pids = processesLivingIn(dir);
+  signal(pids, 'SIGKILL');
+  await waitFor('the last processes in the test directory to exit', () => pids.every((pid) => !alive(pid)), 5000);
   rmSync(dir, { recursive: true, force: true });
 }

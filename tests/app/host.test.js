@@ -77,7 +77,7 @@ before(async () => {
 
 after(async () => {
   await stopAll();
-  if (root && !process.env.KEYLINK_KEEP_TEST_DIR) cleanup(root);
+  if (root && !process.env.KEYLINK_KEEP_TEST_DIR) await cleanup(root);
 });
 
 test('the example host links through its own scheme, calls the API with fetch, and never sees a token', async () => {

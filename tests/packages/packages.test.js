@@ -198,7 +198,7 @@ before(async () => {
 after(async () => {
   for (const entry of started) kill(entry.pid, 'SIGKILL');
   await stopAll();
-  if (root && !process.env.KEYLINK_KEEP_TEST_DIR) cleanup(root);
+  if (root && !process.env.KEYLINK_KEEP_TEST_DIR) await cleanup(root);
 });
 
 describe('the .deb, unpacked', () => {
