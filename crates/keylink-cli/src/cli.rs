@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use keylink::rfc3339;
-use keylink::{Account, AccountStatus, Revocation};
+use keylink::clock::{ClockOffset, rfc3339};
+use keylink::{Account, store::AccountStatus, token::Revocation};
 use keylink::{AppIdentity, Environment, Keylink, LinkProgress, LinkStart};
 use keylink::{Error, ErrorCode};
 
@@ -163,7 +163,10 @@ pub fn main() -> i32 {
             if doctor_json && e.code() == ErrorCode::Config {
                 let (message, fix) = split_fix(&format!("configuration: {e}"));
                 print_json(&Report {
-                    app: cli.app.as_deref().unwrap_or(keylink::KEYLINK_APP),
+                    app: cli
+                        .app
+                        .as_deref()
+                        .unwrap_or(AppIdentity::keylink().identifier()),
                     failed: 1,
                     checks: &[Check::fail("config", message, fix)],
                 });
@@ -197,8 +200,7 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
         Some(id) => AppIdentity::new(id)?,
         None => AppIdentity::keylink(),
     };
-    let keylink = Keylink::builder()
-        .identity(identity)
+    let keylink = Keylink::builder(identity)
         .environment(Environment::capture(std::env::var_os))
         .build()?;
     // What the system policy refused of the user's files: said, and nothing else changes.
@@ -227,8 +229,8 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
                         name: &p.name,
                         issuer: p.issuer.as_deref(),
                         redirect: match p.redirect {
-                            keylink::RedirectKind::DeepLink => "deep-link",
-                            keylink::RedirectKind::Loopback => "loopback",
+                            keylink::provider::RedirectKind::DeepLink => "deep-link",
+                            keylink::provider::RedirectKind::Loopback => "loopback",
                         },
                         redirect_uri: keylink.redirect_uri_to_register(p),
                         scopes: &p.scopes,
@@ -298,12 +300,7 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
             if json {
                 print_json(&AccountJson::from(&account));
             } else {
-                let who = account
-                    .email
-                    .as_deref()
-                    .or(account.name.as_deref())
-                    .unwrap_or(&account.subject);
-                eprintln!("Linked {} at {name}.", keylink::printable(who, 320));
+                eprintln!("Linked {} at {name}.", account.label());
                 println!("{}", account.id);
             }
             Ok(())
@@ -313,7 +310,7 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
             let url = args
                 .iter()
                 .find(|a| looks_like_redirect(keylink.identity(), a))
-                .ok_or(keylink::RedirectError::RedirectMismatch)?;
+                .ok_or(keylink::link::RedirectError::RedirectMismatch)?;
             let account = keylink.complete_redirect(url)?;
             eprintln!(
                 "Linked {}.",
@@ -334,18 +331,11 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
                         AccountStatus::Ok => "ok",
                         AccountStatus::NeedsRelink => "needs_relink",
                     };
-                    // Cleaned again when shown: an index written by an older version may
-                    // hold text as the provider sent it.
-                    let who = a
-                        .email
-                        .as_deref()
-                        .or(a.name.as_deref())
-                        .unwrap_or(&a.subject);
                     println!(
                         "{:<20} {:<10} {:<32} {}",
                         a.id,
                         a.provider,
-                        keylink::printable(who, 320),
+                        a.label(),
                         status
                     );
                 }
@@ -357,7 +347,7 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
             min_ttl,
             json,
         } => {
-            let token = keylink.access_token(&account, min_ttl)?;
+            let token = keylink.access_token(&account, Duration::from_secs(min_ttl))?;
             if json {
                 let a = keylink.account(&account)?;
                 #[derive(Serialize)]
@@ -404,7 +394,7 @@ fn looks_like_redirect(app: &AppIdentity, arg: &str) -> bool {
 }
 
 /// Clock skew against a provider beyond which ID tokens and expiry go wrong.
-const MAX_CLOCK_SKEW: i64 = 60;
+const MAX_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One check of `doctor`: a stable id, `ok`/`warn`/`fail`/`skip`, what was found and, when
 /// something is wrong, what to do, kept apart so fleet tooling can show either.
@@ -508,18 +498,29 @@ fn doctor(keylink: &Keylink, json: bool) -> Result<(), Error> {
                     id,
                     format!("provider {}: reachable", provider.id),
                 ));
-                checks.push(match provider_clock_skew(keylink, &metadata) {
-                    Ok(skew) if skew.abs() > MAX_CLOCK_SKEW => Check::warn(
+                checks.push(match keylink.clock_offset(&metadata) {
+                    Ok(offset) if offset.magnitude() > MAX_CLOCK_SKEW => {
+                        let (by, side) = match offset {
+                            ClockOffset::Ahead(by) => (by, "ahead of"),
+                            ClockOffset::Behind(by) => (by, "behind"),
+                        };
+                        Check::warn(
+                            clock,
+                            format!(
+                                "clock: this computer's clock is {} s {side} {}'s",
+                                by.as_secs(),
+                                provider.id
+                            ),
+                            Some("set the time automatically (NTP)".into()),
+                        )
+                    }
+                    Ok(offset) => Check::ok(
                         clock,
                         format!(
-                            "clock: this computer's clock is {skew} s off from {}'s",
+                            "clock: within {} s of {}",
+                            offset.magnitude().as_secs(),
                             provider.id
                         ),
-                        Some("set the time automatically (NTP)".into()),
-                    ),
-                    Ok(skew) => Check::ok(
-                        clock,
-                        format!("clock: within {} s of {}", skew.abs(), provider.id),
                     ),
                     Err(why) => Check::skip(
                         clock,
@@ -572,7 +573,7 @@ fn doctor(keylink: &Keylink, json: bool) -> Result<(), Error> {
 /// The system policy, which Keylink used only because root owns it and nobody else can write
 /// it (SECURITY 47), and a `KEYLINK_POLICY` file it did not use, with why and what to do.
 fn policy_check(config: &keylink::Config) -> Option<Check> {
-    use keylink::{IgnoredReason, Untrusted};
+    use keylink::{provider::IgnoredReason, provider::Untrusted};
     let applied = config.policy.as_deref().map(std::path::Path::display);
     let Some(ignored) = &config.ignored_policy else {
         return applied.map(|file| {
@@ -604,7 +605,7 @@ fn policy_check(config: &keylink::Config) -> Option<Check> {
                 message,
                 Some(format!(
                     "unset KEYLINK_POLICY; to change the policy, edit {} as root",
-                    keylink::SYSTEM_POLICY_FILE
+                    keylink::provider::SYSTEM_POLICY_FILE
                 )),
             ));
         }
@@ -630,7 +631,9 @@ fn policy_check(config: &keylink::Config) -> Option<Check> {
 /// `keylink open-url` or a loopback redirect.
 #[cfg(target_os = "linux")]
 fn url_scheme_check(scheme: &str) -> (&'static str, String, Option<String>) {
-    use keylink::{HandlerResolution, XdgEnvironment, resolve_url_handler};
+    use keylink::{
+        platform::HandlerResolution, platform::XdgEnvironment, platform::resolve_url_handler,
+    };
     const REGISTER: &str = "start the Keylink app once (it registers itself) or install the keylink package; until then deliver redirects with `keylink open-url`";
     let warn = |message: String, fix: &str| ("warn", message, Some(fix.to_owned()));
     let Some(env) = XdgEnvironment::from_vars(|name| std::env::var_os(name)) else {
@@ -643,7 +646,7 @@ fn url_scheme_check(scheme: &str) -> (&'static str, String, Option<String>) {
     };
     // A package's handler that the user's own leftovers shadow (SECURITY 55): the exact files
     // and the command, whatever xdg-open would find instead.
-    match keylink::shadowed_package_handler(scheme, &env) {
+    match keylink::platform::shadowed_package_handler(scheme, &env) {
         Ok(Some(shadow)) => {
             let instead = match (&shadow.default_id, shadow.leftovers.first()) {
                 (_, Some(file)) => format!("the per-user entry {}", file.display()),
@@ -746,30 +749,4 @@ fn url_scheme_check(scheme: &str) -> (&'static str, String, Option<String>) {
             ("warn", message, fix)
         }
     }
-}
-
-/// Local time minus the provider's, from the HTTP `Date` of its authorization endpoint, or
-/// why it could not be compared.
-fn provider_clock_skew(keylink: &Keylink, metadata: &keylink::Metadata) -> Result<i64, String> {
-    let http = keylink.http();
-    let answer = http
-        .send(
-            "the authorization endpoint",
-            http.client().head(metadata.authorization_endpoint.clone()),
-        )
-        .map_err(|e| {
-            format!(
-                "its authorization endpoint could not be reached ({})",
-                e.reason()
-            )
-        })?;
-    let no_date = || "its authorization endpoint sent no valid Date header".to_owned();
-    let date = answer.header("date").ok_or_else(no_date)?;
-    let theirs = httpdate::parse_http_date(date).map_err(|_| no_date())?;
-    let theirs = theirs
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| no_date())?
-        .as_secs();
-    let ours = keylink::Clock::now(&keylink::SystemClock);
-    Ok(ours - i64::try_from(theirs).map_err(|_| no_date())?)
 }

@@ -33,7 +33,7 @@ fn main() {
         eprintln!("usage: cargo bench --bench access_token -- <account>");
         std::process::exit(2);
     };
-    let keylink = keylink::Keylink::builder()
+    let keylink = keylink::Keylink::builder(keylink::AppIdentity::keylink())
         .environment(keylink::Environment::capture(std::env::var_os))
         .build()
         .unwrap_or_else(|e| {
@@ -42,7 +42,7 @@ fn main() {
         });
     // The first call reads the keychain; the benchmark measures the calls after it.
     let first = Instant::now();
-    if let Err(e) = keylink.access_token(&account, 60) {
+    if let Err(e) = keylink.access_token(&account, Duration::from_secs(60)) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
@@ -54,7 +54,9 @@ fn main() {
 
     let (median, p99) = measure(|| {
         for _ in 0..BATCH {
-            let token = keylink.access_token(&account, 60).expect("token");
+            let token = keylink
+                .access_token(&account, Duration::from_secs(60))
+                .expect("token");
             std::hint::black_box(token);
         }
     });

@@ -15,7 +15,7 @@ fn main() {
         std::process::exit(2);
     };
     let min_ttl = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(60);
-    let keylink = match keylink::Keylink::builder()
+    let keylink = match keylink::Keylink::builder(keylink::AppIdentity::keylink())
         .environment(keylink::Environment::capture(std::env::var_os))
         .build()
     {
@@ -35,7 +35,7 @@ fn main() {
             let (keylink, start, account) = (keylink.clone(), start.clone(), account.clone());
             std::thread::spawn(move || {
                 start.wait();
-                keylink.access_token(&account, min_ttl)
+                keylink.access_token(&account, std::time::Duration::from_secs(min_ttl))
             })
         })
         .collect();

@@ -120,7 +120,7 @@ pub(crate) fn request(
     if !provider.api_origins.contains(&origin) || !crate::http::is_allowed_endpoint(&request.url) {
         return Err(Error::ApiNotAllowed(format!(
             "{} is not one of the API origins of {} ({}); add it to api_origins in the provider's configuration",
-            crate::printable(&origin.ascii_serialization(), 200),
+            crate::text::printable(&origin.ascii_serialization(), 200),
             provider.name,
             provider.id
         )));
@@ -129,7 +129,7 @@ pub(crate) fn request(
     if !METHODS.contains(&method.as_str()) {
         return Err(Error::ApiNotAllowed(format!(
             "the method {:?} is not one Keylink sends; use one of {}",
-            crate::printable(&request.method, 20),
+            crate::text::printable(&request.method, 20),
             METHODS.join(", ")
         )));
     }
@@ -144,7 +144,7 @@ pub(crate) fn request(
         if FRAMING_REQUEST_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
             return Err(Error::ApiNotAllowed(format!(
                 "the header {} changes how the answer is framed or encoded, which Keylink decides itself so the token stays out of the answer; leave it out",
-                crate::printable(&lower, 60)
+                crate::text::printable(&lower, 60)
             )));
         }
         let (Ok(name), Ok(value)) = (
@@ -153,7 +153,7 @@ pub(crate) fn request(
         ) else {
             return Err(Error::ApiNotAllowed(format!(
                 "the header {:?} is not a valid HTTP header; fix its name or value",
-                crate::printable(&lower, 60)
+                crate::text::printable(&lower, 60)
             )));
         };
         headers.append(name, value);
@@ -274,7 +274,7 @@ fn content_encoding(headers: &reqwest::header::HeaderMap) -> Result<Option<Encod
         [one] if one == "deflate" => Ok(Some(Encoding::Deflate)),
         _ => Err(Error::ApiAnswerRefused(format!(
             "it is compressed ({}), which Keylink did not ask for and cannot read to keep the token out of it",
-            crate::printable(&codings.join(", "), 60)
+            crate::text::printable(&codings.join(", "), 60)
         ))),
     }
 }

@@ -13,7 +13,7 @@ use crate::error::Error;
 
 /// The identifier, URL scheme and keychain namespace of the Keylink app and the `keylink`
 /// CLI, which share their accounts.
-pub const KEYLINK_APP: &str = "dev.keylink";
+pub(crate) const KEYLINK_APP: &str = "dev.keylink";
 
 /// The app Keylink links accounts for: its identifier (reverse-domain, e.g.
 /// `com.example.notes`), the private-use URL scheme its redirects use (RFC 8252 §7.1), and
@@ -23,12 +23,6 @@ pub const KEYLINK_APP: &str = "dev.keylink";
 pub struct AppIdentity {
     identifier: String,
     scheme: String,
-}
-
-impl Default for AppIdentity {
-    fn default() -> Self {
-        Self::keylink()
-    }
 }
 
 impl AppIdentity {
@@ -113,7 +107,7 @@ impl AppIdentity {
             if !dir.is_absolute() {
                 return Err(Error::DataDirUnknown(format!(
                     "KEYLINK_DATA_DIR ({}) is not an absolute path",
-                    crate::callback::printable(&dir.display().to_string(), 200)
+                    crate::text::printable(&dir.display().to_string(), 200)
                 )));
             }
             return Ok(dir);
@@ -147,7 +141,7 @@ fn check_reverse_domain(text: &str, what: &'static str) -> Result<(), Error> {
     } else {
         Err(Error::BadIdentity {
             what,
-            value: crate::callback::printable(text, 100),
+            value: crate::text::printable(text, 100),
         })
     }
 }

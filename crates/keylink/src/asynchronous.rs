@@ -98,12 +98,11 @@ impl AsyncKeylink {
     /// rotated refresh token stored first). A token this process holds comes from memory
     /// without leaving the calling thread.
     pub async fn access_token(&self, query: &str, min_ttl: Duration) -> Result<AccessToken, Error> {
-        let secs = min_ttl.as_secs();
-        if let Some(token) = self.inner.cached_access_token(query, secs) {
+        if let Some(token) = self.inner.cached_access_token(query, min_ttl) {
             return Ok(token);
         }
         let (keylink, query) = (self.inner.clone(), query.to_owned());
-        on_blocking_pool(move || keylink.access_token(&query, secs)).await
+        on_blocking_pool(move || keylink.access_token(&query, min_ttl)).await
     }
 
     /// Links an account: runs the link session for `start` until it is linked, fails, is

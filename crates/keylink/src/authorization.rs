@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::callback::{
     AuthorizationResponse, LoopbackError, LoopbackListener, LoopbackVerdict, RedirectError,
-    check_issuer, parse_redirect, printable, redirect_matches,
+    check_issuer, parse_redirect, redirect_matches,
 };
 use crate::clock::UnixTime;
 use crate::context::Context;
@@ -20,6 +20,7 @@ use crate::ids::{FlowId, ProviderId};
 use crate::outcome::Outcomes;
 use crate::provider::{ProviderConfig, RedirectKind};
 use crate::store::Account;
+use crate::text::printable;
 
 /// A started sign-in: the browser goes to `authorization_url`, the redirect comes back.
 pub(crate) struct Started {

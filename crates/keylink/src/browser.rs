@@ -69,7 +69,7 @@ impl BrowserOpener for SystemBrowser {
                 command.arg(url.as_str());
                 let shown = format!(
                     "the program in BROWSER ({})",
-                    crate::printable(&Path::new(browser).display().to_string(), 200)
+                    crate::text::printable(&Path::new(browser).display().to_string(), 200)
                 );
                 match launch(command)
                     .map_err(|e| Error::Browser(format!("{shown} could not be started: {e}")))?
@@ -183,7 +183,7 @@ fn program_name(program: &OsStr) -> String {
         .file_name()
         .unwrap_or(program)
         .to_string_lossy();
-    crate::printable(&name, 60)
+    crate::text::printable(&name, 60)
 }
 
 /// `url` without its query and fragment (which carry the state, nonce and PKCE challenge of
@@ -192,7 +192,7 @@ pub(crate) fn shown_without_query(url: &Url) -> String {
     let mut shown = url.clone();
     shown.set_query(None);
     shown.set_fragment(None);
-    crate::printable(shown.as_str(), 200)
+    crate::text::printable(shown.as_str(), 200)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! against the redirect URI of the flow (RFC 8252 §7, RFC 9700 §4.1), plus the one-shot
 //! loopback listener (RFC 8252 §7.3).
 
+use crate::text::printable;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -76,7 +77,7 @@ pub enum RedirectError {
 /// The parameters of a redirect that passed the structural checks. The state has not been
 /// matched against a pending flow yet.
 #[derive(Debug)]
-pub struct AuthorizationResponse {
+pub(crate) struct AuthorizationResponse {
     /// The URL without its query, for matching against the flow's redirect URI.
     pub base: Url,
     /// `state`.
@@ -91,7 +92,7 @@ pub struct AuthorizationResponse {
 
 /// Parses a redirect URL strictly: size cap, no control characters, no fragment or user info,
 /// every parameter at most once, `state` required, and either `code` or `error`.
-pub fn parse_redirect(raw: &str) -> Result<AuthorizationResponse, RedirectError> {
+pub(crate) fn parse_redirect(raw: &str) -> Result<AuthorizationResponse, RedirectError> {
     if raw.len() > MAX_REDIRECT_LEN {
         return Err(RedirectError::TooLong);
     }
@@ -144,7 +145,7 @@ pub fn parse_redirect(raw: &str) -> Result<AuthorizationResponse, RedirectError>
 
 /// Exact redirect URI matching: scheme case-insensitively (URL parsing lower-cases it), host,
 /// port and path exactly. For loopback redirects the port is part of the flow's URI.
-pub fn redirect_matches(base: &Url, expected: &Url) -> bool {
+pub(crate) fn redirect_matches(base: &Url, expected: &Url) -> bool {
     base.scheme() == expected.scheme()
         && base.host_str() == expected.host_str()
         && base.port_or_known_default() == expected.port_or_known_default()
@@ -152,7 +153,7 @@ pub fn redirect_matches(base: &Url, expected: &Url) -> bool {
 }
 
 /// Checks `iss` against the flow's issuer, byte for byte (RFC 9207 §2.4).
-pub fn check_issuer(
+pub(crate) fn check_issuer(
     iss: Option<&str>,
     expected: Option<&str>,
     required: bool,
@@ -165,40 +166,16 @@ pub fn check_issuer(
     }
 }
 
-/// Turns provider-supplied text into short, plain, printable text (SECURITY 39): control
-/// characters (C0, DEL, C1, so every terminal escape sequence loses its ESC/CSI/OSC byte) and
-/// bidirectional overrides and isolates (Trojan Source, CVE-2021-42574) dropped, markup
-/// characters replaced, length capped.
-pub fn printable(text: &str, max: usize) -> String {
-    text.chars()
-        .filter(|c| !c.is_control() && !is_bidi_control(*c))
-        .map(|c| {
-            if matches!(c, '<' | '>' | '"' | '`') {
-                '\''
-            } else {
-                c
-            }
-        })
-        .take(max)
-        .collect()
-}
-
-/// Unicode's explicit directional formatting characters (UAX #9 §2): they reorder how the
-/// text around them is shown.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
-
 /// A one-shot HTTP listener on `127.0.0.1` with an ephemeral port (RFC 8252 §7.3, §8.3).
 #[derive(Debug)]
-pub struct LoopbackListener {
+pub(crate) struct LoopbackListener {
     listener: TcpListener,
     port: u16,
 }
 
 /// What the listener's handler decided about one request.
 #[derive(Debug)]
-pub enum LoopbackVerdict<T> {
+pub(crate) enum LoopbackVerdict<T> {
     /// The redirect was ours: answer with this page and stop listening.
     Done(T, String),
     /// Not ours (wrong state, wrong path, ...): answer 400 and keep listening.
@@ -224,7 +201,7 @@ pub enum LoopbackError {
 
 /// How long one connection may take to send its request line and headers (SECURITY 36): a
 /// browser sends them at once, a slowloris client is dropped.
-pub const LOOPBACK_REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+pub(crate) const LOOPBACK_REQUEST_DEADLINE: Duration = Duration::from_secs(2);
 /// The most connections read at the same time; more are closed unread.
 const MAX_READING: usize = 16;
 /// The most of a request (line and headers) that is read.
@@ -234,7 +211,7 @@ const TICK: Duration = Duration::from_millis(25);
 
 impl LoopbackListener {
     /// Binds the literal `127.0.0.1` on an ephemeral port.
-    pub fn bind() -> Result<Self, LoopbackError> {
+    pub(crate) fn bind() -> Result<Self, LoopbackError> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .map_err(|e| LoopbackError::Bind(e.to_string()))?;
         let port = listener
@@ -249,7 +226,7 @@ impl LoopbackListener {
 
     /// The redirect URI to advertise: the same literal address that is bound, and `path`
     /// (the provider's own, `/callback/<provider-id>`).
-    pub fn redirect_uri(&self, path: &str) -> Url {
+    pub(crate) fn redirect_uri(&self, path: &str) -> Url {
         let mut url = Url::parse(&format!("http://127.0.0.1:{}/", self.port))
             .unwrap_or_else(|_| unreachable!("a loopback URL with a port always parses"));
         url.set_path(path);
@@ -264,7 +241,7 @@ impl LoopbackListener {
     /// the deadline and cancel checks. On Linux a connection whose socket belongs to another
     /// user is closed before it is read: another local user can see the authorization URL
     /// (state included) in the browser's command line.
-    pub fn serve<T>(
+    pub(crate) fn serve<T>(
         self,
         deadline: Instant,
         cancelled: impl Fn() -> bool,

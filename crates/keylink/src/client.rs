@@ -6,21 +6,22 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::api::{ApiRequest, ApiResponse};
 use crate::app::{AppIdentity, Environment};
 use crate::authorization::{self, Hooks};
 use crate::browser::{BrowserOpener, SystemBrowser};
-use crate::callback::printable;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, ClockOffset, ClockOffsetError, SystemClock, UnixTime};
 use crate::context::Context;
 use crate::error::Error;
-use crate::http::{Http, NetworkSettings};
+use crate::http::NetworkSettings;
 use crate::identity::ConnectionCheck;
 use crate::provider::{Config, Metadata, ProviderConfig};
 use crate::secret::AccessToken;
 use crate::session::{Delivery, LinkSession, LinkSessions, LinkStart};
 use crate::store::{Account, SecretStore};
+use crate::text::printable;
 use crate::tokens::{TokenSource, UnlinkReport};
 
 /// Keylink for one app: its identity, configuration, data directory, keychain and caches.
@@ -44,11 +45,16 @@ impl std::fmt::Debug for Keylink {
     }
 }
 
-/// Everything an app embedding Keylink may vary, set before [`KeylinkBuilder::build`]: its
-/// identity, the configuration, the data directory, network settings, clock, secret store
-/// and browser opener. What is not set comes from the [`Environment`] given (none by
-/// default) and the Keylink app's defaults.
-#[derive(Default)]
+/// Everything an app embedding Keylink may vary, set before [`KeylinkBuilder::build`]: the
+/// configuration, the data directory, network settings, clock, secret store and browser
+/// opener. The app's identity is given to [`Keylink::builder`] and cannot be left out, so an
+/// app never shares another app's keychain entries by accident. What is not set comes from
+/// the [`Environment`] given (none by default) and the identity's defaults.
+///
+/// ```compile_fail
+/// // No identity, no Keylink: the builder cannot be made without one.
+/// let keylink = keylink::Keylink::builder().build();
+/// ```
 pub struct KeylinkBuilder {
     identity: AppIdentity,
     environment: Environment,
@@ -70,13 +76,6 @@ impl std::fmt::Debug for KeylinkBuilder {
 }
 
 impl KeylinkBuilder {
-    /// The app's identity (URL scheme, keychain namespace, default data directory); the
-    /// Keylink app's own, `dev.keylink`, by default.
-    pub fn identity(mut self, identity: AppIdentity) -> Self {
-        self.identity = identity;
-        self
-    }
-
     /// The environment the front end captured: it supplies the configuration files
     /// (`KEYLINK_CONFIG`, `$XDG_CONFIG_HOME/keylink/keylink.toml`), the data directory, the
     /// browser and the proxy where they are not set explicitly.
@@ -166,15 +165,20 @@ impl KeylinkBuilder {
 }
 
 impl Keylink {
-    /// Starts configuring Keylink for an app: see [`KeylinkBuilder`].
-    pub fn builder() -> KeylinkBuilder {
-        KeylinkBuilder::default()
-    }
-
-    /// Keylink for the Keylink app's identity with an explicit configuration and data
-    /// directory, nothing taken from the environment: `builder().config(..).data_dir(..)`.
-    pub fn new(config: Config, data_dir: PathBuf) -> Result<Self, Error> {
-        Self::builder().config(config).data_dir(data_dir).build()
+    /// Starts configuring Keylink for the app `identity` (its URL scheme, keychain namespace
+    /// and default data directory): see [`KeylinkBuilder`]. Apps other than Keylink's own
+    /// pass their own identity, [`AppIdentity::new`].
+    pub fn builder(identity: AppIdentity) -> KeylinkBuilder {
+        KeylinkBuilder {
+            identity,
+            environment: Environment::default(),
+            config: None,
+            data_dir: None,
+            network: None,
+            clock: None,
+            secrets: None,
+            browser: None,
+        }
     }
 
     /// The app identity Keylink works for.
@@ -190,11 +194,6 @@ impl Keylink {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.ctx.data_dir
-    }
-
-    /// The HTTP client (shared, with the configured roots, deadline and size cap).
-    pub fn http(&self) -> &Http {
-        &self.ctx.http
     }
 
     /// The configured provider `id`.
@@ -219,16 +218,26 @@ impl Keylink {
         provider.registered_redirect_uri(&self.ctx.identity)
     }
 
-    /// The keychain, opened once per process.
-    pub fn secrets(&self) -> Result<Arc<dyn SecretStore>, Error> {
-        crate::asynchronous::off_runtime(|| self.ctx.secrets())
-    }
-
-    /// The keychain key of an account's tokens: `<data dir id>:<account id>`. The id is
-    /// random, made once per data directory, so two data directories of one app holding the
-    /// same account never share (or delete) each other's tokens.
-    pub fn token_key(&self, account_id: &str) -> Result<String, Error> {
-        crate::asynchronous::off_runtime(|| self.ctx.token_key(account_id))
+    /// How far this computer's clock is from the provider's, from the HTTP `Date` of its
+    /// authorization endpoint's answer to a `HEAD` request. ID tokens are checked against
+    /// this computer's clock, so a large offset makes every sign-in fail.
+    pub fn clock_offset(&self, metadata: &Metadata) -> Result<ClockOffset, ClockOffsetError> {
+        crate::asynchronous::off_runtime(|| {
+            let http = &self.ctx.http;
+            let answer = http
+                .send(
+                    "the authorization endpoint",
+                    http.client().head(metadata.authorization_endpoint.clone()),
+                )
+                .map_err(|e| ClockOffsetError::Unreachable(e.reason()))?;
+            let date = answer.header("date").ok_or(ClockOffsetError::NoDate)?;
+            let theirs = httpdate::parse_http_date(date)
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .and_then(|d| UnixTime::try_from(d.as_secs()).ok())
+                .ok_or(ClockOffsetError::NoDate)?;
+            Ok(ClockOffset::between(self.ctx.clock.now(), theirs))
+        })
     }
 
     /// Checks that the keychain is reachable, unlocked and writable, with a probe entry that
@@ -284,7 +293,7 @@ impl Keylink {
     }
 
     /// A valid access token for the account, refreshed first when it expires within
-    /// `min_ttl` seconds.
+    /// `min_ttl` (whole seconds count).
     ///
     /// A token this process already holds is returned from memory. Refreshing is
     /// single-flight per account across threads and processes (a file lock); inside the lock
@@ -293,17 +302,22 @@ impl Keylink {
     /// §4.14.2). The rotated refresh token is stored before the access token is returned.
     /// `invalid_grant` marks the account `needs_relink`; network errors, 5xx and 429 are
     /// retried a bounded number of times and never change the stored tokens.
-    pub fn access_token(&self, query: &str, min_ttl: u64) -> Result<AccessToken, Error> {
+    pub fn access_token(&self, query: &str, min_ttl: Duration) -> Result<AccessToken, Error> {
         if let Some(token) = self.cached_access_token(query, min_ttl) {
             return Ok(token);
         }
-        crate::asynchronous::off_runtime(|| self.tokens.access_token(&self.ctx, query, min_ttl))
+        let secs = min_ttl.as_secs();
+        crate::asynchronous::off_runtime(|| self.tokens.access_token(&self.ctx, query, secs))
     }
 
     /// The access token this process holds for `query` when it stays valid for more than
-    /// `min_ttl` seconds; memory only.
-    pub(crate) fn cached_access_token(&self, query: &str, min_ttl: u64) -> Option<AccessToken> {
-        let min_ttl = i64::try_from(min_ttl).unwrap_or(i64::MAX);
+    /// `min_ttl`; memory only.
+    pub(crate) fn cached_access_token(
+        &self,
+        query: &str,
+        min_ttl: Duration,
+    ) -> Option<AccessToken> {
+        let min_ttl = i64::try_from(min_ttl.as_secs()).unwrap_or(i64::MAX);
         self.tokens.cached(&self.ctx, query, min_ttl)
     }
 

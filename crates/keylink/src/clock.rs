@@ -35,6 +35,47 @@ impl Clock for FixedClock {
     }
 }
 
+/// How far this computer's clock is from a provider's, as measured by
+/// [`Keylink::clock_offset`](crate::Keylink::clock_offset) from the HTTP `Date` of the
+/// provider's answer (to the second; the time the answer took is not subtracted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockOffset {
+    /// This computer's clock is ahead of the provider's by this much (or equal to it).
+    Ahead(std::time::Duration),
+    /// This computer's clock is behind the provider's by this much.
+    Behind(std::time::Duration),
+}
+
+impl ClockOffset {
+    /// How much the clocks differ, whichever is ahead.
+    pub fn magnitude(self) -> std::time::Duration {
+        match self {
+            ClockOffset::Ahead(d) | ClockOffset::Behind(d) => d,
+        }
+    }
+
+    pub(crate) fn between(ours: UnixTime, theirs: UnixTime) -> Self {
+        let by = std::time::Duration::from_secs(ours.abs_diff(theirs));
+        if ours >= theirs {
+            ClockOffset::Ahead(by)
+        } else {
+            ClockOffset::Behind(by)
+        }
+    }
+}
+
+/// Why the clocks could not be compared.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClockOffsetError {
+    /// The provider's authorization endpoint did not answer.
+    #[error("its authorization endpoint could not be reached ({0})")]
+    Unreachable(String),
+    /// The answer had no valid `Date` header (RFC 9110 §6.6.1).
+    #[error("its authorization endpoint sent no valid Date header")]
+    NoDate,
+}
+
 /// Formats a Unix time as RFC 3339 UTC (`2026-11-27T09:10:00Z`).
 pub fn rfc3339(t: UnixTime) -> String {
     use time::format_description::well_known::Rfc3339;

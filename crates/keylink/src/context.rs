@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use url::Url;
 
 use crate::app::AppIdentity;
-use crate::callback::printable;
 use crate::clock::{Clock, UnixTime};
 use crate::error::Error;
 use crate::flow::PendingFlows;
@@ -20,6 +19,7 @@ use crate::id_token::Jwks;
 use crate::ids::ProviderId;
 use crate::provider::{Config, Metadata, ProviderConfig, discover};
 use crate::store::{Account, Index, Keychain, SecretStore};
+use crate::text::printable;
 
 pub(crate) struct Context {
     pub(crate) identity: AppIdentity,

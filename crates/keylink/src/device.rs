@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use url::Url;
 
-use crate::callback::printable;
 use crate::clock::UnixTime;
 use crate::context::Context;
 use crate::error::Error;
@@ -21,16 +20,17 @@ use crate::provider::ProviderConfig;
 use crate::secret::DeviceCode;
 use crate::session::LinkProgress;
 use crate::store::Account;
+use crate::text::printable;
 
 /// The `grant_type` of the device access token request (RFC 8628 §3.4).
-pub const DEVICE_CODE_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub(crate) const DEVICE_CODE_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// How long to wait between polls when the provider does not say (RFC 8628 §3.2).
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// How much longer to wait after each `slow_down` (RFC 8628 §3.5).
-pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+pub(crate) const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 /// The longest poll interval believed (SECURITY 40): a provider asking for more is broken
 /// or hostile, and the sign-in is refused rather than left waiting for ever.
-pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(300);
+pub(crate) const MAX_POLL_INTERVAL: Duration = Duration::from_secs(300);
 /// The longest a device code is believed to live; a longer `expires_in` is cut to this.
 const MAX_CODE_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// The shortest wait between polls, whatever the provider advertises (an `interval` of 0

@@ -327,7 +327,7 @@ impl Error {
 }
 
 /// Describes a transport error without its URL's query (which may hold secrets) or any body.
-pub fn describe_reqwest(e: &reqwest::Error) -> String {
+pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -353,7 +353,7 @@ pub fn describe_reqwest(e: &reqwest::Error) -> String {
 }
 
 fn printable_detail(s: &str) -> String {
-    crate::callback::printable(s, 200)
+    crate::text::printable(s, 200)
 }
 
 #[cfg(test)]

@@ -21,15 +21,15 @@ use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 use zeroize::Zeroize;
 
-use crate::callback::printable;
 use crate::clock::UnixTime;
 use crate::http::{FetchError, Http};
 use crate::provider::{Metadata, ProviderConfig};
 use crate::secret::{AccessToken, AuthorizationCode, IdToken, PkceCodeVerifier, RefreshToken};
+use crate::text::printable;
 
 /// Tokens as the token endpoint returned them, with the expiry made absolute at receipt.
 #[derive(Debug, Clone)]
-pub struct TokenSet {
+pub(crate) struct TokenSet {
     /// The access token.
     pub access_token: AccessToken,
     /// The refresh token, when one was issued.
@@ -281,7 +281,7 @@ fn observing<'a>(
 
 /// Exchanges an authorization code for tokens. The code is sent exactly once: whatever
 /// happens, the caller must not retry with the same code (RFC 6749 §4.1.2).
-pub fn exchange_code(
+pub(crate) fn exchange_code(
     http: &Http,
     provider: &ProviderConfig,
     metadata: &Metadata,
@@ -302,7 +302,7 @@ pub fn exchange_code(
 }
 
 /// Uses a refresh token (RFC 6749 §6).
-pub fn refresh(
+pub(crate) fn refresh(
     http: &Http,
     provider: &ProviderConfig,
     metadata: &Metadata,

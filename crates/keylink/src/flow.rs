@@ -33,34 +33,34 @@ fn random_token(bytes: usize) -> String {
 impl PkceCodeVerifier {
     /// A fresh verifier: 32 random bytes, base64url, 43 characters from the unreserved set
     /// (RFC 7636 §4.1).
-    pub fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         Self::new(random_token(32))
     }
 
     /// The S256 code challenge: `BASE64URL(SHA256(verifier))` (RFC 7636 §4.2). Keylink never
     /// uses `plain`.
-    pub fn s256_challenge(&self) -> String {
+    pub(crate) fn s256_challenge(&self) -> String {
         URL_SAFE_NO_PAD.encode(Sha256::digest(self.secret().as_bytes()))
     }
 }
 
 impl CsrfState {
     /// A fresh `state` with 256 random bits (RFC 6749 §10.10 asks for at least 128).
-    pub fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         Self::new(random_token(32))
     }
 }
 
 impl Nonce {
     /// A fresh `nonce` with 256 random bits.
-    pub fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         Self::new(random_token(32))
     }
 }
 
 /// A started authorization, waiting for its redirect.
 #[derive(Debug)]
-pub struct PendingFlow {
+pub(crate) struct PendingFlow {
     /// Random, non-secret id, used to report the outcome to the process waiting for it.
     pub id: FlowId,
     /// Provider id.
@@ -86,7 +86,7 @@ pub struct PendingFlow {
 /// The account a reconnect must sign in as (SECURITY 45): not secret, kept with the flow so
 /// whichever process completes it can check who came back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReconnectTarget {
+pub(crate) struct ReconnectTarget {
     /// The account id.
     pub account: AccountId,
     /// Its subject at the issuer.
@@ -97,7 +97,7 @@ pub struct ReconnectTarget {
 
 impl PendingFlow {
     /// Starts a flow for `provider` and returns it with the authorization URL to open.
-    pub fn start(
+    pub(crate) fn start(
         provider: &ProviderConfig,
         metadata: &Metadata,
         redirect_uri: Url,
@@ -151,7 +151,7 @@ impl PendingFlow {
     }
 
     /// True when the flow is older than [`PENDING_FLOW_LIFETIME`].
-    pub fn is_expired(&self, now: UnixTime) -> bool {
+    pub(crate) fn is_expired(&self, now: UnixTime) -> bool {
         now - self.created_at > PENDING_FLOW_LIFETIME || now < self.created_at - 60
     }
 }
@@ -197,13 +197,13 @@ const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The pending flows in `<data dir>/pending/`.
 #[derive(Debug, Clone)]
-pub struct PendingFlows {
+pub(crate) struct PendingFlows {
     dir: PathBuf,
 }
 
 /// What claiming a redirect's `state` found.
 #[derive(Debug)]
-pub enum Claim {
+pub(crate) enum Claim {
     /// This process now owns the flow; nobody else can complete it.
     Claimed(Box<PendingFlow>),
     /// No pending flow has this state: unsolicited, already completed, or cancelled.
@@ -216,7 +216,7 @@ pub enum Claim {
 
 impl PendingFlows {
     /// The pending flows under `data_dir`.
-    pub fn new(data_dir: &Path) -> Self {
+    pub(crate) fn new(data_dir: &Path) -> Self {
         Self {
             dir: data_dir.join("pending"),
         }
@@ -230,7 +230,7 @@ impl PendingFlows {
     }
 
     /// Stores `flow`, replacing any other pending flow of the same provider (one at a time).
-    pub fn save(&self, flow: &PendingFlow) -> Result<(), PendingError> {
+    pub(crate) fn save(&self, flow: &PendingFlow) -> Result<(), PendingError> {
         crate::store::create_private_dir(&self.dir).map_err(|e| self.io(e))?;
         for (path, other) in self.read_all() {
             if other.provider == flow.provider {
@@ -256,12 +256,12 @@ impl PendingFlows {
 
     /// Whether the flow with this id is still waiting for its redirect (not claimed,
     /// cancelled or pruned).
-    pub fn contains(&self, id: &str) -> bool {
+    pub(crate) fn contains(&self, id: &str) -> bool {
         self.dir.join(format!("{id}.json")).exists()
     }
 
     /// Removes the flow with this id, if it is still pending (a cancelled or timed-out link).
-    pub fn remove(&self, id: &str) {
+    pub(crate) fn remove(&self, id: &str) {
         let _ = std::fs::remove_file(self.dir.join(format!("{id}.json")));
     }
 
@@ -280,7 +280,7 @@ impl PendingFlows {
     /// Finds the flow whose state equals `state` (compared in constant time) and whose redirect
     /// URI `accepts`, and claims it atomically: the file is renamed away, so a second delivery
     /// of the same redirect finds nothing.
-    pub fn claim(
+    pub(crate) fn claim(
         &self,
         state: &str,
         now: UnixTime,
@@ -310,7 +310,7 @@ impl PendingFlows {
     /// Deletes expired flows left behind by processes that ended, and flows a process
     /// claimed but did not live to finish (`*.claimed-<pid>`: they hold a verifier). A live
     /// claimer holds its file for microseconds, so one older than a minute is an orphan.
-    pub fn prune(&self, now: UnixTime) {
+    pub(crate) fn prune(&self, now: UnixTime) {
         for (path, flow) in self.read_all() {
             if flow.is_expired(now) {
                 let _ = std::fs::remove_file(path);

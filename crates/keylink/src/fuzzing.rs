@@ -53,7 +53,7 @@ fn is_json_object(data: &[u8]) -> Option<bool> {
         .map(|v| v.is_object())
 }
 
-/// What [`crate::callback::printable`] promises for an error code or description.
+/// What [`crate::text::printable`] promises for an error code or description.
 fn assert_printable(text: &str, max: usize) {
     assert!(text.chars().count() <= max, "longer than {max}: {text:?}");
     assert!(

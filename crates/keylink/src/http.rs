@@ -134,7 +134,7 @@ impl FetchError {
 
 /// A provider's complete answer, body read within the cap and the deadline. The body may hold
 /// tokens: it is wiped on drop.
-pub struct Answer {
+pub(crate) struct Answer {
     /// HTTP status.
     pub status: u16,
     /// Response headers.
@@ -154,12 +154,12 @@ impl std::fmt::Debug for Answer {
 
 impl Answer {
     /// True for a 2xx status.
-    pub fn is_success(&self) -> bool {
+    pub(crate) fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
 
     /// A header as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
@@ -167,14 +167,14 @@ impl Answer {
 /// The HTTP client with its deadline: every request to a provider goes through
 /// [`Http::send`].
 #[derive(Debug, Clone)]
-pub struct Http {
+pub(crate) struct Http {
     client: reqwest::blocking::Client,
     timeout: Duration,
 }
 
 impl Http {
     /// Builds the client from the network settings.
-    pub fn new(settings: &NetworkSettings) -> Result<Self, HttpError> {
+    pub(crate) fn new(settings: &NetworkSettings) -> Result<Self, HttpError> {
         let timeout = settings.timeout.unwrap_or(DEFAULT_TIMEOUT);
         let mut builder = reqwest::blocking::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -200,18 +200,18 @@ impl Http {
     }
 
     /// The total deadline of one request.
-    pub fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         self.timeout
     }
 
     /// The underlying client, to build requests with; send them with [`Http::send`].
-    pub fn client(&self) -> &reqwest::blocking::Client {
+    pub(crate) fn client(&self) -> &reqwest::blocking::Client {
         &self.client
     }
 
     /// Sends `request` and reads the whole answer within one total deadline (connect, headers
     /// and body) and the size cap. `endpoint` names the endpoint in errors.
-    pub fn send(
+    pub(crate) fn send(
         &self,
         endpoint: &'static str,
         request: reqwest::blocking::RequestBuilder,
@@ -256,7 +256,7 @@ impl Http {
                         endpoint,
                         reason: format!(
                             "the answer was cut off: {}",
-                            crate::callback::printable(&e.to_string(), 200)
+                            crate::text::printable(&e.to_string(), 200)
                         ),
                         unsent: false,
                     });
@@ -347,7 +347,7 @@ fn load_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, HttpError> {
     Ok(certs)
 }
 /// True when `url`'s host is a loopback address or `localhost`.
-pub fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(Host::Ipv4(ip)) => ip.is_loopback(),
         Some(Host::Ipv6(ip)) => ip.is_loopback(),
@@ -359,7 +359,7 @@ pub fn is_loopback(url: &Url) -> bool {
 /// True when `url` may be used as a provider endpoint or opened in the browser: `https`, or
 /// `http` on a loopback host only (RFC 8252 §8.3). Everything else (`file:`, `smb:`,
 /// `javascript:`, ...) is refused.
-pub fn is_allowed_endpoint(url: &Url) -> bool {
+pub(crate) fn is_allowed_endpoint(url: &Url) -> bool {
     let has_host = url.host().is_some() && url.username().is_empty() && url.password().is_none();
     match url.scheme() {
         "https" => has_host,

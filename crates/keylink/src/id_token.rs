@@ -16,11 +16,11 @@ use crate::clock::UnixTime;
 use crate::secret::{IdToken, Nonce};
 
 /// Clock skew tolerated on `exp`, `iat` and `nbf`.
-pub const LEEWAY: i64 = 60;
+pub(crate) const LEEWAY: i64 = 60;
 /// Oldest acceptable `iat`.
-pub const MAX_AGE: i64 = 600;
+pub(crate) const MAX_AGE: i64 = 600;
 /// Shortest interval between two JWKS refetches triggered by unknown key ids.
-pub const REFETCH_INTERVAL: i64 = 60;
+pub(crate) const REFETCH_INTERVAL: i64 = 60;
 
 /// Why an ID token was refused. Messages never include the token.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +76,7 @@ pub enum IdTokenError {
 
 /// What the ID token says about the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdClaims {
+pub(crate) struct IdClaims {
     /// `iss`.
     pub issuer: String,
     /// `sub`.
@@ -89,7 +89,7 @@ pub struct IdClaims {
 
 /// What the ID token must match.
 #[derive(Debug)]
-pub struct Expected<'a> {
+pub(crate) struct Expected<'a> {
     /// The pinned issuer.
     pub issuer: &'a str,
     /// Our client id.
@@ -103,7 +103,7 @@ pub struct Expected<'a> {
 
 /// The allow-list for an issuer: its advertised algorithms that are asymmetric, or RS256 when
 /// it advertises none (OIDC Discovery §3 default).
-pub fn allowed_algorithms(advertised: &[String]) -> Vec<Algorithm> {
+pub(crate) fn allowed_algorithms(advertised: &[String]) -> Vec<Algorithm> {
     use Algorithm::*;
     let asymmetric = [
         RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA,
@@ -147,7 +147,7 @@ struct RawClaims {
 
 /// The signing keys of one issuer, cached, with a shared, rate-limited refetch.
 #[derive(Debug)]
-pub struct Jwks {
+pub(crate) struct Jwks {
     uri: Url,
     state: Mutex<JwksState>,
 }
@@ -163,15 +163,16 @@ struct JwksState {
 
 impl Jwks {
     /// Keys from `uri` (the discovered `jwks_uri` of the pinned issuer).
-    pub fn new(uri: Url) -> Self {
+    pub(crate) fn new(uri: Url) -> Self {
         Self {
             uri,
             state: Mutex::new(JwksState::default()),
         }
     }
 
-    /// How many times the set was fetched (for tests and diagnostics).
-    pub fn fetch_count(&self) -> u64 {
+    /// How many times the set was fetched.
+    #[cfg(test)]
+    pub(crate) fn fetch_count(&self) -> u64 {
         self.lock().fetches
     }
 
@@ -312,7 +313,7 @@ pub(crate) fn find_key(set: &JwkSet, kid: Option<&str>, alg: Algorithm) -> Optio
 }
 
 /// Validates `token` and returns its identity claims.
-pub fn validate(
+pub(crate) fn validate(
     token: &IdToken,
     expected: &Expected<'_>,
     jwks: &Jwks,

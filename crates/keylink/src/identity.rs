@@ -5,7 +5,6 @@
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::callback::printable;
 use crate::clock::UnixTime;
 use crate::context::Context;
 use crate::error::Error;
@@ -16,6 +15,7 @@ use crate::ids::{AccountId, IssuerUrl, ProviderId};
 use crate::provider::{Metadata, ProviderConfig};
 use crate::secret::AccessToken;
 use crate::store::{Account, AccountStatus, encode_tokens};
+use crate::text::printable;
 use crate::tokens::TokenSource;
 
 /// Identifies the account behind freshly issued `tokens` (validating the ID token against
@@ -280,7 +280,7 @@ pub(crate) fn check_connection(
 
 /// A stable account id: the provider id and a hash of (issuer, subject) (SECURITY 20: never the
 /// email).
-pub fn account_id(provider: &ProviderId, issuer: &IssuerUrl, subject: &str) -> AccountId {
+pub(crate) fn account_id(provider: &ProviderId, issuer: &IssuerUrl, subject: &str) -> AccountId {
     let digest = Sha256::digest(format!("{issuer}\n{subject}").as_bytes());
     let hex: String = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
     AccountId::new(format!("{provider}-{hex}"))

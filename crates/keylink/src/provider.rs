@@ -148,7 +148,7 @@ impl ProviderConfig {
     }
 
     /// The path of this provider's loopback redirect URI, `/callback/<provider-id>`.
-    pub fn loopback_path(&self) -> String {
+    pub(crate) fn loopback_path(&self) -> String {
         format!("{CALLBACK_PATH}/{}", self.id)
     }
 
@@ -357,7 +357,7 @@ impl Config {
     /// Layers the system policy file (`/etc/keylink/keylink.toml`, for IT admins): its
     /// providers may be `locked`, its `[policy]` table may refuse user providers, and the
     /// network settings it sets cannot be changed by user files.
-    pub fn layer_policy(&mut self, file: &Path, text: &str) -> Result<(), ConfigError> {
+    pub(crate) fn layer_policy(&mut self, file: &Path, text: &str) -> Result<(), ConfigError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| syntax_error(file, text, &e))?;
         if let Some(policy) = &raw.policy
             && let Some(allow) = policy.allow_user_providers
@@ -505,7 +505,10 @@ impl Config {
     /// per-provider redirect URI is the mix-up defence for providers without RFC 9207 `iss`
     /// (SECURITY 37), and a shared one would let a redirect meant for one provider complete
     /// the other's sign-in. URIs are compared the way redirects are matched.
-    pub fn check_redirect_uris(&self, app: &crate::app::AppIdentity) -> Result<(), ConfigError> {
+    pub(crate) fn check_redirect_uris(
+        &self,
+        app: &crate::app::AppIdentity,
+    ) -> Result<(), ConfigError> {
         let mut seen: Vec<(&ProviderConfig, Url)> = Vec::new();
         for provider in self.providers.values() {
             let uri = match provider.redirect {
@@ -978,7 +981,7 @@ struct RawMetadata {
 
 /// Fetches and checks the metadata of `provider`, or builds it from explicit endpoints for
 /// providers without discovery.
-pub fn discover(
+pub(crate) fn discover(
     http: &crate::http::Http,
     provider: &ProviderConfig,
 ) -> Result<Metadata, DiscoveryError> {

@@ -8,10 +8,10 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 macro_rules! secret_type {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $vis:vis $name:ident) => {
         $(#[$doc])*
         #[derive(Clone)]
-        pub struct $name(Zeroizing<String>);
+        $vis struct $name(Zeroizing<String>);
 
         /// In constant time: how long a comparison takes says nothing about how much of two
         /// secrets matches.
@@ -25,17 +25,20 @@ macro_rules! secret_type {
 
         impl $name {
             /// Wraps a secret value.
+            #[allow(unreachable_pub, reason = "public for the public secret types")]
             pub fn new(value: impl Into<String>) -> Self {
                 Self(Zeroizing::new(value.into()))
             }
 
             /// The secret value itself. Never log or display it.
+            #[allow(unreachable_pub, reason = "public for the public secret types")]
             pub fn secret(&self) -> &str {
                 &self.0
             }
 
             /// Compares with another value in constant time.
-            pub fn ct_eq(&self, other: &str) -> bool {
+            #[allow(dead_code, reason = "not every secret is compared with text")]
+            pub(crate) fn ct_eq(&self, other: &str) -> bool {
                 self.0.as_bytes().ct_eq(other.as_bytes()).into()
             }
         }
@@ -50,44 +53,44 @@ macro_rules! secret_type {
 
 secret_type!(
     /// An OAuth 2.0 access token (RFC 6749 §1.4).
-    AccessToken
+    pub AccessToken
 );
 secret_type!(
     /// An OAuth 2.0 refresh token (RFC 6749 §1.5).
-    RefreshToken
+    pub RefreshToken
 );
 secret_type!(
     /// An OpenID Connect ID token, still in its compact JWS form (OIDC Core §2).
-    IdToken
+    pub IdToken
 );
 secret_type!(
     /// A PKCE code verifier (RFC 7636 §4.1).
-    PkceCodeVerifier
+    pub(crate) PkceCodeVerifier
 );
 secret_type!(
     /// The `state` parameter binding a redirect to the flow that started it (RFC 6749 §10.12).
-    CsrfState
+    pub(crate) CsrfState
 );
 secret_type!(
     /// The OpenID Connect `nonce` binding an ID token to the flow (OIDC Core §3.1.2.1).
-    Nonce
+    pub(crate) Nonce
 );
 secret_type!(
     /// An authorization code (RFC 6749 §4.1.2).
-    AuthorizationCode
+    pub(crate) AuthorizationCode
 );
 secret_type!(
     /// A client secret, for the few providers that demand one from desktop apps.
-    ClientSecret
+    pub ClientSecret
 );
 secret_type!(
     /// A secret value of any other kind, e.g. raw keychain contents.
-    SecretString
+    pub SecretString
 );
 secret_type!(
     /// A device code (RFC 8628 §3.2): whoever holds it collects the tokens once the person
     /// approves, so unlike the user code it is never shown.
-    DeviceCode
+    pub(crate) DeviceCode
 );
 
 #[cfg(test)]

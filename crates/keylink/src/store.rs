@@ -132,7 +132,7 @@ pub const DEFAULT_KEYCHAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// at most [`MAX_ENTRY_BYTES`], for Windows Credential Manager's 2560-byte cap) and in
 /// [`Timed`] (each operation, and opening itself, gives up after `timeout` with
 /// [`StoreError::Timeout`]).
-pub fn open_token_store(
+pub(crate) fn open_token_store(
     service: &str,
     timeout: Duration,
 ) -> Result<Arc<dyn SecretStore>, StoreError> {
@@ -189,8 +189,10 @@ impl Keychain {
         })
     }
 
-    /// The keychain as token sets should be stored: [`open_token_store`] with
-    /// [`DEFAULT_KEYCHAIN_TIMEOUT`].
+    /// The keychain as token sets should be stored: wrapped in [`Chunked`] (entries of at
+    /// most [`MAX_ENTRY_BYTES`], for Windows Credential Manager's 2560-byte cap) and in
+    /// [`Timed`] (opening, and each operation, gives up after [`DEFAULT_KEYCHAIN_TIMEOUT`]
+    /// with [`StoreError::Timeout`]).
     pub fn open_for_tokens(service: &str) -> Result<Arc<dyn SecretStore>, StoreError> {
         open_token_store(service, DEFAULT_KEYCHAIN_TIMEOUT)
     }
@@ -244,7 +246,7 @@ fn describe_keyring_error(e: &keyring_core::Error) -> String {
     use keyring_core::Error as E;
     match e {
         E::PlatformFailure(inner) | E::NoStorageAccess(inner) => {
-            crate::callback::printable(&inner.to_string(), 200)
+            crate::text::printable(&inner.to_string(), 200)
         }
         E::NoEntry => "no such entry".into(),
         E::BadEncoding(_) | E::BadDataFormat(..) => {
@@ -318,7 +320,7 @@ struct StoredTokens<'a> {
 }
 
 /// Serialises a token set for the keychain. The buffer is wiped on drop.
-pub fn encode_tokens(tokens: &TokenSet) -> Zeroizing<String> {
+pub(crate) fn encode_tokens(tokens: &TokenSet) -> Zeroizing<String> {
     let stored = StoredTokens {
         v: 1,
         access_token: tokens.access_token.secret(),
@@ -331,7 +333,7 @@ pub fn encode_tokens(tokens: &TokenSet) -> Zeroizing<String> {
 }
 
 /// Reads a token set back from the keychain.
-pub fn decode_tokens(account: &str, raw: &SecretString) -> Result<TokenSet, StoreError> {
+pub(crate) fn decode_tokens(account: &str, raw: &SecretString) -> Result<TokenSet, StoreError> {
     let stored: StoredTokens<'_> =
         serde_json::from_str(raw.secret()).map_err(|_| StoreError::Corrupt(account.to_owned()))?;
     if stored.v != 1 {
@@ -381,6 +383,20 @@ pub struct Account {
     pub status: AccountStatus,
 }
 
+impl Account {
+    /// Who the account is, as plain text to show: the email, else the name, else the
+    /// subject, cleaned of control and markup characters (an index written by an older
+    /// version may hold text as the provider sent it).
+    pub fn label(&self) -> String {
+        let who = self
+            .email
+            .as_deref()
+            .or(self.name.as_deref())
+            .unwrap_or(&self.subject);
+        crate::text::printable(who, 320)
+    }
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct IndexFile {
     accounts: Vec<Account>,
@@ -388,14 +404,14 @@ struct IndexFile {
 
 /// The account index, `<data dir>/accounts.json`.
 #[derive(Debug, Clone)]
-pub struct Index {
+pub(crate) struct Index {
     path: PathBuf,
     lock_path: PathBuf,
 }
 
 impl Index {
     /// The index under `data_dir`.
-    pub fn new(data_dir: &Path) -> Self {
+    pub(crate) fn new(data_dir: &Path) -> Self {
         Self {
             path: data_dir.join("accounts.json"),
             lock_path: data_dir.join("accounts.lock"),
@@ -410,7 +426,7 @@ impl Index {
     }
 
     /// All accounts.
-    pub fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+    pub(crate) fn accounts(&self) -> Result<Vec<Account>, StoreError> {
         match read_private(&self.path) {
             Ok(bytes) => Ok(serde_json::from_slice::<IndexFile>(&bytes)
                 .map_err(|e| self.err(e))?
@@ -421,7 +437,10 @@ impl Index {
     }
 
     /// Applies `change` to the account list under an exclusive lock and writes it atomically.
-    pub fn update<T>(&self, change: impl FnOnce(&mut Vec<Account>) -> T) -> Result<T, StoreError> {
+    pub(crate) fn update<T>(
+        &self,
+        change: impl FnOnce(&mut Vec<Account>) -> T,
+    ) -> Result<T, StoreError> {
         if let Some(dir) = self.path.parent() {
             create_private_dir(dir).map_err(|e| self.err(e))?;
         }
@@ -436,7 +455,7 @@ impl Index {
 }
 
 /// Creates `dir` (and parents) readable by the owner only.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -448,7 +467,7 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 /// way ssh's StrictModes treats `~/.ssh` (SECURITY 38): a pending flow or an index planted
 /// there would be believed. A directory that does not exist yet is fine: Keylink creates it
 /// private.
-pub fn check_trusted_dir(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn check_trusted_dir(dir: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
@@ -496,7 +515,7 @@ pub fn check_trusted_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// Opens `path` for reading without following a symlink at its last component; anything but
 /// a regular file is refused.
-pub fn read_private(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn read_private(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
     use std::io::Read;
     let mut options = OpenOptions::new();
     options.read(true);
@@ -512,7 +531,7 @@ pub fn read_private(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
 
 /// Opens (creating when missing, `0600`) a file for writing without following a symlink;
 /// used for lock files.
-pub fn open_private(path: &Path, truncate: bool) -> std::io::Result<File> {
+pub(crate) fn open_private(path: &Path, truncate: bool) -> std::io::Result<File> {
     private_write_options()
         .create(true)
         .truncate(truncate)
@@ -541,7 +560,7 @@ fn no_follow(options: &mut OpenOptions) {
 
 /// Creates `path` with `bytes`, `0600`, only if it does not exist yet (never through a
 /// symlink); `AlreadyExists` otherwise.
-pub fn create_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn create_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = private_write_options().create_new(true).open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
@@ -550,7 +569,7 @@ pub fn create_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Writes `bytes` to `path` atomically: a new 0600 temporary file in the same directory
 /// (created exclusively, never through a symlink), fsync, rename over the target, fsync of
 /// the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.{}-{:08x}.tmp",

@@ -147,7 +147,7 @@ impl TokenSource {
                 linked: account.issuer.to_string(),
                 provider: account.provider.to_string(),
                 account: account.id,
-                configured: crate::callback::printable(&configured, 200),
+                configured: crate::text::printable(&configured, 200),
             });
         }
         if account.status == AccountStatus::NeedsRelink {

@@ -172,8 +172,8 @@ pub(crate) async fn check_connection<R: Runtime>(
             subject: c.subject,
             email: c.email,
             name: c.name,
-            expires_at: c.expires_at.map(keylink::rfc3339),
-            checked_at: keylink::rfc3339(c.checked_at),
+            expires_at: c.expires_at.map(keylink::clock::rfc3339),
+            checked_at: keylink::clock::rfc3339(c.checked_at),
         })
     })
     .await
@@ -189,9 +189,9 @@ pub(crate) async fn unlink<R: Runtime>(
     blocking(&state, move |s| {
         let report = s.keylink()?.unlink(&account)?;
         let (revoked, warning) = match report.revocation {
-            keylink::Revocation::Revoked => (true, None),
-            keylink::Revocation::NotSupported => (false, None),
-            keylink::Revocation::Failed(reason) => (
+            keylink::token::Revocation::Revoked => (true, None),
+            keylink::token::Revocation::NotSupported => (false, None),
+            keylink::token::Revocation::Failed(reason) => (
                 false,
                 Some(crate::error::sentence(&format!(
                     "the provider could not be told to revoke access ({reason}); the account was removed here anyway"
@@ -261,7 +261,7 @@ pub(crate) async fn fetch<R: Runtime>(
                     "the request body is not base64; the JS API encodes it, so call it through fetch()",
                 )
             })?;
-        let request = keylink::ApiRequest {
+        let request = keylink::api::ApiRequest {
             method: init.method.unwrap_or_else(|| "GET".into()),
             url,
             headers: init.headers,

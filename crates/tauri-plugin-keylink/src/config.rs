@@ -86,7 +86,7 @@ pub enum ConfigError {
     },
     /// The providers are not valid Keylink configuration.
     #[error(transparent)]
-    Keylink(#[from] keylink::ConfigError),
+    Keylink(#[from] keylink::provider::ConfigError),
 }
 
 impl Config {

@@ -28,7 +28,7 @@ pub struct Provider {
 impl Provider {
     pub(crate) fn new(
         keylink: &keylink::Keylink,
-        p: &keylink::ProviderConfig,
+        p: &keylink::provider::ProviderConfig,
         device_sign_in: bool,
     ) -> Self {
         let host = p
@@ -43,8 +43,8 @@ impl Provider {
             host,
             device_sign_in,
             redirect: match p.redirect {
-                keylink::RedirectKind::DeepLink => "deep-link",
-                keylink::RedirectKind::Loopback => "loopback",
+                keylink::provider::RedirectKind::DeepLink => "deep-link",
+                keylink::provider::RedirectKind::Loopback => "loopback",
             },
             redirect_uri: keylink.redirect_uri_to_register(p),
             from_policy: p.from_policy,
@@ -71,7 +71,7 @@ pub struct Account {
     /// When its access token expires (RFC 3339).
     pub expires_at: Option<String>,
     /// `ok` or `needs_relink`.
-    pub status: keylink::AccountStatus,
+    pub status: keylink::store::AccountStatus,
 }
 
 impl From<&keylink::Account> for Account {
@@ -82,8 +82,8 @@ impl From<&keylink::Account> for Account {
             email: a.email.clone(),
             name: a.name.clone(),
             scopes: a.scopes.clone(),
-            linked_at: keylink::rfc3339(a.linked_at),
-            expires_at: a.expires_at.map(keylink::rfc3339),
+            linked_at: keylink::clock::rfc3339(a.linked_at),
+            expires_at: a.expires_at.map(keylink::clock::rfc3339),
             status: a.status,
         }
     }
@@ -238,8 +238,8 @@ pub struct FetchResponse {
     pub body: String,
 }
 
-impl From<keylink::ApiResponse> for FetchResponse {
-    fn from(r: keylink::ApiResponse) -> Self {
+impl From<keylink::api::ApiResponse> for FetchResponse {
+    fn from(r: keylink::api::ApiResponse) -> Self {
         FetchResponse {
             status: r.status,
             headers: r.headers,

@@ -39,7 +39,7 @@ impl From<keylink::Error> for Error {
             keylink::Error::Browser(detail) => format!(
                 "the web browser could not be opened ({detail}); set a default browser, or link with a code on another device"
             ),
-            keylink::Error::Loopback(keylink::LoopbackError::Cancelled) => {
+            keylink::Error::Loopback(keylink::link::LoopbackError::Cancelled) => {
                 "the link was cancelled and nothing was linked".to_owned()
             }
             keylink::Error::LinkTimedOut(secs) => format!(
@@ -63,10 +63,10 @@ impl From<keylink::Error> for Error {
             keylink::Error::AmbiguousAccount(email) => format!(
                 "more than one linked account has the email \"{email}\"; choose the account by its id"
             ),
-            keylink::Error::Store(keylink::StoreError::Keychain(detail)) => format!(
+            keylink::Error::Store(keylink::store::StoreError::Keychain(detail)) => format!(
                 "the keychain failed ({detail}); try again, and check that your desktop keychain is running if it persists"
             ),
-            keylink::Error::Device(keylink::DeviceError::Unsupported(provider)) => format!(
+            keylink::Error::Device(keylink::link::DeviceError::Unsupported(provider)) => format!(
                 "the provider {provider} does not support sign-in with a code; link it in the browser instead"
             ),
             other => other.to_string(),

@@ -196,9 +196,7 @@ fn build_keylink<R: Runtime>(
             std::env::var_os(name)
         }
     });
-    let mut builder = keylink::Keylink::builder()
-        .identity(identity)
-        .environment(environment);
+    let mut builder = keylink::Keylink::builder(identity).environment(environment);
     let app_config_dir = app.path().app_config_dir().ok();
     builder = match config.source(app_config_dir.as_deref())? {
         config::Source::Inline(c) | config::Source::File(c) => builder.config(c),
@@ -240,7 +238,7 @@ fn deep_link_scheme<R: Runtime>(app: &tauri::AppHandle<R>) -> Option<String> {
 pub(crate) struct State {
     keylink: std::result::Result<keylink::AsyncKeylink, Error>,
     pub(crate) timeout: Duration,
-    pub(crate) cancellers: Mutex<Vec<(String, keylink::LinkCanceller)>>,
+    pub(crate) cancellers: Mutex<Vec<(String, keylink::link::LinkCanceller)>>,
     watchers: Mutex<Watchers>,
     device_sign_in: Mutex<HashSet<keylink::ProviderId>>,
     /// The queue of the thread that hands the OS's redirects to the core, made with the first.

@@ -126,7 +126,7 @@ fn work(state: &State, redirects: Receiver<String>) {
         let Ok(keylink) = state.keylink() else {
             continue;
         };
-        if let keylink::Delivery::Completed(result) = keylink.deliver_redirect(&url) {
+        if let keylink::link::Delivery::Completed(result) = keylink.deliver_redirect(&url) {
             state.redirect_finished(result);
         }
     }

@@ -101,27 +101,31 @@ mod linux {
         app: &AppHandle<R>,
         bin: PathBuf,
         schemes: &[String],
-    ) -> Result<keylink::InstalledHandler, Box<dyn std::error::Error>> {
+    ) -> Result<keylink::platform::InstalledHandler, Box<dyn std::error::Error>> {
         let stem = bin
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         // An AppImage runs from a temporary mount: the handler starts the image itself.
         let program = app.env().appimage.map(PathBuf::from).unwrap_or(bin);
-        let id = keylink::DesktopFileId::new(&format!("{stem}-handler.desktop")).or_else(|_| {
-            keylink::DesktopFileId::new(&format!("{}-handler.desktop", app.config().identifier))
-        })?;
+        let id = keylink::platform::DesktopFileId::new(&format!("{stem}-handler.desktop"))
+            .or_else(|_| {
+                keylink::platform::DesktopFileId::new(&format!(
+                    "{}-handler.desktop",
+                    app.config().identifier
+                ))
+            })?;
         let name = app
             .config()
             .product_name
             .clone()
             .unwrap_or_else(|| app.config().identifier.clone());
         let (first, more) = schemes.split_first().ok_or("the app has no URL scheme")?;
-        let mut handler = keylink::UrlHandler::new(first, id, program)?.named(&name);
+        let mut handler = keylink::platform::UrlHandler::new(first, id, program)?.named(&name);
         for scheme in more {
             handler = handler.also_handling(scheme)?;
         }
-        let env = keylink::XdgEnvironment::from_vars(|name| std::env::var_os(name))
+        let env = keylink::platform::XdgEnvironment::from_vars(|name| std::env::var_os(name))
             .ok_or("neither HOME nor XDG_DATA_HOME is an absolute directory")?;
         Ok(handler.install(&env)?)
     }

@@ -191,8 +191,8 @@ fn errors_tell_an_app_user_what_to_do_not_which_cli_command_to_run() {
         keylink::Error::UnknownAccount("x".into()),
         keylink::Error::AmbiguousAccount("a@example.test".into()),
         keylink::Error::NeedsRelink("work-1".into()),
-        keylink::Error::Store(keylink::StoreError::Keychain("no reply".into())),
-        keylink::Error::Device(keylink::DeviceError::Unsupported("work".into())),
+        keylink::Error::Store(keylink::store::StoreError::Keychain("no reply".into())),
+        keylink::Error::Device(keylink::link::DeviceError::Unsupported("work".into())),
     ];
     for core in cases {
         let cli = core.to_string();
@@ -265,7 +265,7 @@ fn a_redirect_outcome_before_any_listener_is_kept_for_the_first_one() {
 
 #[test]
 fn the_device_code_comes_with_a_qr_code_of_the_address_to_open() {
-    let code = keylink::DeviceAuthorization::new(
+    let code = keylink::link::DeviceAuthorization::new(
         url::Url::parse("https://idp.example/device").unwrap(),
         "WDJB-MJHT".into(),
         Some(url::Url::parse("https://idp.example/device?user_code=WDJB-MJHT").unwrap()),

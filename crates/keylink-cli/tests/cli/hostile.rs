@@ -645,7 +645,11 @@ fn a_token_the_provider_has_forgotten_gets_one_refresh_then_needs_relink() {
 
     // "Check connection", through the library as the app calls it.
     let config = keylink::Config::from_files(std::slice::from_ref(&home.config)).unwrap();
-    let keylink = keylink::Keylink::new(config, home.data.clone()).unwrap();
+    let keylink = keylink::Keylink::builder(keylink::AppIdentity::keylink())
+        .config(config)
+        .data_dir(home.data.clone())
+        .build()
+        .unwrap();
     let checked = keylink.check_connection(&id);
     assert!(
         matches!(checked, Err(keylink::Error::NeedsRelink(_))),

@@ -125,7 +125,7 @@ impl Machine {
             }
             None => {
                 assert!(
-                    !Path::new(keylink::SYSTEM_POLICY_FILE).exists(),
+                    !Path::new(keylink::provider::SYSTEM_POLICY_FILE).exists(),
                     "this machine has a system policy, which these tests would read"
                 );
                 Command::new("setpriv")

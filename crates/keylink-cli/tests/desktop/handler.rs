@@ -1,6 +1,9 @@
 use std::path::Path;
 
-use keylink::{DesktopFileId, HandlerResolution, UrlHandler, resolve_url_handler};
+use keylink::{
+    platform::DesktopFileId, platform::HandlerResolution, platform::UrlHandler,
+    platform::resolve_url_handler,
+};
 
 use crate::{Desktop, REDIRECT, Recorder};
 

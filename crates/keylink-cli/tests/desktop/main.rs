@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use keylink::XdgEnvironment;
+use keylink::platform::XdgEnvironment;
 use tempfile::TempDir;
 
 /// The redirect every test opens: a query with `&`, which a shell would split.

@@ -223,15 +223,16 @@ timeout_secs = 10
     /// Makes the stored access token of `account` look expired a minute ago, as if the
     /// account had been left alone for longer than the token lives.
     pub fn expire_access_token(&self, account: &str) {
-        use keylink::SecretStore;
+        use keylink::store::SecretStore;
         let mut entry = self.keychain_entry(account).expect("a linked account");
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs() as i64;
         entry["expires_at"] = serde_json::json!(now - 60);
-        let store =
-            keylink::Chunked::new(keylink::Keychain::open(keylink::KEYCHAIN_SERVICE).unwrap());
+        let store = keylink::store::Chunked::new(
+            keylink::store::Keychain::open(keylink::store::KEYCHAIN_SERVICE).unwrap(),
+        );
         store
             .set(&self.token_key(account), &entry.to_string())
             .unwrap();
@@ -248,9 +249,10 @@ timeout_secs = 10
     /// The token set stored in the keychain for `account`, read through the same store layers
     /// Keylink uses (chunks reassembled), as JSON.
     pub fn keychain_entry(&self, account: &str) -> Option<serde_json::Value> {
-        use keylink::SecretStore;
-        let store =
-            keylink::Chunked::new(keylink::Keychain::open(keylink::KEYCHAIN_SERVICE).unwrap());
+        use keylink::store::SecretStore;
+        let store = keylink::store::Chunked::new(
+            keylink::store::Keychain::open(keylink::store::KEYCHAIN_SERVICE).unwrap(),
+        );
         let raw = store.get(&self.token_key(account)).unwrap()?;
         Some(serde_json::from_str(raw.secret()).unwrap())
     }

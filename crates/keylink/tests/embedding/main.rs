@@ -17,8 +17,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use keylink::{
-    Account, AppIdentity, BrowserOpener, Delivery, Error, ErrorCode, Keylink, LinkProgress,
-    LinkStart,
+    Account, AppIdentity, Error, ErrorCode, Keylink, LinkProgress, LinkStart,
+    browser::BrowserOpener, link::Delivery,
 };
 
 use support::{Idp, param, repo, wait_for};
@@ -108,8 +108,7 @@ fn config(idp: &Idp) -> keylink::Config {
 }
 
 fn app(idp: &Idp, identity: &str, data: &Path, browser: Arc<ScriptedBrowser>) -> Keylink {
-    Keylink::builder()
-        .identity(AppIdentity::new(identity).unwrap())
+    Keylink::builder(AppIdentity::new(identity).unwrap())
         .config(config(idp))
         .data_dir(data)
         .browser(browser)
@@ -134,7 +133,7 @@ fn step(progress: &LinkProgress) -> &'static str {
 /// progress callback (so a cancel there happens exactly at that step).
 struct Running {
     steps: Arc<Mutex<Vec<&'static str>>>,
-    codes: mpsc::Receiver<keylink::DeviceAuthorization>,
+    codes: mpsc::Receiver<keylink::link::DeviceAuthorization>,
     thread: JoinHandle<Result<Account, Error>>,
 }
 
@@ -142,7 +141,7 @@ impl Running {
     fn start(
         keylink: &Keylink,
         start: LinkStart,
-        on_step: impl Fn(&'static str, &keylink::LinkCanceller) + Send + 'static,
+        on_step: impl Fn(&'static str, &keylink::link::LinkCanceller) + Send + 'static,
     ) -> Running {
         let session = keylink.link(start).unwrap();
         let cancel = session.canceller();
@@ -189,7 +188,7 @@ fn link(keylink: &Keylink, browser: &ScriptedBrowser) -> Account {
 }
 
 /// The person on their other device: the user agent in device mode confirms `code`.
-fn approve_on_other_device(idp: &Idp, code: &keylink::DeviceAuthorization) {
+fn approve_on_other_device(idp: &Idp, code: &keylink::link::DeviceAuthorization) {
     let complete = code.verification_uri_complete.as_ref().unwrap();
     let status = Command::new(repo().join("tests/idp/user-agent.js"))
         .arg(complete.as_str())
@@ -225,7 +224,7 @@ fn an_app_links_with_its_own_identity_and_others_cannot_see_or_remove_it() {
     assert_eq!(opened.len(), 1);
     let redirect_uri = param(&opened[0], "redirect_uri").unwrap();
     assert_eq!(redirect_uri, "com.example.notes:/callback/demo");
-    let token = notes.access_token(&id, 60).unwrap();
+    let token = notes.access_token(&id, Duration::from_secs(60)).unwrap();
     assert!(!token.secret().is_empty());
 
     // Another app in the same keychain sees nothing and can remove nothing.
@@ -237,9 +236,9 @@ fn an_app_links_with_its_own_identity_and_others_cannot_see_or_remove_it() {
     );
     assert!(other.accounts().unwrap().is_empty());
     assert!(other.unlink(&id).is_err());
-    assert!(other.access_token(&id, 60).is_err());
+    assert!(other.access_token(&id, Duration::from_secs(60)).is_err());
     // Nor does the Keylink app itself.
-    let keylink_app = Keylink::builder()
+    let keylink_app = Keylink::builder(AppIdentity::keylink())
         .config(config(&idp))
         .data_dir(dir.path().join("keylink"))
         .build()
@@ -261,7 +260,7 @@ fn an_app_links_with_its_own_identity_and_others_cannot_see_or_remove_it() {
     let fresh = app(&idp, "com.example.notes", &notes_data, browser.clone());
     assert_eq!(fresh.accounts().unwrap().len(), 1);
     assert!(
-        fresh.access_token(&id, 60).is_ok(),
+        fresh.access_token(&id, Duration::from_secs(60)).is_ok(),
         "the first directory's tokens survived"
     );
     fresh.unlink(&id).unwrap();
@@ -495,13 +494,18 @@ fn api_requests_carry_the_token_only_to_the_providers_api_origins() {
         browser.clone(),
     );
     let account = link(&keylink, &browser);
-    let token = keylink.access_token(&account.id, 60).unwrap();
+    let token = keylink
+        .access_token(&account.id, Duration::from_secs(60))
+        .unwrap();
 
     // The provider's userinfo endpoint, with the token attached here.
     let userinfo = url::Url::parse(&format!("{}/me", idp.issuer)).unwrap();
     let before = idp.stats().userinfo;
     let answer = keylink
-        .api_request(&account.id, &keylink::ApiRequest::get(userinfo.clone()))
+        .api_request(
+            &account.id,
+            &keylink::api::ApiRequest::get(userinfo.clone()),
+        )
         .unwrap();
     assert_eq!(answer.status, 200);
     let claims: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
@@ -520,12 +524,12 @@ fn api_requests_carry_the_token_only_to_the_providers_api_origins() {
     // Anywhere else: refused before anything is sent.
     let elsewhere = url::Url::parse("https://127.0.0.1:9/me").unwrap();
     let refused = keylink
-        .api_request(&account.id, &keylink::ApiRequest::get(elsewhere))
+        .api_request(&account.id, &keylink::api::ApiRequest::get(elsewhere))
         .unwrap_err();
     assert_eq!(refused.code(), ErrorCode::NotAllowed);
     assert!(refused.to_string().contains("api_origins"), "{refused}");
     // Credentials are Keylink's to set.
-    let mut own_auth = keylink::ApiRequest::get(userinfo);
+    let mut own_auth = keylink::api::ApiRequest::get(userinfo);
     own_auth
         .headers
         .push(("Authorization".into(), "Bearer mine".into()));

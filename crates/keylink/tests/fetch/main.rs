@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keylink::{
-    Account, AccountStatus, ApiRequest, BrowserOpener, Clock, Error, ErrorCode, Keylink, LinkStart,
-    SecretStore, SecretString, StoreError,
+    Account, Error, ErrorCode, Keylink, LinkStart, api::ApiRequest, browser::BrowserOpener,
+    clock::Clock, store::AccountStatus, store::SecretStore, store::StoreError, token::SecretString,
 };
 
 use http_server::{Reply, Request, Server};
@@ -90,7 +90,7 @@ struct SteppingClock(AtomicI64);
 
 impl Clock for SteppingClock {
     fn now(&self) -> i64 {
-        keylink::SystemClock.now() + self.0.load(Ordering::SeqCst)
+        keylink::clock::SystemClock.now() + self.0.load(Ordering::SeqCst)
     }
 }
 
@@ -254,7 +254,7 @@ impl World {
         clock: &Arc<SteppingClock>,
         browser: &Arc<LoopbackBrowser>,
     ) -> Keylink {
-        Keylink::builder()
+        Keylink::builder(keylink::AppIdentity::keylink())
             .config(config)
             .data_dir(data.join("data"))
             .secret_store(store.clone())
@@ -270,7 +270,7 @@ impl World {
 
     fn token(&self) -> String {
         self.keylink
-            .access_token(&self.account.id, 60)
+            .access_token(&self.account.id, Duration::from_secs(60))
             .unwrap()
             .secret()
             .to_owned()
@@ -282,7 +282,7 @@ impl World {
     }
 }
 
-fn body_text(answer: &keylink::ApiResponse) -> String {
+fn body_text(answer: &keylink::api::ApiResponse) -> String {
     String::from_utf8_lossy(&answer.body).into_owned()
 }
 
@@ -490,7 +490,9 @@ fn tokens_are_never_sent_to_a_provider_whose_issuer_changed_after_linking() {
         )),
         "{refused}"
     );
-    let refused = changed.access_token(id, 60).unwrap_err();
+    let refused = changed
+        .access_token(id, Duration::from_secs(60))
+        .unwrap_err();
     assert_eq!(refused.code(), ErrorCode::NeedsRelink);
     assert_eq!(
         changed.account(id).unwrap().status,
@@ -504,7 +506,7 @@ fn tokens_are_never_sent_to_a_provider_whose_issuer_changed_after_linking() {
     // Unlinking removes it here without sending its tokens there to be revoked.
     let report = changed.unlink(id).unwrap();
     assert!(
-        matches!(report.revocation, keylink::Revocation::Failed(_)),
+        matches!(report.revocation, keylink::token::Revocation::Failed(_)),
         "{:?}",
         report.revocation
     );

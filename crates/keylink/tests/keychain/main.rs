@@ -3,9 +3,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use keylink::{KEYCHAIN_SERVICE, Keychain, MAX_ENTRY_BYTES, SecretStore, open_token_store};
+use keylink::store::{KEYCHAIN_SERVICE, Keychain, MAX_ENTRY_BYTES, SecretStore};
 
 /// The token store, but only inside the private keyring of `scripts/with-keyring.sh`: these
 /// tests must never write to the keyring of the person running them.
@@ -15,7 +15,7 @@ fn token_store() -> std::sync::Arc<dyn SecretStore> {
         Ok("1"),
         "run these tests through scripts/with-keyring.sh (it gives them a keyring of their own)"
     );
-    open_token_store(KEYCHAIN_SERVICE, Duration::from_secs(10)).unwrap()
+    Keychain::open_for_tokens(KEYCHAIN_SERVICE).unwrap()
 }
 
 /// A key no other test run uses.
