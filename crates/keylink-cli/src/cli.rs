@@ -161,7 +161,7 @@ pub fn main() -> i32 {
             // Fleet tooling reads stdout: a configuration Keylink refuses (such as an untrusted
             // system policy) is still a report there.
             if doctor_json && e.code() == ErrorCode::Config {
-                let (message, fix) = split_fix(&format!("configuration: {e}"));
+                let (message, fix) = (format!("configuration: {e}"), advice(&e));
                 print_json(&Report {
                     app: cli
                         .app
@@ -171,7 +171,7 @@ pub fn main() -> i32 {
                     checks: &[Check::fail("config", message, fix)],
                 });
             }
-            eprintln!("keylink: {e}");
+            eprintln!("keylink: {}", with_advice(&e));
             exit_code(&e)
         }
     }
@@ -454,12 +454,39 @@ struct Report<'a> {
     checks: &'a [Check],
 }
 
-/// Splits a core error's text, which follows the house form "what happened; what to do", into
-/// the two.
-fn split_fix(text: &str) -> (String, Option<String>) {
-    match text.rsplit_once("; ") {
-        Some((message, fix)) => (message.to_owned(), Some(fix.to_owned())),
-        None => (text.to_owned(), None),
+/// What a `keylink` user can do about `e`, in the CLI's own commands, flags and variables:
+/// the library's messages say only what happened.
+fn advice(e: &Error) -> Option<String> {
+    use keylink::link::DeviceError;
+    use keylink::store::StoreError;
+    let text = match e {
+        Error::UnknownProvider(_) => "run `keylink providers` to see the configured ones".into(),
+        Error::UnknownAccount(_) => "run `keylink list` to see the linked accounts".into(),
+        Error::AmbiguousAccount(_) => "use the account id from `keylink list` instead".into(),
+        Error::Browser(_) => "use --device to sign in from another device, or --no-browser to open the printed URL yourself (or set BROWSER)".into(),
+        Error::NeedsRelink(_) => "run `keylink link` for its provider".into(),
+        Error::DataDirUnknown(_) => "set KEYLINK_DATA_DIR to an absolute path of your own".into(),
+        Error::ChecksFailed(_) => "fix the lines marked fail above".into(),
+        Error::LinkTimedOut(_) => "run the link again".into(),
+        Error::Device(DeviceError::Unsupported(provider)) => {
+            format!("use `keylink link {provider}` in a browser instead")
+        }
+        Error::Store(StoreError::Keychain(_)) => {
+            "try again, and run `keylink doctor` if it persists".into()
+        }
+        Error::Store(StoreError::DataDir { .. }) | Error::Pending(_) => {
+            "check its permissions or set KEYLINK_DATA_DIR".into()
+        }
+        _ => return None,
+    };
+    Some(text)
+}
+
+/// `e` as the CLI says it: what happened, then what to do.
+fn with_advice(e: &Error) -> String {
+    match advice(e) {
+        Some(advice) => format!("{e}; {advice}"),
+        None => e.to_string(),
     }
 }
 
@@ -484,10 +511,7 @@ fn doctor(keylink: &Keylink, json: bool) -> Result<(), Error> {
     }
     checks.push(match keylink.check_keychain() {
         Ok(()) => Check::ok("keychain", "keychain: reachable and writable".into()),
-        Err(e) => {
-            let (message, fix) = split_fix(&format!("keychain: {e}"));
-            Check::fail("keychain", message, fix)
-        }
+        Err(e) => Check::fail("keychain", format!("keychain: {e}"), advice(&e)),
     });
     for provider in keylink.config().providers.values() {
         let id = format!("provider.{}", provider.id);
@@ -529,8 +553,8 @@ fn doctor(keylink: &Keylink, json: bool) -> Result<(), Error> {
                 });
             }
             Err(e) => {
-                let (message, fix) = split_fix(&format!("provider {}: {e}", provider.id));
-                checks.push(Check::fail(id, message, fix));
+                let message = format!("provider {}: {e}", provider.id);
+                checks.push(Check::fail(id, message, advice(&e)));
                 checks.push(Check::skip(
                     clock,
                     format!(
@@ -663,10 +687,7 @@ fn url_scheme_check(scheme: &str) -> (&'static str, String, Option<String>) {
             );
         }
         Ok(None) => {}
-        Err(e) => {
-            let (message, fix) = split_fix(&e.to_string());
-            return ("warn", message, fix);
-        }
+        Err(e) => return warn(e.to_string(), REGISTER),
     }
     match resolve_url_handler(scheme, &env) {
         Ok(HandlerResolution::Resolved {
@@ -744,9 +765,6 @@ fn url_scheme_check(scheme: &str) -> (&'static str, String, Option<String>) {
             format!("the handler of {scheme} is in a state this doctor does not know ({other:?})"),
             REGISTER,
         ),
-        Err(e) => {
-            let (message, fix) = split_fix(&e.to_string());
-            ("warn", message, fix)
-        }
+        Err(e) => warn(e.to_string(), REGISTER),
     }
 }

@@ -155,7 +155,7 @@ pub(crate) fn wait(
                     }
                 })
                 .map_err(|e| match e {
-                    LoopbackError::TimedOut => Error::LinkTimedOut(timeout.as_secs()),
+                    LoopbackError::TimedOut => Error::LinkTimedOut(timeout),
                     LoopbackError::Cancelled => Error::Cancelled,
                     other => Error::Loopback(other),
                 })
@@ -201,7 +201,7 @@ fn wait_for_outcome(
             (hooks.claimed)();
         }
         if Instant::now() >= deadline {
-            return Err(Error::LinkTimedOut(timeout.as_secs()));
+            return Err(Error::LinkTimedOut(timeout));
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -80,7 +80,7 @@ impl DeviceAuthorization {
 pub enum DeviceError {
     /// The provider publishes no `device_authorization_endpoint` and none is configured.
     #[error(
-        "the provider {0} does not support device sign-in (it has no device authorization endpoint); use `keylink link {0}` in a browser instead"
+        "the provider {0} does not support device sign-in (it has no device authorization endpoint)"
     )]
     Unsupported(String),
     /// The device authorization endpoint could not be reached, or answered 5xx or 429.
@@ -218,7 +218,7 @@ fn pause(
         }
         let now = Instant::now();
         if now >= deadline {
-            return Err(Error::LinkTimedOut(timeout.as_secs()));
+            return Err(Error::LinkTimedOut(timeout));
         }
         if now >= until {
             return Ok(());

@@ -1,4 +1,8 @@
-//! The top-level error: every module's error, with the exit code the CLI contract assigns.
+//! The top-level error: every module's error, and the [`ErrorCode`] front ends switch on.
+//!
+//! Messages say what happened, never a secret. What the person can do about it depends on
+//! the front end (the CLI names its commands, an app its buttons), so each front end adds its
+//! own advice by [`ErrorCode`] and variant.
 
 use crate::callback::{LoopbackError, RedirectError};
 use crate::exchange::ExchangeError;
@@ -9,8 +13,8 @@ use crate::ids::AccountId;
 use crate::provider::{ConfigError, DiscoveryError};
 use crate::store::StoreError;
 
-/// Anything that can go wrong in Keylink. Messages say what happened and what to do, and
-/// never contain a secret.
+/// Anything that can go wrong in Keylink. Messages say what happened, and never contain a
+/// secret; the front end adds what to do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -18,17 +22,13 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// No provider with this id is configured.
-    #[error(
-        "no provider named \"{0}\" is configured; run `keylink providers` to see the configured ones"
-    )]
+    #[error("no provider named \"{0}\" is configured")]
     UnknownProvider(String),
     /// No account matches.
-    #[error("no linked account matches \"{0}\"; run `keylink list` to see the linked accounts")]
+    #[error("no linked account matches \"{0}\"")]
     UnknownAccount(String),
     /// More than one account has this email.
-    #[error(
-        "more than one linked account has the email \"{0}\"; use the account id from `keylink list` instead"
-    )]
+    #[error("more than one linked account has the email \"{0}\"")]
     AmbiguousAccount(String),
     /// The HTTP client could not be set up.
     #[error(transparent)]
@@ -42,9 +42,7 @@ pub enum Error {
     )]
     UnsafeAuthorizationUrl(String),
     /// The browser could not be started.
-    #[error(
-        "could not open a web browser ({0}); use --device to sign in from another device, or --no-browser to open the printed URL yourself (or set BROWSER)"
-    )]
+    #[error("could not open a web browser ({0})")]
     Browser(String),
     /// The redirect was refused.
     #[error(transparent)]
@@ -53,8 +51,11 @@ pub enum Error {
     #[error(transparent)]
     Loopback(#[from] LoopbackError),
     /// No redirect arrived in time.
-    #[error("no sign-in arrived within {0} seconds; run the link again")]
-    LinkTimedOut(u64),
+    #[error(
+        "no sign-in arrived within {}, so nothing was linked",
+        crate::text::duration_words(*.0)
+    )]
+    LinkTimedOut(std::time::Duration),
     /// The person declined at the provider's consent page (`access_denied`).
     #[error(
         "you cancelled the sign-in at {0}, so nothing was linked; link again when you are ready"
@@ -79,7 +80,7 @@ pub enum Error {
     #[error("a link to {0} is already in progress; finish or cancel it before starting another")]
     LinkInProgress(String),
     /// `keylink doctor` found problems.
-    #[error("{0} check(s) failed; fix the lines marked fail above")]
+    #[error("{0} check(s) failed")]
     ChecksFailed(usize),
     /// The process that received the redirect could not complete the link: its message,
     /// and its code (`link_failed` when it did not say).
@@ -115,7 +116,7 @@ pub enum Error {
     Store(#[from] StoreError),
     /// The account's grant is no longer valid.
     #[error(
-        "the account {0} must be linked again (the provider no longer accepts its refresh token); run `keylink link` for its provider"
+        "the account {0} must be linked again: the provider no longer accepts its refresh token"
     )]
     NeedsRelink(AccountId),
     /// Another process held the account's lock for longer than any refresh can take.
@@ -180,9 +181,7 @@ pub enum Error {
         value: String,
     },
     /// No absolute data directory could be determined from the environment.
-    #[error(
-        "Keylink cannot tell where to keep its data ({0}); set KEYLINK_DATA_DIR to an absolute path of your own"
-    )]
+    #[error("Keylink cannot tell where to keep its data ({0})")]
     DataDirUnknown(String),
     /// The token expires within min-ttl and cannot be refreshed.
     #[error(
@@ -400,7 +399,10 @@ mod tests {
             ErrorCode::Cancelled
         );
         assert_eq!(Error::Browser("x".into()).code(), ErrorCode::Browser);
-        assert_eq!(Error::LinkTimedOut(5).code(), ErrorCode::Timeout);
+        assert_eq!(
+            Error::LinkTimedOut(std::time::Duration::from_secs(5)).code(),
+            ErrorCode::Timeout
+        );
         assert_eq!(
             Error::NeedsRelink("a".into()).code(),
             ErrorCode::NeedsRelink

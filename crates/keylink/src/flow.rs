@@ -181,9 +181,7 @@ struct PendingFlowFile<'a> {
 #[non_exhaustive]
 pub enum PendingError {
     /// The data directory could not be written.
-    #[error(
-        "cannot write Keylink's data directory {dir} ({reason}); check its permissions or set KEYLINK_DATA_DIR"
-    )]
+    #[error("cannot write Keylink's data directory {dir} ({reason})")]
     Io {
         /// The directory.
         dir: PathBuf,

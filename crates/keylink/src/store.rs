@@ -50,7 +50,7 @@ pub enum StoreError {
     )]
     Locked(String),
     /// The keychain refused or failed an operation.
-    #[error("the keychain failed ({0}); try again, and run `keylink doctor` if it persists")]
+    #[error("the keychain failed ({0})")]
     Keychain(String),
     /// A stored token set cannot be read (written by an incompatible version or damaged, or
     /// one of its chunks is missing or does not match the digest in its header).
@@ -76,9 +76,7 @@ pub enum StoreError {
         max: usize,
     },
     /// The data directory or the index could not be read or written.
-    #[error(
-        "cannot use Keylink's data directory {path} ({reason}); check its permissions or set KEYLINK_DATA_DIR"
-    )]
+    #[error("cannot use Keylink's data directory {path} ({reason})")]
     DataDir {
         /// The path involved.
         path: PathBuf,
@@ -489,14 +487,14 @@ pub(crate) fn check_trusted_dir(dir: &Path) -> Result<(), StoreError> {
         if !meta.is_dir() {
             return Err(untrusted(
                 "is not a directory".into(),
-                "remove it or set KEYLINK_DATA_DIR to a directory of your own".into(),
+                "remove it, or use a data directory of your own".into(),
             ));
         }
         let me = rustix::process::geteuid().as_raw();
         if meta.uid() != me {
             return Err(untrusted(
                 format!("belongs to user id {}, not to you ({me})", meta.uid()),
-                "set KEYLINK_DATA_DIR to a directory of your own".into(),
+                "use a data directory of your own".into(),
             ));
         }
         let mode = meta.mode() & 0o777;

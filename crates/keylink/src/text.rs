@@ -24,3 +24,13 @@ pub(crate) fn printable(text: &str, max: usize) -> String {
 fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
+
+/// A span as words: "a minute", "5 minutes", "90 seconds".
+pub(crate) fn duration_words(span: std::time::Duration) -> String {
+    match span.as_secs() {
+        60 => "a minute".to_owned(),
+        s if s > 0 && s % 60 == 0 => format!("{} minutes", s / 60),
+        1 => "a second".to_owned(),
+        s => format!("{s} seconds"),
+    }
+}

@@ -32,56 +32,39 @@ impl std::fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl From<keylink::Error> for Error {
-    /// The core's sentence, except where it tells a `keylink` CLI user what to run: an app's
-    /// user has buttons, not commands.
+    /// The core's sentence, which says what happened, and what an app's user can do about
+    /// it ([`advice`]).
     fn from(e: keylink::Error) -> Self {
-        let message = match &e {
-            keylink::Error::Browser(detail) => format!(
-                "the web browser could not be opened ({detail}); set a default browser, or link with a code on another device"
-            ),
-            keylink::Error::Loopback(keylink::link::LoopbackError::Cancelled) => {
-                "the link was cancelled and nothing was linked".to_owned()
-            }
-            keylink::Error::LinkTimedOut(secs) => format!(
-                "no sign-in arrived within {}, so nothing was linked; link again when you are ready",
-                duration_words(*secs)
-            ),
-            keylink::Error::NeedsRelink(_) => {
-                "the provider no longer accepts this account's sign-in; reconnect the account to link it again"
-                    .to_owned()
-            }
-            keylink::Error::NoRefreshToken(_) => {
-                "this account's access has expired and cannot be renewed; reconnect the account to link it again"
-                    .to_owned()
-            }
-            keylink::Error::UnknownProvider(id) => {
-                format!("no provider named \"{id}\" is configured")
-            }
-            keylink::Error::UnknownAccount(_) => {
-                "this account is no longer linked (it may have been unlinked elsewhere)".to_owned()
-            }
-            keylink::Error::AmbiguousAccount(email) => format!(
-                "more than one linked account has the email \"{email}\"; choose the account by its id"
-            ),
-            keylink::Error::Store(keylink::store::StoreError::Keychain(detail)) => format!(
-                "the keychain failed ({detail}); try again, and check that your desktop keychain is running if it persists"
-            ),
-            keylink::Error::Device(keylink::link::DeviceError::Unsupported(provider)) => format!(
-                "the provider {provider} does not support sign-in with a code; link it in the browser instead"
-            ),
-            other => other.to_string(),
+        let message = match advice(&e) {
+            Some(advice) => format!("{e}; {advice}"),
+            None => e.to_string(),
         };
         Error::new(e.code(), message)
     }
 }
 
-/// "300" → "5 minutes", "90" → "90 seconds".
-fn duration_words(secs: u64) -> String {
-    match secs {
-        60 => "a minute".to_owned(),
-        s if s % 60 == 0 => format!("{} minutes", s / 60),
-        s => format!("{s} seconds"),
-    }
+/// What an app's user can do about `e`: what they can see (the app's Reconnect and Link
+/// buttons, their desktop), never a `keylink` command, flag or variable.
+fn advice(e: &keylink::Error) -> Option<String> {
+    use keylink::Error as E;
+    use keylink::link::DeviceError;
+    use keylink::store::StoreError;
+    let text = match e {
+        E::Browser(_) => "set a default browser, or link with a code on another device".into(),
+        E::LinkTimedOut(_) => "link again when you are ready".into(),
+        E::NeedsRelink(_) | E::NoRefreshToken(_) => "reconnect the account to link it again".into(),
+        E::UnknownAccount(_) => "it may have been unlinked elsewhere".into(),
+        E::AmbiguousAccount(_) => "choose the account by its id".into(),
+        E::Store(StoreError::Keychain(_)) => {
+            "try again, and check that your desktop keychain is running if it persists".into()
+        }
+        E::Store(StoreError::DataDir { .. }) | E::Pending(_) => {
+            "check that the directory is yours and writable".into()
+        }
+        E::Device(DeviceError::Unsupported(_)) => "link it in the browser instead".into(),
+        _ => return None,
+    };
+    Some(text)
 }
 
 /// `text` as a sentence: a capital first letter (unless it starts with a URL) and a full

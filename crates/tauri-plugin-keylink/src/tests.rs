@@ -185,7 +185,7 @@ fn without_the_deep_link_plugin_the_app_does_not_start_and_says_why() {
 #[test]
 fn errors_tell_an_app_user_what_to_do_not_which_cli_command_to_run() {
     let cases = [
-        keylink::Error::LinkTimedOut(300),
+        keylink::Error::LinkTimedOut(std::time::Duration::from_secs(300)),
         keylink::Error::Browser("no opener".into()),
         keylink::Error::UnknownProvider("work".into()),
         keylink::Error::UnknownAccount("x".into()),
@@ -204,7 +204,9 @@ fn errors_tell_an_app_user_what_to_do_not_which_cli_command_to_run() {
         );
         assert!(e.message.ends_with('.'), "{:?}", e.message);
     }
-    let e = Error::from(keylink::Error::LinkTimedOut(300));
+    let e = Error::from(keylink::Error::LinkTimedOut(
+        std::time::Duration::from_secs(300),
+    ));
     assert_eq!(e.code, keylink::ErrorCode::Timeout);
     assert_eq!(
         e.message,
@@ -242,7 +244,9 @@ fn a_redirect_outcome_before_any_listener_is_kept_for_the_first_one() {
     }
     // A listener that stopped hears nothing more; the next outcome waits for the next one.
     state.unwatch(channel.id());
-    state.redirect_finished(Err(keylink::Error::LinkTimedOut(60)));
+    state.redirect_finished(Err(keylink::Error::LinkTimedOut(
+        std::time::Duration::from_secs(60),
+    )));
     assert_eq!(
         heard.lock().unwrap().len(),
         1,
