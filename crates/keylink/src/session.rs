@@ -471,3 +471,6 @@ impl Drop for LinkSession {
         self.sessions.finished(self.id);
     }
 }
+
+#[cfg(test)]
+mod tests;
