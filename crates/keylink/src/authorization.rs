@@ -34,8 +34,9 @@ pub(crate) struct Started {
 
 /// What happens around completing a redirect, for the link session waiting on it.
 pub(crate) struct Hooks<'a> {
-    /// Called once the redirect's pending flow is claimed, before the code exchange.
-    pub(crate) claimed: &'a mut dyn FnMut(),
+    /// Called with the flow's id once the redirect's pending flow is claimed, before the
+    /// code exchange.
+    pub(crate) claimed: &'a mut dyn FnMut(&FlowId),
     /// Asked after the exchange, before anything is stored: `false` (a cancelled link)
     /// stores nothing and ends the flow with [`Error::Cancelled`].
     pub(crate) may_store: &'a dyn Fn(&str) -> bool,
@@ -177,7 +178,7 @@ pub(crate) fn wait(
 fn wait_for_outcome(
     ctx: &Context,
     outcomes: &Outcomes,
-    flow_id: &str,
+    flow_id: &FlowId,
     deadline: Instant,
     timeout: Duration,
     cancelled: &dyn Fn() -> bool,
@@ -189,7 +190,7 @@ fn wait_for_outcome(
         if let Some(result) = outcomes.take(ctx, flow_id) {
             // Completed between two looks: it was claimed and exchanged all the same.
             if !claimed {
-                (hooks.claimed)();
+                (hooks.claimed)(flow_id);
             }
             return result;
         }
@@ -198,7 +199,7 @@ fn wait_for_outcome(
         }
         if !claimed && !pending.contains(flow_id) {
             claimed = true;
-            (hooks.claimed)();
+            (hooks.claimed)(flow_id);
         }
         if Instant::now() >= deadline {
             return Err(Error::LinkTimedOut(timeout));
@@ -234,7 +235,7 @@ pub(crate) fn complete_redirect(
         Ok(claimed) => claimed,
         Err(e) => return (None, Err(e)),
     };
-    (hooks.claimed)();
+    (hooks.claimed)(&flow.id);
     let flow_id = flow.id.clone();
     let result = finish(ctx, flow, response, hooks.may_store);
     if let Ok(outcomes) = Outcomes::new(ctx) {

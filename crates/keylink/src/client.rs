@@ -275,7 +275,7 @@ impl Keylink {
     pub fn complete_redirect(&self, url: &str) -> Result<Account, Error> {
         crate::asynchronous::off_runtime(|| {
             let hooks = Hooks {
-                claimed: &mut || {},
+                claimed: &mut |_| {},
                 may_store: &|_| true,
             };
             authorization::complete_redirect(&self.ctx, url, hooks).1

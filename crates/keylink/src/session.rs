@@ -300,12 +300,14 @@ impl LinkSessions {
             tracing::debug!("redirect already delivered; ignoring the second delivery");
             return Delivery::Duplicate;
         }
+        // Which session the flow belongs to is read when it is claimed: once the outcome is
+        // recorded, the session may take it and end before this call returns.
+        let mut session = None;
         let hooks = Hooks {
-            claimed: &mut || {},
+            claimed: &mut |flow_id| session = lock(&self.flows).get(flow_id).map(|(id, _)| *id),
             may_store: &|flow_id| !self.is_cancelled_flow(flow_id),
         };
-        let (flow_id, result) = authorization::complete_redirect(ctx, url, hooks);
-        let session = flow_id.and_then(|f| lock(&self.flows).get(&f).map(|(id, _)| *id));
+        let (_, result) = authorization::complete_redirect(ctx, url, hooks);
         match session {
             Some(id) => Delivery::ToSession(id),
             None => Delivery::Completed(result),
@@ -457,7 +459,7 @@ impl LinkSession {
             return give_up(Error::Cancelled);
         }
         progress(&LinkProgress::Waiting { deadline });
-        let mut exchanging = || progress(&LinkProgress::Exchanging);
+        let mut exchanging = |_: &_| progress(&LinkProgress::Exchanging);
         let hooks = Hooks {
             claimed: &mut exchanging,
             may_store: &|_| !cancelled(),
