@@ -49,6 +49,7 @@ client_id = "test-client"
 authorization_endpoint = "https://plain.example/authorize"
 token_endpoint = "{server}/token"
 userinfo_endpoint = "{server}/userinfo"
+revocation_endpoint = "{server}/revoke"
 scopes = ["read"]
 
 [providers.other]

@@ -431,3 +431,6 @@ fn revoke(ctx: &Context, account: &Account, tokens: &TokenSet) -> Revocation {
         Err(e) => Revocation::Failed(e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests;

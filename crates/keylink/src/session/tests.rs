@@ -11,6 +11,10 @@ use serde_json::json;
 use super::*;
 use crate::callback::RedirectError;
 
+#[allow(
+    clippy::duplicate_mod,
+    reason = "each test module includes the shared harness"
+)]
 #[path = "../test_harness.rs"]
 mod harness;
 use harness::{Fixture, PATIENCE, Reply, Request, TestBrowser, redirect_for};
