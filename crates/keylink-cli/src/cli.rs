@@ -9,7 +9,7 @@ use serde::Serialize;
 use keylink::clock::{ClockOffset, rfc3339};
 use keylink::{Account, store::AccountStatus, token::Revocation};
 use keylink::{AppIdentity, Environment, Keylink, LinkProgress, LinkStart};
-use keylink::{Error, ErrorCode};
+use keylink::{Error, ErrorCode, IdentityError};
 
 #[derive(Parser)]
 #[command(
@@ -465,7 +465,7 @@ fn advice(e: &Error) -> Option<String> {
         Error::AmbiguousAccount(_) => "use the account id from `keylink list` instead".into(),
         Error::Browser(_) => "use --device to sign in from another device, or --no-browser to open the printed URL yourself (or set BROWSER)".into(),
         Error::NeedsRelink(_) => "run `keylink link` for its provider".into(),
-        Error::DataDirUnknown(_) => "set KEYLINK_DATA_DIR to an absolute path of your own".into(),
+        Error::Identity(IdentityError::DataDirUnknown(_)) => "set KEYLINK_DATA_DIR to an absolute path of your own".into(),
         Error::ChecksFailed(_) => "fix the lines marked fail above".into(),
         Error::LinkTimedOut(_) => "run the link again".into(),
         Error::Device(DeviceError::Unsupported(provider)) => {

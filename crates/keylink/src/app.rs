@@ -9,11 +9,28 @@ use std::path::PathBuf;
 
 use url::Url;
 
-use crate::error::Error;
-
 /// The identifier, URL scheme and keychain namespace of the Keylink app and the `keylink`
 /// CLI, which share their accounts.
 pub(crate) const KEYLINK_APP: &str = "dev.keylink";
+
+/// An app identity, or the data directory it implies, that Keylink cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// An app identifier or URL scheme is not a reverse-domain name.
+    #[error(
+        "the {what} \"{value}\" is not a reverse-domain name such as com.example.app; use lower-case letters, digits, dashes and dots"
+    )]
+    NotReverseDomain {
+        /// What was being set.
+        what: &'static str,
+        /// The value, as plain text.
+        value: String,
+    },
+    /// No absolute data directory could be determined from the environment or the setting.
+    #[error("Keylink cannot tell where to keep its data ({0})")]
+    DataDirUnknown(String),
+}
 
 /// The app Keylink links accounts for: its identifier (reverse-domain, e.g.
 /// `com.example.notes`), the private-use URL scheme its redirects use (RFC 8252 §7.1), and
@@ -37,7 +54,7 @@ impl AppIdentity {
     /// The identity of the app `identifier` (reverse-domain: lower-case letters, digits, `-`
     /// and at least one `.`); its URL scheme is the identifier too unless
     /// [`AppIdentity::with_scheme`] says otherwise.
-    pub fn new(identifier: &str) -> Result<Self, Error> {
+    pub fn new(identifier: &str) -> Result<Self, IdentityError> {
         check_reverse_domain(identifier, "app identifier")?;
         Ok(Self {
             identifier: identifier.to_owned(),
@@ -46,7 +63,7 @@ impl AppIdentity {
     }
 
     /// Uses `scheme` (reverse-domain, RFC 8252 §7.1) for redirects instead of the identifier.
-    pub fn with_scheme(mut self, scheme: &str) -> Result<Self, Error> {
+    pub fn with_scheme(mut self, scheme: &str) -> Result<Self, IdentityError> {
         check_reverse_domain(scheme, "URL scheme")?;
         self.scheme = scheme.to_owned();
         Ok(self)
@@ -101,11 +118,11 @@ impl AppIdentity {
     /// `$XDG_DATA_HOME/<name>`, else `~/.local/share/<name>`, else (Windows, where neither
     /// is usually set) `%LOCALAPPDATA%\<name>`. Always an absolute path: with no usable
     /// variable it is an error, never the current directory (SECURITY 38).
-    pub fn default_data_dir(&self, env: &Environment) -> Result<PathBuf, Error> {
+    pub fn default_data_dir(&self, env: &Environment) -> Result<PathBuf, IdentityError> {
         if let Some(dir) = env.var("KEYLINK_DATA_DIR") {
             let dir = PathBuf::from(dir);
             if !dir.is_absolute() {
-                return Err(Error::DataDirUnknown(format!(
+                return Err(IdentityError::DataDirUnknown(format!(
                     "KEYLINK_DATA_DIR ({}) is not an absolute path",
                     crate::text::printable(&dir.display().to_string(), 200)
                 )));
@@ -117,7 +134,7 @@ impl AppIdentity {
             .or_else(|| env.absolute("HOME").map(|h| h.join(".local/share")))
             .or_else(|| env.absolute("LOCALAPPDATA"))
             .ok_or_else(|| {
-                Error::DataDirUnknown(
+                IdentityError::DataDirUnknown(
                     "none of XDG_DATA_HOME, HOME and LOCALAPPDATA is set to an absolute path"
                         .into(),
                 )
@@ -126,7 +143,7 @@ impl AppIdentity {
     }
 }
 
-fn check_reverse_domain(text: &str, what: &'static str) -> Result<(), Error> {
+fn check_reverse_domain(text: &str, what: &'static str) -> Result<(), IdentityError> {
     let ok = (3..=100).contains(&text.len())
         && text.contains('.')
         && text
@@ -139,7 +156,7 @@ fn check_reverse_domain(text: &str, what: &'static str) -> Result<(), Error> {
     if ok {
         Ok(())
     } else {
-        Err(Error::BadIdentity {
+        Err(IdentityError::NotReverseDomain {
             what,
             value: crate::text::printable(text, 100),
         })

@@ -3,6 +3,8 @@
 //! loopback listener, or the outcome another process leaves), and completing a redirect in
 //! any process, at most once.
 
+pub(crate) mod device;
+
 use std::time::{Duration, Instant};
 
 use url::Url;

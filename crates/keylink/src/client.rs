@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::api::{ApiRequest, ApiResponse};
-use crate::app::{AppIdentity, Environment};
+use crate::app::{AppIdentity, Environment, IdentityError};
 use crate::authorization::{self, Hooks};
 use crate::browser::{BrowserOpener, SystemBrowser};
 use crate::clock::{Clock, ClockOffset, ClockOffsetError, SystemClock, UnixTime};
@@ -131,10 +131,11 @@ impl KeylinkBuilder {
         let data_dir = match self.data_dir {
             Some(dir) if dir.is_absolute() => dir,
             Some(dir) => {
-                return Err(Error::DataDirUnknown(format!(
+                return Err(IdentityError::DataDirUnknown(format!(
                     "the data directory {} is not an absolute path",
                     printable(&dir.display().to_string(), 200)
-                )));
+                ))
+                .into());
             }
             None => self.identity.default_data_dir(&self.environment)?,
         };

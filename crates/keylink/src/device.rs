@@ -6,20 +6,16 @@
 //! [`DeviceCode`] and never reaches a log line or an error message. The user code and the
 //! verification URI are meant to be shown.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use url::Url;
 
 use crate::clock::UnixTime;
-use crate::context::Context;
-use crate::error::Error;
-use crate::exchange::{self, ExchangeError, TokenSet};
+use crate::exchange::{ExchangeError, TokenSet};
 use crate::http::is_allowed_endpoint;
 use crate::provider::ProviderConfig;
 use crate::secret::DeviceCode;
-use crate::session::LinkProgress;
-use crate::store::Account;
 use crate::text::printable;
 
 /// The `grant_type` of the device access token request (RFC 8628 §3.4).
@@ -38,8 +34,6 @@ const MAX_CODE_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// User codes are typed by a person: anything longer is not one.
 const MAX_USER_CODE_LEN: usize = 64;
-/// How often a wait between polls checks `cancelled` and the time limit.
-const WAKE_UP: Duration = Duration::from_millis(100);
 
 /// What the person needs to approve a device sign-in (RFC 8628 §3.2, §3.3). Nothing in it is
 /// secret: show it.
@@ -120,117 +114,10 @@ pub enum DeviceError {
     Expired,
 }
 
-/// Links an account at `provider` through the Device Authorization Grant (RFC 8628): for
-/// machines without a browser. Keylink asks the provider for a code, shows it through
-/// `progress` ([`LinkProgress::CodeShown`]), then polls the token endpoint at the
-/// provider's pace until the person approves or declines on another device, the code
-/// expires, `deadline` passes, or `cancelled` returns true. The approved account is stored
-/// like any other link; nothing is stored otherwise, also when the link is cancelled
-/// while the approval is being checked.
-pub(crate) fn link(
-    ctx: &Context,
-    provider: &ProviderConfig,
-    deadline: Instant,
-    timeout: Duration,
-    cancelled: &dyn Fn() -> bool,
-    progress: &mut dyn FnMut(&LinkProgress),
-) -> Result<Account, Error> {
-    // Without a usable keychain the tokens could not be kept: say so before the person
-    // signs in, not after.
-    ctx.check_keychain()?;
-    let metadata = ctx.metadata(provider)?;
-    let endpoint = metadata
-        .device_authorization_endpoint
-        .as_ref()
-        .ok_or_else(|| DeviceError::Unsupported(provider.id.to_string()))?;
-    if cancelled() {
-        return Err(Error::Cancelled);
-    }
-    let (device_code, authorization, interval) =
-        request_device_authorization(ctx.http(), provider, endpoint)?;
-    let mut polling = Polling::new(interval, authorization.expires_in, ctx.now());
-    tracing::info!(
-        provider = %provider.id,
-        expires_in = authorization.expires_in.as_secs(),
-        interval = polling.interval.as_secs(),
-        "device authorization started"
-    );
-    let code_deadline = crate::clock::deadline_after(authorization.expires_in).min(deadline);
-    progress(&LinkProgress::CodeShown(authorization));
-    if cancelled() {
-        return Err(Error::Cancelled);
-    }
-    progress(&LinkProgress::Waiting {
-        deadline: code_deadline,
-    });
-
-    let mut form = vec![
-        ("grant_type", DEVICE_CODE_GRANT_TYPE),
-        ("device_code", device_code.secret()),
-        ("client_id", provider.client_id.as_str()),
-    ];
-    if let Some(secret) = &provider.client_secret {
-        form.push(("client_secret", secret.secret()));
-    }
-    let mut wait = polling.interval;
-    loop {
-        pause(wait, deadline, timeout, cancelled)?;
-        if polling.is_expired(ctx.now()) {
-            return Err(polling.expired());
-        }
-        let answer =
-            exchange::post_token_form(ctx.http(), &metadata.token_endpoint, &form, ctx.now());
-        match polling.step(answer) {
-            Step::Wait(next) => wait = next,
-            Step::Done(tokens) => {
-                tracing::info!(provider = %provider.id, "device sign-in approved");
-                progress(&LinkProgress::Exchanging);
-                if cancelled() {
-                    tracing::info!("the link was cancelled after approval; nothing stored");
-                    return Err(Error::Cancelled);
-                }
-                return crate::identity::store_link(
-                    ctx,
-                    provider,
-                    &metadata,
-                    tokens,
-                    None,
-                    None,
-                    ctx.now(),
-                );
-            }
-            Step::Fail(e) => return Err(e),
-        }
-    }
-}
-
-/// Sleeps `wait`, waking up regularly to honour `cancelled` and the overall deadline.
-fn pause(
-    wait: Duration,
-    deadline: Instant,
-    timeout: Duration,
-    cancelled: &dyn Fn() -> bool,
-) -> Result<(), Error> {
-    let until = crate::clock::deadline_after(wait);
-    loop {
-        if cancelled() {
-            return Err(Error::Cancelled);
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(Error::LinkTimedOut(timeout));
-        }
-        if now >= until {
-            return Ok(());
-        }
-        std::thread::sleep((until.min(deadline) - now).min(WAKE_UP));
-    }
-}
-
 /// The device authorization request (RFC 8628 §3.1): the client id and the scopes, and the
 /// client secret for the few providers that demand one (sent in the body, as RFC 6749 §2.3.1
 /// allows and device-flow providers document).
-fn request_device_authorization(
+pub(crate) fn request_device_authorization(
     http: &crate::http::Http,
     provider: &ProviderConfig,
     endpoint: &Url,
@@ -358,25 +245,46 @@ fn seconds(value: &Value) -> Option<u64> {
 /// The polling state of RFC 8628 §3.5: the current interval, when the code expires, and the
 /// last sign that the provider was unreachable (reported if the code expires meanwhile).
 #[derive(Debug)]
-struct Polling {
-    interval: Duration,
+pub(crate) struct Polling {
+    pub(crate) interval: Duration,
     expires_at: UnixTime,
     trouble: Option<ExchangeError>,
 }
 
 /// What to do after one answer of the token endpoint.
 #[derive(Debug)]
-enum Step {
+pub(crate) enum Step {
     /// Poll again after this long.
     Wait(Duration),
     /// Approved: the tokens.
     Done(TokenSet),
     /// Stop with this error.
-    Fail(Error),
+    Fail(Stop),
+}
+
+/// Why polling stopped without tokens: the device grant's own error, or the token endpoint's.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// Denied, expired, or refused by the provider's rules for device sign-in.
+    Device(DeviceError),
+    /// The token endpoint failed or refused.
+    Exchange(ExchangeError),
+}
+
+impl From<DeviceError> for Stop {
+    fn from(e: DeviceError) -> Self {
+        Stop::Device(e)
+    }
+}
+
+impl From<ExchangeError> for Stop {
+    fn from(e: ExchangeError) -> Self {
+        Stop::Exchange(e)
+    }
 }
 
 impl Polling {
-    fn new(interval: Option<u64>, expires_in: Duration, now: UnixTime) -> Self {
+    pub(crate) fn new(interval: Option<u64>, expires_in: Duration, now: UnixTime) -> Self {
         Polling {
             interval: interval
                 .map(Duration::from_secs)
@@ -388,20 +296,20 @@ impl Polling {
     }
 
     /// True once the code can no longer be approved: polling is pointless from then on.
-    fn is_expired(&self, now: UnixTime) -> bool {
+    pub(crate) fn is_expired(&self, now: UnixTime) -> bool {
         now >= self.expires_at
     }
 
     /// The error for a code that expired: the provider's unavailability when that is why
     /// nothing arrived, else the expiry itself.
-    fn expired(&mut self) -> Error {
+    pub(crate) fn expired(&mut self) -> Stop {
         match self.trouble.take() {
             Some(e) => e.into(),
             None => DeviceError::Expired.into(),
         }
     }
 
-    fn step(&mut self, answer: Result<TokenSet, ExchangeError>) -> Step {
+    pub(crate) fn step(&mut self, answer: Result<TokenSet, ExchangeError>) -> Step {
         let error = match answer {
             Ok(tokens) => return Step::Done(tokens),
             Err(e) => e,

@@ -4,6 +4,7 @@
 //! the front end (the CLI names its commands, an app its buttons), so each front end adds its
 //! own advice by [`ErrorCode`] and variant.
 
+use crate::app::IdentityError;
 use crate::callback::{LoopbackError, RedirectError};
 use crate::exchange::ExchangeError;
 use crate::flow::PendingError;
@@ -170,19 +171,9 @@ pub enum Error {
         /// The account being reconnected.
         expected: String,
     },
-    /// An app identifier or URL scheme is not a reverse-domain name.
-    #[error(
-        "the {what} \"{value}\" is not a reverse-domain name such as com.example.app; use lower-case letters, digits, dashes and dots"
-    )]
-    BadIdentity {
-        /// What was being set.
-        what: &'static str,
-        /// The value, as plain text.
-        value: String,
-    },
-    /// No absolute data directory could be determined from the environment.
-    #[error("Keylink cannot tell where to keep its data ({0})")]
-    DataDirUnknown(String),
+    /// The app identity, or the data directory it implies, cannot be used.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     /// The token expires within min-ttl and cannot be refreshed.
     #[error(
         "the access token of {0} expires too soon and there is no refresh token; link the account again"
@@ -284,10 +275,7 @@ impl Error {
     /// What kind of failure this is, for front ends to switch on.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::Config(_)
-            | Error::Http(_)
-            | Error::DataDirUnknown(_)
-            | Error::BadIdentity { .. } => ErrorCode::Config,
+            Error::Config(_) | Error::Http(_) | Error::Identity(_) => ErrorCode::Config,
             Error::UnknownProvider(_) | Error::UnknownAccount(_) | Error::AmbiguousAccount(_) => {
                 ErrorCode::NotFound
             }
@@ -323,36 +311,6 @@ impl Error {
             Error::Pending(_) | Error::Interrupted => ErrorCode::Internal,
         }
     }
-}
-
-/// Describes a transport error without its URL's query (which may hold secrets) or any body.
-pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "the answer was cut off"
-    } else if e.is_request() {
-        "the request failed"
-    } else {
-        "transport error"
-    };
-    let mut source = std::error::Error::source(e);
-    let mut detail = String::new();
-    while let Some(s) = source {
-        detail = s.to_string();
-        source = s.source();
-    }
-    if detail.is_empty() {
-        kind.to_owned()
-    } else {
-        format!("{kind}: {}", printable_detail(&detail))
-    }
-}
-
-fn printable_detail(s: &str) -> String {
-    crate::text::printable(s, 200)
 }
 
 #[cfg(test)]

@@ -311,7 +311,7 @@ fn transport(
     }
     FetchError::Transport {
         endpoint,
-        reason: crate::error::describe_reqwest(e),
+        reason: describe_reqwest(e),
         unsent: e.is_connect(),
     }
 }
@@ -365,6 +365,32 @@ pub(crate) fn is_allowed_endpoint(url: &Url) -> bool {
         "https" => has_host,
         "http" => has_host && is_loopback(url),
         _ => false,
+    }
+}
+
+/// Describes a transport error without its URL's query (which may hold secrets) or any body.
+pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "the answer was cut off"
+    } else if e.is_request() {
+        "the request failed"
+    } else {
+        "transport error"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {}", crate::text::printable(&detail, 200))
     }
 }
 

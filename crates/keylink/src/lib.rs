@@ -91,7 +91,7 @@ mod session;
 mod text;
 mod tokens;
 
-pub use app::{AppIdentity, Environment};
+pub use app::{AppIdentity, Environment, IdentityError};
 pub use asynchronous::AsyncKeylink;
 pub use client::{Keylink, KeylinkBuilder};
 pub use error::{Error, ErrorCode};

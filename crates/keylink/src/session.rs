@@ -405,7 +405,7 @@ impl LinkSession {
             SignIn::Device => {
                 let cancelled = || self.cancel.load(Ordering::SeqCst);
                 self.ctx.provider(&self.provider).and_then(|provider| {
-                    crate::device::link(
+                    crate::authorization::device::link(
                         &self.ctx,
                         provider,
                         deadline,

@@ -220,7 +220,7 @@ fn identity<R: Runtime>(
         .unwrap_or_else(|| app.config().identifier.clone());
     let identity = keylink::AppIdentity::new(&identifier)?;
     match config.scheme.clone().or_else(|| deep_link_scheme(app)) {
-        Some(scheme) => identity.with_scheme(&scheme),
+        Some(scheme) => Ok(identity.with_scheme(&scheme)?),
         None => Ok(identity),
     }
 }

@@ -26,7 +26,7 @@ fn wait(step: Step) -> Duration {
     }
 }
 
-fn failure(step: Step) -> Error {
+fn failure(step: Step) -> Stop {
     match step {
         Step::Fail(e) => e,
         other => panic!("expected a failure, got {other:?}"),
@@ -87,19 +87,19 @@ fn approval_denial_expiry_and_other_errors_end_polling() {
     assert!(matches!(polling.step(Ok(tokens())), Step::Done(_)));
     assert!(matches!(
         failure(polling.step(rejected("access_denied"))),
-        Error::Device(DeviceError::Denied)
+        Stop::Device(DeviceError::Denied)
     ));
     assert!(matches!(
         failure(polling.step(rejected("expired_token"))),
-        Error::Device(DeviceError::Expired)
+        Stop::Device(DeviceError::Expired)
     ));
     assert!(matches!(
         failure(polling.step(rejected("invalid_grant"))),
-        Error::Exchange(ExchangeError::Rejected { error, .. }) if error == "invalid_grant"
+        Stop::Exchange(ExchangeError::Rejected { error, .. }) if error == "invalid_grant"
     ));
     assert!(matches!(
         failure(polling.step(Err(ExchangeError::Malformed(String::new())))),
-        Error::Exchange(ExchangeError::Malformed(_))
+        Stop::Exchange(ExchangeError::Malformed(_))
     ));
 }
 
@@ -120,7 +120,7 @@ fn an_unreachable_provider_is_polled_until_the_code_expires_then_reported() {
     assert!(polling.is_expired(T0 + 10));
     assert!(matches!(
         polling.expired(),
-        Error::Exchange(ExchangeError::Unavailable { status: 503, .. })
+        Stop::Exchange(ExchangeError::Unavailable { status: 503, .. })
     ));
     // Once the provider answers again, an expiry is just an expiry.
     let mut polling = Polling::new(Some(3), Duration::from_secs(10), T0);
@@ -131,7 +131,7 @@ fn an_unreachable_provider_is_polled_until_the_code_expires_then_reported() {
     let _ = polling.step(rejected("authorization_pending"));
     assert!(matches!(
         polling.expired(),
-        Error::Device(DeviceError::Expired)
+        Stop::Device(DeviceError::Expired)
     ));
 }
 
