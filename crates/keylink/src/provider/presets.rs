@@ -3,7 +3,10 @@
 //! authorization parameters) and declares its deviations from the standards as [`Quirks`];
 //! anything set explicitly in the configuration wins. The core flow has no provider branches.
 
-use super::RedirectKind;
+use std::path::Path;
+
+use super::validate::{RawProvider, invalid};
+use super::{ConfigError, RedirectKind};
 
 /// A provider's declared deviations from plain OAuth 2.0 / OpenID Connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,4 +206,84 @@ fn split_origin(url: &str) -> Option<(&str, &str)> {
     let authority = url.find("://")? + 3;
     let path = authority + url.get(authority..)?.find('/')?;
     Some(url.split_at(path))
+}
+
+/// Fills what the configuration leaves unset from the named preset.
+pub(super) fn apply_preset(
+    file: &Path,
+    id: &str,
+    mut raw: RawProvider,
+) -> Result<(RawProvider, Quirks), ConfigError> {
+    let key = |k: &str| format!("providers.{id}.{k}");
+    let Some(name) = raw.preset.clone() else {
+        if raw.tenant.is_some() {
+            return Err(invalid(
+                file,
+                &key("tenant"),
+                "is only used with preset = \"microsoft\"",
+            ));
+        }
+        return Ok((raw, Quirks::default()));
+    };
+    let preset = find(&name).ok_or_else(|| {
+        invalid(
+            file,
+            &key("preset"),
+            &format!(
+                "names the unknown preset \"{name}\"; use one of {}",
+                names()
+            ),
+        )
+    })?;
+    if let Some(tenant) = &raw.tenant {
+        if !preset.quirks.tenant_issuer {
+            return Err(invalid(
+                file,
+                &key("tenant"),
+                &format!("is not used by the {name} preset; remove it"),
+            ));
+        }
+        if tenant.is_empty()
+            || !tenant
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(invalid(
+                file,
+                &key("tenant"),
+                "must be common, organizations, consumers, a tenant id or a tenant domain",
+            ));
+        }
+    }
+    let tenant = raw.tenant.as_deref().unwrap_or("common");
+    let fill = |value: &mut Option<String>, default: Option<&str>| {
+        if value.is_none() {
+            *value = default.map(str::to_owned);
+        }
+    };
+    fill(&mut raw.name, Some(preset.name));
+    if raw.issuer.is_none() {
+        raw.issuer = preset.issuer.map(|i| i.replace("{tenant}", tenant));
+    }
+    fill(
+        &mut raw.authorization_endpoint,
+        preset.authorization_endpoint,
+    );
+    fill(&mut raw.token_endpoint, preset.token_endpoint);
+    fill(&mut raw.revocation_endpoint, preset.revocation_endpoint);
+    fill(&mut raw.userinfo_endpoint, preset.userinfo_endpoint);
+    fill(
+        &mut raw.device_authorization_endpoint,
+        preset.device_authorization_endpoint,
+    );
+    if raw.scopes.is_none() {
+        raw.scopes = Some(preset.scopes.iter().map(|s| (*s).to_owned()).collect());
+    }
+    raw.redirect.get_or_insert(preset.redirect);
+    for (k, v) in preset.authorize_params {
+        raw.authorize_params
+            .entry((*k).to_owned())
+            .or_insert_with(|| (*v).to_owned());
+    }
+    Ok((raw, preset.quirks.clone()))
 }

@@ -1,3 +1,7 @@
+use std::path::Path;
+use std::time::Duration;
+
+use super::discovery::{RawMetadata, metadata_from_document};
 use super::*;
 
 fn load(text: &str) -> Result<Config, ConfigError> {
@@ -384,7 +388,7 @@ fn an_array_is_no_discovery_document_and_no_key_set() {
     let issuer = "https://127.0.0.1:4433";
     let array = br#"["https://127.0.0.1:4433","https://127.0.0.1:4433/auth","https://127.0.0.1:4433/token"]"#;
     assert!(matches!(
-        crate::provider::read_metadata(provider, issuer, array),
+        crate::provider::discovery::read_metadata(provider, issuer, array),
         Err(DiscoveryError::Malformed { .. })
     ));
     assert!(crate::id_token::parse_jwks(br#"[[]]"#).is_err());
