@@ -310,3 +310,6 @@ fn is_not_ours(e: &RedirectError) -> bool {
             | RedirectError::MissingIssuer
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -40,8 +40,9 @@ pub(crate) const APP: &str = "com.example.tests";
 /// How long a test waits for something another thread does before it fails.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 
-/// Two plain OAuth providers at the test server (`{server}`), and an OpenID provider whose
-/// metadata [`Fixture::new`] puts in the discovery cache, so none of them is discovered.
+/// Three plain OAuth providers at the test server (`{server}`), one of them redirecting to a
+/// loopback listener, and an OpenID provider whose metadata [`Fixture::new`] puts in the
+/// discovery cache, so none of them is discovered.
 pub(crate) const CONFIG: &str = r#"
 [providers.plain]
 name = "Plain Example"
@@ -58,6 +59,14 @@ client_id = "other-client"
 authorization_endpoint = "https://other.example/authorize"
 token_endpoint = "{server}/other/token"
 userinfo_endpoint = "{server}/other/userinfo"
+scopes = ["read"]
+
+[providers.loop]
+name = "Loopback Example"
+client_id = "loop-client"
+authorization_endpoint = "https://loop.example/authorize"
+token_endpoint = "{server}/loop/token"
+redirect = "loopback"
 scopes = ["read"]
 
 [providers.oidc]
