@@ -349,3 +349,6 @@ fn fetch_userinfo(
         name: first(mapping.name),
     })
 }
+
+#[cfg(test)]
+mod tests;
