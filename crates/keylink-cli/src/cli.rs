@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use keylink::clock::{ClockOffset, rfc3339};
 use keylink::{Account, store::AccountStatus, token::Revocation};
-use keylink::{AppIdentity, Environment, Keylink, LinkProgress, LinkStart};
+use keylink::{AppIdentity, Environment, Keylink, LinkProgress, LinkStart, ProviderId};
 use keylink::{Error, ErrorCode, IdentityError};
 
 #[derive(Parser)]
@@ -107,9 +107,9 @@ struct AccountJson<'a> {
 impl<'a> From<&'a Account> for AccountJson<'a> {
     fn from(a: &'a Account) -> Self {
         AccountJson {
-            id: &a.id,
-            provider: &a.provider,
-            issuer: &a.issuer,
+            id: a.id.as_str(),
+            provider: a.provider.as_str(),
+            issuer: a.issuer.as_str(),
             subject: &a.subject,
             email: a.email.as_deref(),
             name: a.name.as_deref(),
@@ -225,7 +225,7 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
                 let list: Vec<P<'_>> = providers
                     .values()
                     .map(|p| P {
-                        id: &p.id,
+                        id: p.id.as_str(),
                         name: &p.name,
                         issuer: p.issuer.as_deref(),
                         redirect: match p.redirect {
@@ -267,6 +267,7 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
             device,
             json,
         } => {
+            let provider = ProviderId::new(provider);
             let name = keylink.provider(&provider)?.name.clone();
             let start = match (device, no_browser) {
                 (true, _) => LinkStart::device(provider),
@@ -314,7 +315,7 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
             let account = keylink.complete_redirect(url)?;
             eprintln!(
                 "Linked {}.",
-                account.email.as_deref().unwrap_or(&account.id)
+                account.email.as_deref().unwrap_or(account.id.as_str())
             );
             Ok(())
         }
@@ -347,9 +348,12 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
             min_ttl,
             json,
         } => {
-            let token = keylink.access_token(&account, Duration::from_secs(min_ttl))?;
+            // The account as the person named it: its id or its email.
+            let id = keylink.account(&account)?.id;
+            let token = keylink.access_token(&id, Duration::from_secs(min_ttl))?;
             if json {
-                let a = keylink.account(&account)?;
+                // Read again: a refresh just now moved the expiry.
+                let a = keylink.account(id.as_str())?;
                 #[derive(Serialize)]
                 struct T<'a> {
                     account: &'a str,
@@ -357,7 +361,7 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
                     expires_at: Option<String>,
                 }
                 print_json(&T {
-                    account: &a.id,
+                    account: a.id.as_str(),
                     access_token: token.secret(),
                     expires_at: a.expires_at.map(rfc3339),
                 });
@@ -367,7 +371,7 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
             Ok(())
         }
         Commands::Unlink { account } => {
-            let report = keylink.unlink(&account)?;
+            let report = keylink.unlink(&keylink.account(&account)?.id)?;
             match report.revocation {
                 Revocation::Revoked => eprintln!(
                     "Revoked the tokens of {} at the provider.",

@@ -29,6 +29,14 @@ fn main() {
             });
         }
     };
+    // The account as a person names it (its id or email), resolved once.
+    let account = match keylink.account(account) {
+        Ok(found) => found.id,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
     let start = Arc::new(Barrier::new(callers));
     let handles: Vec<_> = (0..callers)
         .map(|_| {

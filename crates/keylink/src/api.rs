@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 use crate::context::Context;
 use crate::error::Error;
 use crate::http::MAX_BODY_BYTES;
+use crate::ids::AccountId;
 use crate::secret::AccessToken;
 use crate::tokens::TokenSource;
 
@@ -107,14 +108,14 @@ const DROPPED_RESPONSE_HEADERS: &[&str] = &[
 /// What redacted text reads.
 const REDACTED: &[u8] = b"[redacted]";
 
-/// Makes `request` for the account `query` (see the module documentation).
+/// Makes `request` for the account `account` (see the module documentation).
 pub(crate) fn request(
     ctx: &Context,
     tokens: &TokenSource,
-    query: &str,
+    account: &AccountId,
     request: &ApiRequest,
 ) -> Result<ApiResponse, Error> {
-    let account = ctx.account(query)?;
+    let account = ctx.account_by_id(account)?;
     let provider = ctx.provider(&account.provider)?;
     let origin = request.url.origin();
     if !provider.api_origins.contains(&origin) || !crate::http::is_allowed_endpoint(&request.url) {
@@ -178,7 +179,7 @@ pub(crate) fn request(
         http.send("the provider's API", builder)
             .map_err(|e| Error::ApiFailed(e.reason()))
     };
-    let token = tokens.access_token(ctx, query, 60)?;
+    let token = tokens.access_token(ctx, &account.id, 60)?;
     let mut answer = send(&token)?;
     let mut sent = vec![token];
     // A token the provider refuses although it has not expired: one refresh, then once more

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use url::Url;
 
+use crate::ids::ProviderId;
+
 /// The identifier, URL scheme and keychain namespace of the Keylink app and the `keylink`
 /// CLI, which share their accounts.
 pub(crate) const KEYLINK_APP: &str = "dev.keylink";
@@ -95,7 +97,7 @@ impl AppIdentity {
     }
 
     /// The default deep-link redirect URI of provider `id`: `<scheme>:/callback/<id>`.
-    pub fn deep_link_redirect(&self, provider_id: &str) -> Url {
+    pub fn deep_link_redirect(&self, provider_id: &ProviderId) -> Url {
         Url::parse(&format!(
             "{}:{}/{provider_id}",
             self.scheme,

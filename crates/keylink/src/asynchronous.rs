@@ -10,6 +10,7 @@ use crate::api::{ApiRequest, ApiResponse};
 use crate::client::Keylink;
 use crate::error::Error;
 use crate::identity::ConnectionCheck;
+use crate::ids::AccountId;
 use crate::secret::AccessToken;
 use crate::session::{Delivery, LinkCanceller, LinkProgress, LinkStart};
 use crate::store::Account;
@@ -97,12 +98,16 @@ impl AsyncKeylink {
     /// `min_ttl` ([`Keylink::access_token`]: single-flight across threads and processes, the
     /// rotated refresh token stored first). A token this process holds comes from memory
     /// without leaving the calling thread.
-    pub async fn access_token(&self, query: &str, min_ttl: Duration) -> Result<AccessToken, Error> {
-        if let Some(token) = self.inner.cached_access_token(query, min_ttl) {
+    pub async fn access_token(
+        &self,
+        account: &AccountId,
+        min_ttl: Duration,
+    ) -> Result<AccessToken, Error> {
+        if let Some(token) = self.inner.cached_access_token(account, min_ttl) {
             return Ok(token);
         }
-        let (keylink, query) = (self.inner.clone(), query.to_owned());
-        on_blocking_pool(move || keylink.access_token(&query, min_ttl)).await
+        let (keylink, account) = (self.inner.clone(), account.clone());
+        on_blocking_pool(move || keylink.access_token(&account, min_ttl)).await
     }
 
     /// Links an account: runs the link session for `start` until it is linked, fails, is
@@ -140,26 +145,26 @@ impl AsyncKeylink {
 
     /// Unlinks an account, revoking its refresh token first where the provider allows
     /// ([`Keylink::unlink`]).
-    pub async fn unlink(&self, query: &str) -> Result<UnlinkReport, Error> {
-        let (keylink, query) = (self.inner.clone(), query.to_owned());
-        on_blocking_pool(move || keylink.unlink(&query)).await
+    pub async fn unlink(&self, account: &AccountId) -> Result<UnlinkReport, Error> {
+        let (keylink, account) = (self.inner.clone(), account.clone());
+        on_blocking_pool(move || keylink.unlink(&account)).await
     }
 
     /// Calls the provider's API as the account, the token attached here and never handed
     /// out ([`Keylink::api_request`]).
     pub async fn api_request(
         &self,
-        query: &str,
+        account: &AccountId,
         request: ApiRequest,
     ) -> Result<ApiResponse, Error> {
-        let (keylink, query) = (self.inner.clone(), query.to_owned());
-        on_blocking_pool(move || keylink.api_request(&query, &request)).await
+        let (keylink, account) = (self.inner.clone(), account.clone());
+        on_blocking_pool(move || keylink.api_request(&account, &request)).await
     }
 
     /// Asks the provider who the account's tokens belong to ([`Keylink::check_connection`]).
-    pub async fn check_connection(&self, query: &str) -> Result<ConnectionCheck, Error> {
-        let (keylink, query) = (self.inner.clone(), query.to_owned());
-        on_blocking_pool(move || keylink.check_connection(&query)).await
+    pub async fn check_connection(&self, account: &AccountId) -> Result<ConnectionCheck, Error> {
+        let (keylink, account) = (self.inner.clone(), account.clone());
+        on_blocking_pool(move || keylink.check_connection(&account)).await
     }
 }
 

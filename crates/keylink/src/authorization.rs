@@ -18,7 +18,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::exchange;
 use crate::flow::{Claim, PendingFlow, ReconnectTarget};
-use crate::ids::{FlowId, ProviderId};
+use crate::ids::{AccountId, FlowId, ProviderId};
 use crate::outcome::Outcomes;
 use crate::provider::{ProviderConfig, RedirectKind};
 use crate::store::Account;
@@ -41,15 +41,15 @@ pub(crate) struct Hooks<'a> {
     pub(crate) claimed: &'a mut dyn FnMut(&FlowId),
     /// Asked after the exchange, before anything is stored: `false` (a cancelled link)
     /// stores nothing and ends the flow with [`Error::Cancelled`].
-    pub(crate) may_store: &'a dyn Fn(&str) -> bool,
+    pub(crate) may_store: &'a dyn Fn(&FlowId) -> bool,
 }
 
 /// The reconnect target for the account `query`: its provider, and who must sign in.
 pub(crate) fn reconnect_target(
     ctx: &Context,
-    query: &str,
+    account: &AccountId,
 ) -> Result<(ProviderId, ReconnectTarget), Error> {
-    let account = ctx.account(query)?;
+    let account = ctx.account_by_id(account)?;
     // Signing in again at another issuer cannot be the same account (SECURITY 52).
     if let Some(configured) =
         crate::identity::changed_issuer(ctx, ctx.provider(&account.provider)?, &account)?
@@ -114,7 +114,7 @@ pub(crate) fn start(
 }
 
 /// Cancels a started sign-in: its redirect is refused from now on.
-pub(crate) fn cancel(ctx: &Context, flow_id: &str) {
+pub(crate) fn cancel(ctx: &Context, flow_id: &FlowId) {
     if let Ok(pending) = ctx.pending() {
         pending.remove(flow_id);
     }
@@ -250,7 +250,7 @@ fn finish(
     ctx: &Context,
     flow: PendingFlow,
     response: AuthorizationResponse,
-    may_store: &dyn Fn(&str) -> bool,
+    may_store: &dyn Fn(&FlowId) -> bool,
 ) -> Result<Account, Error> {
     let now: UnixTime = ctx.now();
     check_issuer(

@@ -17,6 +17,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::http::NetworkSettings;
 use crate::identity::ConnectionCheck;
+use crate::ids::{AccountId, ProviderId};
 use crate::provider::{Config, Metadata, ProviderConfig};
 use crate::secret::AccessToken;
 use crate::session::{Delivery, LinkSession, LinkSessions, LinkStart};
@@ -198,7 +199,7 @@ impl Keylink {
     }
 
     /// The configured provider `id`.
-    pub fn provider(&self, id: &str) -> Result<&ProviderConfig, Error> {
+    pub fn provider(&self, id: &ProviderId) -> Result<&ProviderConfig, Error> {
         self.ctx.provider(id)
     }
 
@@ -288,7 +289,9 @@ impl Keylink {
         crate::asynchronous::off_runtime(|| self.ctx.accounts())
     }
 
-    /// The account with this id, or the only one with this email.
+    /// The account with this id, or the only one with this email: what a person types to
+    /// name an account (`keylink token alice@example.com`). Everything else takes the
+    /// account's [`AccountId`].
     pub fn account(&self, query: &str) -> Result<Account, Error> {
         crate::asynchronous::off_runtime(|| self.ctx.account(query))
     }
@@ -303,39 +306,47 @@ impl Keylink {
     /// §4.14.2). The rotated refresh token is stored before the access token is returned.
     /// `invalid_grant` marks the account `needs_relink`; network errors, 5xx and 429 are
     /// retried a bounded number of times and never change the stored tokens.
-    pub fn access_token(&self, query: &str, min_ttl: Duration) -> Result<AccessToken, Error> {
-        if let Some(token) = self.cached_access_token(query, min_ttl) {
+    pub fn access_token(
+        &self,
+        account: &AccountId,
+        min_ttl: Duration,
+    ) -> Result<AccessToken, Error> {
+        if let Some(token) = self.cached_access_token(account, min_ttl) {
             return Ok(token);
         }
         let secs = min_ttl.as_secs();
-        crate::asynchronous::off_runtime(|| self.tokens.access_token(&self.ctx, query, secs))
+        crate::asynchronous::off_runtime(|| self.tokens.access_token(&self.ctx, account, secs))
     }
 
-    /// The access token this process holds for `query` when it stays valid for more than
+    /// The access token this process holds for `account` when it stays valid for more than
     /// `min_ttl`; memory only.
     pub(crate) fn cached_access_token(
         &self,
-        query: &str,
+        account: &AccountId,
         min_ttl: Duration,
     ) -> Option<AccessToken> {
         let min_ttl = i64::try_from(min_ttl.as_secs()).unwrap_or(i64::MAX);
-        self.tokens.cached(&self.ctx, query, min_ttl)
+        self.tokens.cached(&self.ctx, account, min_ttl)
     }
 
     /// Unlinks an account: revokes its refresh token at the provider (RFC 7009) when possible,
     /// then always deletes the keychain entry and the index entry.
-    pub fn unlink(&self, query: &str) -> Result<UnlinkReport, Error> {
-        crate::asynchronous::off_runtime(|| self.tokens.unlink(&self.ctx, query))
+    pub fn unlink(&self, account: &AccountId) -> Result<UnlinkReport, Error> {
+        crate::asynchronous::off_runtime(|| self.tokens.unlink(&self.ctx, account))
     }
 
-    /// Calls the provider's API as the account `query`: the request goes only to an origin
+    /// Calls the provider's API as the account `account`: the request goes only to an origin
     /// listed in the provider's `api_origins` (else [`Error::ApiNotAllowed`], nothing sent),
     /// with a fresh access token attached here, the usual deadline and size cap, redirects not
     /// followed, and one refresh when the API refuses the token. The answer holds nothing
     /// that could carry the token. For front ends that must never see a token (a webview).
-    pub fn api_request(&self, query: &str, request: &ApiRequest) -> Result<ApiResponse, Error> {
+    pub fn api_request(
+        &self,
+        account: &AccountId,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, Error> {
         crate::asynchronous::off_runtime(|| {
-            crate::api::request(&self.ctx, &self.tokens, query, request)
+            crate::api::request(&self.ctx, &self.tokens, account, request)
         })
     }
 
@@ -343,9 +354,9 @@ impl Keylink {
     /// token from [`Keylink::access_token`] (the stored one, refreshed only when it expires
     /// within a minute), so it shows the stored tokens at work. A token the provider refuses
     /// is refreshed once (SECURITY 44). The token never leaves here.
-    pub fn check_connection(&self, query: &str) -> Result<ConnectionCheck, Error> {
+    pub fn check_connection(&self, account: &AccountId) -> Result<ConnectionCheck, Error> {
         crate::asynchronous::off_runtime(|| {
-            crate::identity::check_connection(&self.ctx, &self.tokens, query)
+            crate::identity::check_connection(&self.ctx, &self.tokens, account)
         })
     }
 }

@@ -16,7 +16,7 @@ use crate::clock::{Clock, UnixTime};
 use crate::error::Error;
 use crate::flow::PendingFlows;
 use crate::id_token::Jwks;
-use crate::ids::ProviderId;
+use crate::ids::{AccountId, ProviderId};
 use crate::provider::{Config, Metadata, ProviderConfig, discover};
 use crate::store::{Account, Index, Keychain, SecretStore};
 use crate::text::printable;
@@ -60,7 +60,7 @@ impl Context {
     /// The keychain key of an account's tokens: `<data dir id>:<account id>`. The id is
     /// random, made once per data directory, so two data directories of one app holding the
     /// same account never share (or delete) each other's tokens.
-    pub(crate) fn token_key(&self, account_id: &str) -> Result<String, Error> {
+    pub(crate) fn token_key(&self, account_id: &AccountId) -> Result<String, Error> {
         // Read (or made) once per process: it never changes for a data directory.
         let mut slot = self.keychain_id.lock().unwrap_or_else(|p| p.into_inner());
         let id = match slot.as_ref() {
@@ -147,10 +147,10 @@ impl Context {
     }
 
     /// The configured provider `id`.
-    pub(crate) fn provider(&self, id: &str) -> Result<&ProviderConfig, Error> {
+    pub(crate) fn provider(&self, id: &ProviderId) -> Result<&ProviderConfig, Error> {
         self.config
             .provider(id)
-            .ok_or_else(|| Error::UnknownProvider(printable(id, 64)))
+            .ok_or_else(|| Error::UnknownProvider(printable(id.as_str(), 64)))
     }
 
     /// The provider's metadata, discovered once per process.
@@ -185,10 +185,18 @@ impl Context {
         Ok(self.index()?.accounts()?)
     }
 
+    /// The linked account `id`.
+    pub(crate) fn account_by_id(&self, id: &AccountId) -> Result<Account, Error> {
+        self.accounts()?
+            .into_iter()
+            .find(|a| a.id == *id)
+            .ok_or_else(|| Error::UnknownAccount(printable(id.as_str(), 100)))
+    }
+
     /// The account with this id, or the only one with this email.
     pub(crate) fn account(&self, query: &str) -> Result<Account, Error> {
         let accounts = self.accounts()?;
-        if let Some(a) = accounts.iter().find(|a| a.id == query) {
+        if let Some(a) = accounts.iter().find(|a| a.id.as_str() == query) {
             return Ok(a.clone());
         }
         let mut by_email = accounts

@@ -236,8 +236,8 @@ impl PendingFlows {
             }
         }
         let file = PendingFlowFile {
-            id: &flow.id,
-            provider: &flow.provider,
+            id: flow.id.as_str(),
+            provider: flow.provider.as_str(),
             issuer: flow.issuer.as_deref(),
             require_iss: flow.require_iss,
             redirect_uri: flow.redirect_uri.as_str(),
@@ -254,12 +254,12 @@ impl PendingFlows {
 
     /// Whether the flow with this id is still waiting for its redirect (not claimed,
     /// cancelled or pruned).
-    pub(crate) fn contains(&self, id: &str) -> bool {
+    pub(crate) fn contains(&self, id: &FlowId) -> bool {
         self.dir.join(format!("{id}.json")).exists()
     }
 
     /// Removes the flow with this id, if it is still pending (a cancelled or timed-out link).
-    pub(crate) fn remove(&self, id: &str) {
+    pub(crate) fn remove(&self, id: &FlowId) {
         let _ = std::fs::remove_file(self.dir.join(format!("{id}.json")));
     }
 

@@ -143,7 +143,8 @@ fn identify(
                 Err(e) => tracing::warn!(error = %e, "userinfo unavailable"),
             }
         }
-        return Ok((IssuerUrl::new(claims.issuer), claims.subject, email, name));
+        let issuer = IssuerUrl::new(claims.issuer).map_err(|e| Error::NoIdentity(e.to_string()))?;
+        return Ok((issuer, claims.subject, email, name));
     }
     let endpoint = metadata
         .userinfo_endpoint
@@ -159,7 +160,8 @@ fn identify(
     let subject = info
         .subject
         .ok_or_else(|| Error::NoIdentity("userinfo has no subject".into()))?;
-    let issuer = IssuerUrl::new(metadata.token_endpoint.origin().ascii_serialization());
+    let issuer = IssuerUrl::new(metadata.token_endpoint.origin().ascii_serialization())
+        .map_err(|e| Error::NoIdentity(e.to_string()))?;
     Ok((issuer, subject, info.email, info.name))
 }
 
@@ -235,10 +237,10 @@ pub struct ConnectionCheck {
 pub(crate) fn check_connection(
     ctx: &Context,
     tokens: &TokenSource,
-    query: &str,
+    account: &AccountId,
 ) -> Result<ConnectionCheck, Error> {
-    let token = tokens.access_token(ctx, query, 60)?;
-    let account = ctx.account(query)?;
+    let token = tokens.access_token(ctx, account, 60)?;
+    let account = ctx.account_by_id(account)?;
     let provider = ctx.provider(&account.provider)?;
     let metadata = ctx.metadata(provider)?;
     let endpoint = metadata.userinfo_endpoint.as_ref().ok_or_else(|| {
@@ -258,7 +260,7 @@ pub(crate) fn check_connection(
     }
     .map_err(|e| Error::ConnectionCheck(format!("the provider's user endpoint failed ({e})")))?;
     // A refresh above updates the expiry.
-    let account = ctx.account(&account.id)?;
+    let account = ctx.account_by_id(&account.id)?;
     let subject = info
         .subject
         .ok_or_else(|| Error::ConnectionCheck("the provider's answer names no account".into()))?;

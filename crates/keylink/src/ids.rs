@@ -1,27 +1,31 @@
 //! Identifiers with their own types, so that a provider id, an account id and an issuer can
 //! never be passed in one another's place (as `oauth2` and `openidconnect` do for client ids
-//! and URLs). Each is a string underneath, serialised as the plain string, and reads as
-//! `&str` where text is wanted.
+//! and URLs): none converts into another, and none is made from text implicitly. Each is a
+//! string underneath, serialised as the plain string, and read as text with `as_str()`.
 
 use std::borrow::Borrow;
 use std::fmt;
-use std::ops::Deref;
 
 use serde::{Deserialize, Serialize};
 
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        string_id!(@common $(#[$doc])* $name, transparent);
 
         impl $name {
             /// Wraps `value`.
             pub fn new(value: impl Into<String>) -> Self {
                 $name(value.into())
             }
+        }
+    };
+    (@common $(#[$doc:meta])* $name:ident, $serde:meta) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde($serde)]
+        pub struct $name(String);
 
+        impl $name {
             /// The id as text.
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -30,13 +34,6 @@ macro_rules! string_id {
             /// The id as an owned string.
             pub fn into_string(self) -> String {
                 self.0
-            }
-        }
-
-        impl Deref for $name {
-            type Target = str;
-            fn deref(&self) -> &str {
-                &self.0
             }
         }
 
@@ -55,24 +52,6 @@ macro_rules! string_id {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
-            }
-        }
-
-        impl From<String> for $name {
-            fn from(value: String) -> Self {
-                $name(value)
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(value: &str) -> Self {
-                $name(value.to_owned())
-            }
-        }
-
-        impl From<&String> for $name {
-            fn from(value: &String) -> Self {
-                $name(value.clone())
             }
         }
 
@@ -111,11 +90,54 @@ string_id!(
     /// (`demo-3f2a9c1b07`), never the email (SECURITY 20).
     AccountId
 );
-string_id!(
+string_id!(@common
     /// The issuer an account's identity comes from: the OpenID issuer identifier, or for
-    /// plain OAuth providers the token endpoint's origin.
-    IssuerUrl
+    /// plain OAuth providers the token endpoint's origin. Made with [`IssuerUrl::new`], which
+    /// refuses anything else (also when read back from storage).
+    IssuerUrl, try_from = "String"
 );
+
+impl IssuerUrl {
+    /// `value` as an issuer identifier (OpenID Connect Core 1.0 §2, RFC 8414 §2): an https
+    /// URL with a host and no query or fragment; http only on the loopback address (a
+    /// provider on the same machine). The text is kept exactly as given: issuers are
+    /// compared as strings.
+    pub fn new(value: impl Into<String>) -> Result<Self, InvalidIssuer> {
+        let value = value.into();
+        let ok = url::Url::parse(&value).is_ok_and(|url| {
+            let loopback = matches!(
+                url.host(),
+                Some(url::Host::Ipv4(ip)) if ip.is_loopback()
+            ) || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+                || url.host_str() == Some("localhost");
+            (url.scheme() == "https" || (url.scheme() == "http" && loopback))
+                && url.host().is_some()
+                && url.query().is_none()
+                && url.fragment().is_none()
+                && url.username().is_empty()
+                && url.password().is_none()
+        });
+        if ok {
+            Ok(IssuerUrl(value))
+        } else {
+            Err(InvalidIssuer(crate::text::printable(&value, 200)))
+        }
+    }
+}
+
+impl TryFrom<String> for IssuerUrl {
+    type Error = InvalidIssuer;
+    fn try_from(value: String) -> Result<Self, InvalidIssuer> {
+        IssuerUrl::new(value)
+    }
+}
+
+/// A text that is not an issuer identifier ([`IssuerUrl::new`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "\"{0}\" is not an issuer: an https URL with no query or fragment (http only on the loopback address)"
+)]
+pub struct InvalidIssuer(String);
 string_id!(
     /// A started browser sign-in's id: names its pending flow and its outcome.
     FlowId

@@ -31,7 +31,7 @@
 //!     .environment(keylink::Environment::capture(std::env::var_os))
 //!     .build()?;
 //! // 1. Reserve the app's link session: one at a time, cancellable from any thread.
-//! let session = keylink.link(LinkStart::browser("work"))?;
+//! let session = keylink.link(LinkStart::browser(keylink::ProviderId::new("work")))?;
 //! let cancel = session.canceller(); // e.g. for a Cancel button
 //! # let _ = cancel;
 //! // 2. Run it: the system browser opens at the provider; the redirect comes back through
@@ -88,6 +88,8 @@ mod mutate;
 mod outcome;
 mod secret;
 mod session;
+#[cfg(test)]
+mod test_harness;
 mod text;
 mod tokens;
 

@@ -8,7 +8,7 @@
 //! use std::time::Duration;
 //! use keylink::link::{LinkProgress, LinkStart};
 //! # fn run(keylink: &keylink::Keylink) -> Result<(), keylink::Error> {
-//! let session = keylink.link(LinkStart::browser("work"))?;
+//! let session = keylink.link(LinkStart::browser(keylink::ProviderId::new("work")))?;
 //! let cancel = session.canceller(); // for a Cancel button, from any thread
 //! # let _ = cancel;
 //! let account = session.run(Duration::from_secs(300), |progress| {

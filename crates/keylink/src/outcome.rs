@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
 use crate::error::{Error, ErrorCode};
+use crate::ids::FlowId;
 use crate::store::Account;
 
 /// What is written: the account id, or why it failed. Never a token.
@@ -32,13 +33,13 @@ impl Outcomes {
         })
     }
 
-    fn path(&self, flow_id: &str) -> PathBuf {
+    fn path(&self, flow_id: &FlowId) -> PathBuf {
         self.dir.join(format!("{flow_id}.json"))
     }
 
     /// Leaves `result` for whoever waits on `flow_id`. Best effort: a waiter that never
     /// hears times out.
-    pub(crate) fn record(&self, flow_id: &str, result: &Result<Account, Error>) {
+    pub(crate) fn record(&self, flow_id: &FlowId, result: &Result<Account, Error>) {
         let outcome = match result {
             Ok(account) => Outcome::Linked {
                 account: account.id.to_string(),
@@ -55,7 +56,7 @@ impl Outcomes {
     }
 
     /// The result for `flow_id`, once it has arrived; it is removed as it is read.
-    pub(crate) fn take(&self, ctx: &Context, flow_id: &str) -> Option<Result<Account, Error>> {
+    pub(crate) fn take(&self, ctx: &Context, flow_id: &FlowId) -> Option<Result<Account, Error>> {
         let path = self.path(flow_id);
         let bytes = crate::store::read_private(&path).ok()?;
         let _ = std::fs::remove_file(&path);
@@ -73,7 +74,7 @@ impl Outcomes {
     }
 
     /// Forgets the result for `flow_id`, if any.
-    pub(crate) fn discard(&self, flow_id: &str) {
+    pub(crate) fn discard(&self, flow_id: &FlowId) {
         let _ = std::fs::remove_file(self.path(flow_id));
     }
 }

@@ -12,7 +12,7 @@
 //!        preset = "microsoft"
 //!        client_id = "00000000-0000-0000-0000-000000000000""#,
 //! )?;
-//! let work = config.provider("work").expect("configured");
+//! let work = config.provider(&keylink::ProviderId::new("work")).expect("configured");
 //! assert_eq!(work.client_id, "00000000-0000-0000-0000-000000000000");
 //! # Ok::<(), keylink::provider::ConfigError>(())
 //! ```
@@ -247,8 +247,8 @@ impl Default for Config {
 
 impl Config {
     /// The provider with this id, or an error listing the configured ones.
-    pub fn provider(&self, id: &str) -> Option<&ProviderConfig> {
-        self.providers.get(id)
+    pub fn provider(&self, id: &ProviderId) -> Option<&ProviderConfig> {
+        self.providers.get(id.as_str())
     }
 
     /// Checks that no two providers share a redirect URI for `app` (SECURITY 53): the

@@ -19,18 +19,19 @@ use crate::context::Context;
 use crate::device::DeviceAuthorization;
 use crate::error::Error;
 use crate::flow::ReconnectTarget;
-use crate::ids::{FlowId, ProviderId};
+use crate::ids::{AccountId, FlowId, ProviderId};
 use crate::store::Account;
 
 /// What a link session does: sign in at a provider in the browser or with a code on
 /// another device, or sign in again as an existing account.
 ///
 /// ```
-/// use keylink::LinkStart;
-/// let browser = LinkStart::browser("work");
-/// let printed = LinkStart::browser("work").without_browser(); // the CLI's --no-browser
-/// let device = LinkStart::device("work");
-/// let again = LinkStart::reconnect("work-3f2a9c1b07");
+/// use keylink::{AccountId, LinkStart, ProviderId};
+/// let work = ProviderId::new("work");
+/// let browser = LinkStart::browser(work.clone());
+/// let printed = LinkStart::browser(work.clone()).without_browser(); // the CLI's --no-browser
+/// let device = LinkStart::device(work);
+/// let again = LinkStart::reconnect(AccountId::new("work-3f2a9c1b07"));
 /// # let _ = (browser, printed, device, again);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +44,7 @@ pub struct LinkStart {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
     Provider(ProviderId),
-    Account(String),
+    Account(AccountId),
 }
 
 /// How the person signs in.
@@ -58,29 +59,29 @@ pub enum SignIn {
 
 impl LinkStart {
     /// Link a new account at `provider`, signing in in the system browser.
-    pub fn browser(provider: impl Into<ProviderId>) -> Self {
+    pub fn browser(provider: ProviderId) -> Self {
         LinkStart {
-            target: Target::Provider(provider.into()),
+            target: Target::Provider(provider),
             method: SignIn::Browser,
             open_browser: true,
         }
     }
 
     /// Link a new account at `provider` with a code entered on another device.
-    pub fn device(provider: impl Into<ProviderId>) -> Self {
+    pub fn device(provider: ProviderId) -> Self {
         LinkStart {
-            target: Target::Provider(provider.into()),
+            target: Target::Provider(provider),
             method: SignIn::Device,
             open_browser: false,
         }
     }
 
-    /// Sign in again as the account `account` (its id or email), in the browser, with
-    /// `login_hint` and `prompt=login`. Signing in as anyone else changes nothing and fails
-    /// with [`Error::WrongAccount`] (SECURITY 45).
-    pub fn reconnect(account: impl Into<String>) -> Self {
+    /// Sign in again as the account `account`, in the browser, with `login_hint` and
+    /// `prompt=login`. Signing in as anyone else changes nothing and fails with
+    /// [`Error::WrongAccount`] (SECURITY 45).
+    pub fn reconnect(account: AccountId) -> Self {
         LinkStart {
-            target: Target::Account(account.into()),
+            target: Target::Account(account),
             method: SignIn::Browser,
             open_browser: true,
         }
@@ -219,8 +220,8 @@ impl LinkSessions {
     ) -> Result<LinkSession, Error> {
         let (provider, reconnect) = match &start.target {
             Target::Provider(id) => (ctx.provider(id)?.id.clone(), None),
-            Target::Account(query) => {
-                let (provider, target) = authorization::reconnect_target(ctx, query)?;
+            Target::Account(account) => {
+                let (provider, target) = authorization::reconnect_target(ctx, account)?;
                 (provider, Some(target))
             }
         };
@@ -288,7 +289,7 @@ impl LinkSessions {
         lock(&self.flows).retain(|_, (session, cancelled)| *session != id || *cancelled);
     }
 
-    fn is_cancelled_flow(&self, flow_id: &str) -> bool {
+    fn is_cancelled_flow(&self, flow_id: &FlowId) -> bool {
         lock(&self.flows)
             .get(flow_id)
             .is_some_and(|(_, cancelled)| *cancelled)

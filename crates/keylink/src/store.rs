@@ -331,11 +331,14 @@ pub(crate) fn encode_tokens(tokens: &TokenSet) -> Zeroizing<String> {
 }
 
 /// Reads a token set back from the keychain.
-pub(crate) fn decode_tokens(account: &str, raw: &SecretString) -> Result<TokenSet, StoreError> {
+pub(crate) fn decode_tokens(
+    account: &AccountId,
+    raw: &SecretString,
+) -> Result<TokenSet, StoreError> {
     let stored: StoredTokens<'_> =
-        serde_json::from_str(raw.secret()).map_err(|_| StoreError::Corrupt(account.to_owned()))?;
+        serde_json::from_str(raw.secret()).map_err(|_| StoreError::Corrupt(account.to_string()))?;
     if stored.v != 1 {
-        return Err(StoreError::Corrupt(account.to_owned()));
+        return Err(StoreError::Corrupt(account.to_string()));
     }
     Ok(TokenSet {
         access_token: AccessToken::new(stored.access_token),

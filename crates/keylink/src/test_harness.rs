@@ -438,7 +438,7 @@ impl Fixture {
             keychain_id: Mutex::new(None),
         };
         crate::store::create_private_dir(&ctx.data_dir).unwrap();
-        if let Some(oidc) = ctx.config.provider("oidc") {
+        if let Some(oidc) = ctx.config.provider(&crate::ProviderId::new("oidc")) {
             let metadata = Metadata {
                 issuer: Some("https://idp.example".into()),
                 authorization_endpoint: Url::parse("https://idp.example/authorize").unwrap(),
@@ -466,7 +466,7 @@ impl Fixture {
 
     /// The issuer a plain OAuth provider's accounts have: its token endpoint's origin.
     pub(crate) fn plain_issuer(&self) -> IssuerUrl {
-        IssuerUrl::new(self.server.base())
+        IssuerUrl::new(self.server.base()).unwrap()
     }
 
     /// Stores an account of the `plain` provider with these tokens, as a link would.

@@ -57,7 +57,7 @@ pub enum Revocation {
 #[derive(Default)]
 pub(crate) struct TokenSource {
     /// Access tokens this process holds, by account id and by the query used.
-    cache: std::sync::Mutex<HashMap<String, CachedToken>>,
+    cache: std::sync::Mutex<HashMap<AccountId, CachedToken>>,
     /// When a refused access token last set off a refresh, by account.
     rejected_refreshes: std::sync::Mutex<HashMap<AccountId, UnixTime>>,
 }
@@ -76,10 +76,10 @@ impl TokenSource {
     pub(crate) fn access_token(
         &self,
         ctx: &Context,
-        query: &str,
+        account: &AccountId,
         min_ttl: u64,
     ) -> Result<AccessToken, Error> {
-        self.fresh_token(ctx, query, min_ttl, None)
+        self.fresh_token(ctx, account, min_ttl, None)
     }
 
     /// A new access token for an account whose provider has just refused `rejected` (HTTP
@@ -91,17 +91,22 @@ impl TokenSource {
     pub(crate) fn replace_rejected_token(
         &self,
         ctx: &Context,
-        query: &str,
+        account: &AccountId,
         rejected: &AccessToken,
     ) -> Result<AccessToken, Error> {
-        self.fresh_token(ctx, query, 0, Some(rejected))
+        self.fresh_token(ctx, account, 0, Some(rejected))
     }
 
-    /// The access token this process holds for `query` when it stays valid for more than
+    /// The access token this process holds for `account` when it stays valid for more than
     /// `min_ttl` seconds: memory only, so it never waits (the async API's fast path).
-    pub(crate) fn cached(&self, ctx: &Context, query: &str, min_ttl: i64) -> Option<AccessToken> {
+    pub(crate) fn cached(
+        &self,
+        ctx: &Context,
+        account: &AccountId,
+        min_ttl: i64,
+    ) -> Option<AccessToken> {
         let cache = self.lock_cache();
-        let cached = cache.get(query)?;
+        let cached = cache.get(account)?;
         let now = ctx.now();
         cached
             .expires_at
@@ -112,7 +117,7 @@ impl TokenSource {
     fn fresh_token(
         &self,
         ctx: &Context,
-        query: &str,
+        account: &AccountId,
         min_ttl: u64,
         rejected: Option<&AccessToken>,
     ) -> Result<AccessToken, Error> {
@@ -124,11 +129,11 @@ impl TokenSource {
             fresh(tokens.expires_at, now) && rejected != Some(&tokens.access_token)
         };
         if rejected.is_none()
-            && let Some(token) = self.cached(ctx, query, min_ttl)
+            && let Some(token) = self.cached(ctx, account, min_ttl)
         {
             return Ok(token);
         }
-        let account = ctx.account(query)?;
+        let account = ctx.account_by_id(account)?;
         // Before anything is read or sent: tokens go only to the issuer they came from
         // (SECURITY 52). A provider no longer configured is found out below, when it is
         // needed.
@@ -168,8 +173,7 @@ impl TokenSource {
                 expires_at: tokens.expires_at,
             };
             let mut cache = self.lock_cache();
-            cache.insert(account.id.to_string(), entry.clone());
-            cache.insert(query.to_owned(), entry);
+            cache.insert(account.id.clone(), entry);
         };
         let tokens = load()?;
         if usable(&tokens, ctx.now()) {
@@ -267,7 +271,7 @@ impl TokenSource {
         }
     }
 
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedToken>> {
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<AccountId, CachedToken>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -291,8 +295,8 @@ impl TokenSource {
 
     /// Unlinks an account: revokes its refresh token at the provider (RFC 7009) when possible,
     /// then always deletes the keychain entry and the index entry.
-    pub(crate) fn unlink(&self, ctx: &Context, query: &str) -> Result<UnlinkReport, Error> {
-        let account = ctx.account(query)?;
+    pub(crate) fn unlink(&self, ctx: &Context, account: &AccountId) -> Result<UnlinkReport, Error> {
+        let account = ctx.account_by_id(account)?;
         let secrets = ctx.secrets()?;
         let key = ctx.token_key(&account.id)?;
         // A refresh in flight must not store tokens again after they are deleted (SECURITY 41).

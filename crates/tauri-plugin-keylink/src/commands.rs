@@ -109,7 +109,12 @@ pub(crate) async fn link<R: Runtime>(
     provider: String,
     on_progress: Channel<Progress>,
 ) -> Result<Account> {
-    session(&state, keylink::LinkStart::browser(provider), on_progress).await
+    session(
+        &state,
+        keylink::LinkStart::browser(keylink::ProviderId::new(provider)),
+        on_progress,
+    )
+    .await
 }
 
 /// Links an account at `provider` with a code entered on another device.
@@ -120,7 +125,12 @@ pub(crate) async fn link_with_device<R: Runtime>(
     provider: String,
     on_progress: Channel<Progress>,
 ) -> Result<Account> {
-    session(&state, keylink::LinkStart::device(provider), on_progress).await
+    session(
+        &state,
+        keylink::LinkStart::device(keylink::ProviderId::new(provider)),
+        on_progress,
+    )
+    .await
 }
 
 /// Signs in again as `account`; signing in as anyone else changes nothing.
@@ -128,7 +138,7 @@ pub(crate) async fn link_with_device<R: Runtime>(
 pub(crate) async fn reconnect<R: Runtime>(
     _app: tauri::AppHandle<R>,
     state: PluginState<'_>,
-    account: String,
+    account: keylink::AccountId,
     on_progress: Channel<Progress>,
 ) -> Result<Account> {
     session(&state, keylink::LinkStart::reconnect(account), on_progress).await
@@ -162,7 +172,7 @@ pub(crate) async fn cancel_link<R: Runtime>(
 pub(crate) async fn check_connection<R: Runtime>(
     _app: tauri::AppHandle<R>,
     state: PluginState<'_>,
-    account: String,
+    account: keylink::AccountId,
 ) -> Result<Connection> {
     blocking(&state, move |s| {
         let c = s.keylink()?.check_connection(&account)?;
@@ -184,7 +194,7 @@ pub(crate) async fn check_connection<R: Runtime>(
 pub(crate) async fn unlink<R: Runtime>(
     _app: tauri::AppHandle<R>,
     state: PluginState<'_>,
-    account: String,
+    account: keylink::AccountId,
 ) -> Result<Unlinked> {
     blocking(&state, move |s| {
         let report = s.keylink()?.unlink(&account)?;
@@ -238,7 +248,7 @@ pub(crate) async fn fetch<R: Runtime>(
     state: PluginState<'_>,
     command_scope: tauri::ipc::CommandScope<FetchScopeEntry>,
     global_scope: tauri::ipc::GlobalScope<FetchScopeEntry>,
-    account: String,
+    account: keylink::AccountId,
     url: String,
     init: Option<FetchInit>,
 ) -> Result<FetchResponse> {

@@ -120,7 +120,7 @@ fn inline_providers_are_read_like_a_toml_file() {
     let Source::Inline(core) = c.source(None).unwrap() else {
         panic!("inline providers");
     };
-    let work = core.provider("work").unwrap();
+    let work = core.provider(&keylink::ProviderId::new("work")).unwrap();
     assert_eq!(work.name, "Work");
     assert_eq!(
         work.api_origins,
@@ -190,7 +190,7 @@ fn errors_tell_an_app_user_what_to_do_not_which_cli_command_to_run() {
         keylink::Error::UnknownProvider("work".into()),
         keylink::Error::UnknownAccount("x".into()),
         keylink::Error::AmbiguousAccount("a@example.test".into()),
-        keylink::Error::NeedsRelink("work-1".into()),
+        keylink::Error::NeedsRelink(keylink::AccountId::new("work-1")),
         keylink::Error::Store(keylink::store::StoreError::Keychain("no reply".into())),
         keylink::Error::Device(keylink::link::DeviceError::Unsupported("work".into())),
     ];

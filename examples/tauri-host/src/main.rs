@@ -14,7 +14,7 @@ use tauri_plugin_keylink::KeylinkExt;
 #[tauri::command]
 async fn token_in_rust(
     app: tauri::AppHandle,
-    account: String,
+    account: tauri_plugin_keylink::keylink::AccountId,
     min_ttl_secs: u64,
 ) -> Result<String, String> {
     let keylink = app.keylink().map_err(|e| e.to_string())?;

@@ -650,7 +650,7 @@ fn a_token_the_provider_has_forgotten_gets_one_refresh_then_needs_relink() {
         .data_dir(home.data.clone())
         .build()
         .unwrap();
-    let checked = keylink.check_connection(&id);
+    let checked = keylink.check_connection(&keylink::AccountId::new(id.clone()));
     assert!(
         matches!(checked, Err(keylink::Error::NeedsRelink(_))),
         "{checked:?}"

@@ -29,7 +29,8 @@ fn identities_are_reverse_domain_names() {
     let id = AppIdentity::new("com.example.notes").unwrap();
     assert_eq!(id.keychain_service(), "com.example.notes");
     assert_eq!(
-        id.deep_link_redirect("github").as_str(),
+        id.deep_link_redirect(&crate::ProviderId::new("github"))
+            .as_str(),
         "com.example.notes:/callback/github"
     );
     assert!(id.is_redirect("COM.EXAMPLE.NOTES:/callback/x?code=1"));

@@ -10,18 +10,18 @@ use serde_json::json;
 
 use super::*;
 use crate::flow::PENDING_FLOW_LIFETIME;
+use crate::ids::{AccountId, ProviderId};
 use crate::secret::PkceCodeVerifier;
 
-#[allow(
-    clippy::duplicate_mod,
-    reason = "each test module includes the shared harness"
-)]
-#[path = "../test_harness.rs"]
-mod harness;
-use harness::{Fixture, Reply, query, redirect_for};
+use crate::test_harness::{Fixture, Reply, query, redirect_for};
 
 fn begin(f: &Fixture, provider: &str, reconnect: Option<ReconnectTarget>) -> Started {
-    start(&f.ctx, f.ctx.provider(provider).unwrap(), reconnect).unwrap()
+    start(
+        &f.ctx,
+        f.ctx.provider(&ProviderId::new(provider)).unwrap(),
+        reconnect,
+    )
+    .unwrap()
 }
 
 fn complete(f: &Fixture, url: &str) -> Result<Account, Error> {
@@ -154,8 +154,11 @@ fn each_provider_has_its_own_redirect_uri() {
 #[test]
 fn a_reconnect_sends_login_hint_and_prompt_login() {
     let f = Fixture::new();
-    let account = f.seed("alice", &harness::token_set("at-1", Some("rt-1"), None));
-    let (provider, target) = reconnect_target(&f.ctx, "alice@example.test").unwrap();
+    let account = f.seed(
+        "alice",
+        &crate::test_harness::token_set("at-1", Some("rt-1"), None),
+    );
+    let (provider, target) = reconnect_target(&f.ctx, &account.id).unwrap();
     assert_eq!(provider, account.provider);
     assert_eq!(target.subject, "alice");
     assert_eq!(target.shown, "alice@example.test");
@@ -176,7 +179,7 @@ fn a_reconnect_sends_login_hint_and_prompt_login() {
     assert_eq!(query(&new, "login_hint"), None);
     assert_eq!(query(&new, "prompt"), None);
     assert!(matches!(
-        reconnect_target(&f.ctx, "bob@example.test"),
+        reconnect_target(&f.ctx, &AccountId::new("demo-0000000000")),
         Err(Error::UnknownAccount(_))
     ));
 }
@@ -186,7 +189,7 @@ fn a_reconnect_sends_login_hint_and_prompt_login() {
 #[test]
 fn an_authorization_endpoint_that_is_not_https_is_refused_and_nothing_is_saved() {
     let f = Fixture::new();
-    let provider = f.ctx.provider("oidc").unwrap();
+    let provider = f.ctx.provider(&crate::ProviderId::new("oidc")).unwrap();
     let with_endpoint = |endpoint: &str| {
         let mut metadata = (*f.ctx.metadata(provider).unwrap()).clone();
         metadata.authorization_endpoint = Url::parse(endpoint).unwrap();
@@ -221,9 +224,13 @@ fn without_a_working_keychain_no_sign_in_starts() {
     f.store
         .broken
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let e = start(&f.ctx, f.ctx.provider("plain").unwrap(), None)
-        .err()
-        .unwrap();
+    let e = start(
+        &f.ctx,
+        f.ctx.provider(&crate::ProviderId::new("plain")).unwrap(),
+        None,
+    )
+    .err()
+    .unwrap();
     assert!(matches!(e, Error::Store(_)), "{e:?}");
     assert!(f.pending_flows().is_empty());
 }

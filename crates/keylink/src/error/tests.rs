@@ -45,7 +45,7 @@ fn codes_serialise_as_their_text_and_cover_cancel_and_browser() {
         ErrorCode::Timeout
     );
     assert_eq!(
-        Error::NeedsRelink("a".into()).code(),
+        Error::NeedsRelink(crate::AccountId::new("a")).code(),
         ErrorCode::NeedsRelink
     );
 }

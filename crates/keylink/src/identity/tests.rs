@@ -7,13 +7,7 @@ use serde_json::json;
 
 use super::*;
 
-#[allow(
-    clippy::duplicate_mod,
-    reason = "each test module includes the shared harness"
-)]
-#[path = "../test_harness.rs"]
-mod harness;
-use harness::{Fixture, Reply, T0, token_set};
+use crate::test_harness::{Fixture, Reply, T0, token_set};
 
 /// The user endpoint names `subject` with `email`; the token endpoint hands out `at-2`.
 fn user_endpoint_names(f: &Fixture, subject: &'static str, email: &'static str) {
@@ -27,7 +21,7 @@ fn user_endpoint_names(f: &Fixture, subject: &'static str, email: &'static str) 
 
 /// Links the `plain` provider's account behind `access` (reconnecting `reconnect`).
 fn link(f: &Fixture, access: &str, reconnect: Option<&ReconnectTarget>) -> Result<Account, Error> {
-    let provider = f.ctx.provider("plain").unwrap();
+    let provider = f.ctx.provider(&crate::ProviderId::new("plain")).unwrap();
     let metadata = f.ctx.metadata(provider).unwrap();
     let tokens = token_set(access, Some("rt-1"), Some(f.ctx.now() + 3600));
     store_link(
@@ -60,14 +54,22 @@ fn stored_access_token(f: &Fixture, account: &Account) -> String {
 #[test]
 fn the_account_id_is_the_provider_and_a_hash_of_issuer_and_subject() {
     let plain = ProviderId::new("plain");
-    let issuer = IssuerUrl::new("https://idp.example");
+    let issuer = IssuerUrl::new("https://idp.example").unwrap();
     let id = account_id(&plain, &issuer, "alice");
     assert_eq!(id.as_str(), "plain-9ac2edb5a8");
     assert_eq!(account_id(&plain, &issuer, "alice"), id);
     let others = [
         account_id(&plain, &issuer, "bob"),
-        account_id(&plain, &IssuerUrl::new("https://idp.example/"), "alice"),
-        account_id(&plain, &IssuerUrl::new("https://other.example"), "alice"),
+        account_id(
+            &plain,
+            &IssuerUrl::new("https://idp.example/").unwrap(),
+            "alice",
+        ),
+        account_id(
+            &plain,
+            &IssuerUrl::new("https://other.example").unwrap(),
+            "alice",
+        ),
         account_id(&ProviderId::new("other"), &issuer, "alice"),
     ];
     for other in others {
@@ -204,18 +206,18 @@ fn provider_text_is_cleaned_before_it_is_stored() {
 #[test]
 fn a_changed_issuer_is_noticed_from_the_configuration() {
     let f = Fixture::new();
-    let plain = f.ctx.provider("plain").unwrap();
+    let plain = f.ctx.provider(&crate::ProviderId::new("plain")).unwrap();
     let mut account = f.seed("alice", &token_set("at-1", None, None));
     assert_eq!(changed_issuer(&f.ctx, plain, &account).unwrap(), None);
-    account.issuer = IssuerUrl::new("https://old.example");
+    account.issuer = IssuerUrl::new("https://old.example").unwrap();
     assert_eq!(
         changed_issuer(&f.ctx, plain, &account).unwrap(),
         Some(f.server.base())
     );
-    let oidc = f.ctx.provider("oidc").unwrap();
-    account.issuer = IssuerUrl::new("https://idp.example");
+    let oidc = f.ctx.provider(&crate::ProviderId::new("oidc")).unwrap();
+    account.issuer = IssuerUrl::new("https://idp.example").unwrap();
     assert_eq!(changed_issuer(&f.ctx, oidc, &account).unwrap(), None);
-    account.issuer = IssuerUrl::new("https://idp.example/");
+    account.issuer = IssuerUrl::new("https://idp.example/").unwrap();
     assert_eq!(
         changed_issuer(&f.ctx, oidc, &account).unwrap().as_deref(),
         Some("https://idp.example")

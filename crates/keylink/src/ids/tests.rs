@@ -12,5 +12,5 @@ fn ids_are_stored_and_shown_as_plain_strings() {
     assert_eq!(back, id);
     assert_eq!(id.to_string(), "demo-3f2a9c1b07");
     assert_eq!(id, "demo-3f2a9c1b07");
-    assert!(id.starts_with("demo-"), "reads as &str");
+    assert!(id.as_str().starts_with("demo-"), "reads as text");
 }

@@ -26,7 +26,7 @@ client_id = "keylink-demo"
 #[test]
 fn a_minimal_provider_gets_the_documented_defaults() {
     let config = load(DEMO).unwrap();
-    let demo = config.provider("demo").unwrap();
+    let demo = config.provider(&crate::ProviderId::new("demo")).unwrap();
     assert_eq!(demo.name, "Demo");
     assert_eq!(demo.issuer.as_deref(), Some("https://127.0.0.1:4433"));
     assert_eq!(
@@ -110,10 +110,19 @@ fn a_locked_policy_provider_cannot_be_replaced_by_the_user_file() {
         .layer(Path::new("/home/u/.config/keylink/keylink.toml"), user)
         .unwrap();
     assert_eq!(
-        config.provider("corp").unwrap().issuer.as_deref(),
+        config
+            .provider(&crate::ProviderId::new("corp"))
+            .unwrap()
+            .issuer
+            .as_deref(),
         Some("https://sso.corp.example")
     );
-    assert!(config.provider("corp").unwrap().from_policy);
+    assert!(
+        config
+            .provider(&crate::ProviderId::new("corp"))
+            .unwrap()
+            .from_policy
+    );
     assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
     assert!(
         config.warnings[0].contains("locks it"),
@@ -133,7 +142,7 @@ fn a_policy_can_refuse_user_providers_and_fix_network_settings() {
     config
         .layer(Path::new("/home/u/.config/keylink/keylink.toml"), user)
         .unwrap();
-    assert!(config.provider("mine").is_none());
+    assert!(config.provider(&crate::ProviderId::new("mine")).is_none());
     assert_eq!(
         config.network.ca_file.as_deref(),
         Some(Path::new("/etc/keylink/corp-ca.pem"))
@@ -184,7 +193,7 @@ fn raw_metadata(issuer: &str, methods: Option<Vec<&str>>, auth: &str) -> RawMeta
 #[test]
 fn discovery_requires_the_exact_issuer_and_s256() {
     let config = load(DEMO).unwrap();
-    let demo = config.provider("demo").unwrap();
+    let demo = config.provider(&crate::ProviderId::new("demo")).unwrap();
     let issuer = "https://127.0.0.1:4433";
     let ok = metadata_from_document(
         demo,
@@ -246,7 +255,7 @@ client_id = "x"
 "#,
     )
     .unwrap();
-    let g = config.provider("g").unwrap();
+    let g = config.provider(&crate::ProviderId::new("g")).unwrap();
     assert_eq!(g.issuer.as_deref(), Some("https://accounts.google.com"));
     assert_eq!(g.redirect, RedirectKind::Loopback);
     assert_eq!(
@@ -259,17 +268,17 @@ client_id = "x"
     );
     assert!(!g.scopes.iter().any(|s| s == "offline_access"));
     assert!(g.client_secret.is_some());
-    let ms = config.provider("ms").unwrap();
+    let ms = config.provider(&crate::ProviderId::new("ms")).unwrap();
     assert_eq!(
         ms.issuer.as_deref(),
         Some("https://login.microsoftonline.com/organizations/v2.0")
     );
     assert!(ms.quirks.tenant_issuer);
-    let gh = config.provider("gh").unwrap();
+    let gh = config.provider(&crate::ProviderId::new("gh")).unwrap();
     assert!(!gh.is_oidc());
     assert_eq!(gh.scopes, ["repo"], "explicit settings win");
     assert_eq!(gh.quirks.user_endpoint.subject, ["/id"]);
-    let db = config.provider("db").unwrap();
+    let db = config.provider(&crate::ProviderId::new("db")).unwrap();
     assert_eq!(
         db.authorize_params
             .get("token_access_type")
@@ -277,7 +286,7 @@ client_id = "x"
         Some("offline")
     );
     assert!(db.quirks.user_endpoint.post);
-    let any = config.provider("any").unwrap();
+    let any = config.provider(&crate::ProviderId::new("any")).unwrap();
     assert!(any.is_oidc() && !any.quirks.tenant_issuer);
 }
 
@@ -371,9 +380,18 @@ fn multi_tenant_discovery_is_accepted_only_with_the_preset_quirk() {
             "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
         )
     };
-    let ms = metadata_from_document(config.provider("ms").unwrap(), issuer, doc()).unwrap();
+    let ms = metadata_from_document(
+        config.provider(&crate::ProviderId::new("ms")).unwrap(),
+        issuer,
+        doc(),
+    )
+    .unwrap();
     assert_eq!(ms.issuer.as_deref(), Some(template));
-    let plain = metadata_from_document(config.provider("plain").unwrap(), issuer, doc());
+    let plain = metadata_from_document(
+        config.provider(&crate::ProviderId::new("plain")).unwrap(),
+        issuer,
+        doc(),
+    );
     assert!(matches!(plain, Err(DiscoveryError::IssuerMismatch { .. })));
 }
 
@@ -384,7 +402,7 @@ fn multi_tenant_discovery_is_accepted_only_with_the_preset_quirk() {
 #[test]
 fn an_array_is_no_discovery_document_and_no_key_set() {
     let config = load(DEMO).unwrap();
-    let provider = config.provider("demo").unwrap();
+    let provider = config.provider(&crate::ProviderId::new("demo")).unwrap();
     let issuer = "https://127.0.0.1:4433";
     let array = br#"["https://127.0.0.1:4433","https://127.0.0.1:4433/auth","https://127.0.0.1:4433/token"]"#;
     assert!(matches!(
@@ -398,7 +416,7 @@ fn an_array_is_no_discovery_document_and_no_key_set() {
 #[test]
 fn fuzz_the_discovery_document_parser() {
     let config = load(DEMO).unwrap();
-    let provider = config.provider("demo").unwrap();
+    let provider = config.provider(&crate::ProviderId::new("demo")).unwrap();
     let issuer = "https://127.0.0.1:4433";
     let seeds = [
         r#"{"issuer":"https://127.0.0.1:4433","authorization_endpoint":"https://127.0.0.1:4433/auth","token_endpoint":"https://127.0.0.1:4433/token","jwks_uri":"https://127.0.0.1:4433/jwks","userinfo_endpoint":"https://127.0.0.1:4433/me","code_challenge_methods_supported":["S256"],"id_token_signing_alg_values_supported":["RS256","ES256"],"authorization_response_iss_parameter_supported":true}"#,

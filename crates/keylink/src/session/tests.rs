@@ -11,13 +11,7 @@ use serde_json::json;
 use super::*;
 use crate::callback::RedirectError;
 
-#[allow(
-    clippy::duplicate_mod,
-    reason = "each test module includes the shared harness"
-)]
-#[path = "../test_harness.rs"]
-mod harness;
-use harness::{Fixture, PATIENCE, Reply, Request, TestBrowser, redirect_for};
+use crate::test_harness::{Fixture, PATIENCE, Reply, Request, TestBrowser, redirect_for};
 
 /// The provider answers a code with tokens and says the person is `subject`.
 fn signs_in_as(subject: &'static str) -> impl Fn(&Request, usize) -> Reply + Send + Sync {
@@ -120,7 +114,9 @@ fn is_unsolicited(delivery: &Delivery) -> bool {
 #[test]
 fn a_link_reports_starting_browser_opened_waiting_exchanging_then_ends_linked() {
     let s = setup();
-    let session = s.link(LinkStart::browser("plain")).unwrap();
+    let session = s
+        .link(LinkStart::browser(crate::ProviderId::new("plain")))
+        .unwrap();
     let id = session.id();
     let running = Running::start(session, PATIENCE);
     let url = s.opened();
@@ -148,7 +144,7 @@ fn a_link_reports_starting_browser_opened_waiting_exchanging_then_ends_linked() 
 fn a_link_without_browser_hands_the_url_to_progress_and_opens_nothing() {
     let s = setup();
     let session = s
-        .link(LinkStart::browser("plain").without_browser())
+        .link(LinkStart::browser(crate::ProviderId::new("plain")).without_browser())
         .unwrap();
     let running = Running::start(session, PATIENCE);
     assert!(matches!(running.next_step(), LinkProgress::Starting));
@@ -156,7 +152,7 @@ fn a_link_without_browser_hands_the_url_to_progress_and_opens_nothing() {
     let LinkProgress::OpenInBrowser(url) = &step else {
         panic!("expected the URL to open, got {step:?}");
     };
-    let state = harness::query(url, "state").unwrap();
+    let state = crate::test_harness::query(url, "state").unwrap();
     assert!(!format!("{step:?}").contains(&state), "{step:?}");
     assert!(matches!(running.next_step(), LinkProgress::Waiting { .. }));
     assert!(matches!(
@@ -172,10 +168,12 @@ fn a_link_without_browser_hands_the_url_to_progress_and_opens_nothing() {
 #[test]
 fn a_second_link_while_one_runs_is_refused_and_changes_nothing() {
     let s = setup();
-    let first = s.link(LinkStart::browser("plain")).unwrap();
+    let first = s
+        .link(LinkStart::browser(crate::ProviderId::new("plain")))
+        .unwrap();
     // Refused even before the first one runs: the slot is taken when the link is reserved.
     assert!(matches!(
-        s.link(LinkStart::browser("other")),
+        s.link(LinkStart::browser(crate::ProviderId::new("other"))),
         Err(Error::LinkInProgress(_))
     ));
     let running = Running::start(first, PATIENCE);
@@ -183,9 +181,9 @@ fn a_second_link_while_one_runs_is_refused_and_changes_nothing() {
     let pending = s.f.pending_flows();
     assert_eq!(pending.len(), 1);
     for start in [
-        LinkStart::browser("other"),
-        LinkStart::browser("plain"),
-        LinkStart::device("other"),
+        LinkStart::browser(crate::ProviderId::new("other")),
+        LinkStart::browser(crate::ProviderId::new("plain")),
+        LinkStart::device(crate::ProviderId::new("other")),
     ] {
         let e = s.link(start).unwrap_err();
         assert!(
@@ -207,22 +205,32 @@ fn a_second_link_while_one_runs_is_refused_and_changes_nothing() {
     ));
     assert_eq!(running.end().0.unwrap().subject, "alice");
     // Once it has ended, the next link may start.
-    assert!(s.link(LinkStart::browser("other")).is_ok());
+    assert!(
+        s.link(LinkStart::browser(crate::ProviderId::new("other")))
+            .is_ok()
+    );
 }
 
 #[test]
 fn dropping_a_reserved_session_without_running_it_frees_the_slot() {
     let s = setup();
-    let session = s.link(LinkStart::browser("plain")).unwrap();
+    let session = s
+        .link(LinkStart::browser(crate::ProviderId::new("plain")))
+        .unwrap();
     drop(session);
-    assert!(s.link(LinkStart::browser("plain")).is_ok());
+    assert!(
+        s.link(LinkStart::browser(crate::ProviderId::new("plain")))
+            .is_ok()
+    );
     assert!(s.f.pending_flows().is_empty(), "reserving started nothing");
 }
 
 #[test]
 fn cancel_from_another_thread_ends_run_with_cancelled_and_its_redirect_is_refused() {
     let s = setup();
-    let session = s.link(LinkStart::browser("plain")).unwrap();
+    let session = s
+        .link(LinkStart::browser(crate::ProviderId::new("plain")))
+        .unwrap();
     let canceller = session.canceller();
     let running = Running::start(session, PATIENCE);
     let url = s.opened();
@@ -242,7 +250,8 @@ fn cancel_from_another_thread_ends_run_with_cancelled_and_its_redirect_is_refuse
     assert_eq!(s.f.server.token_requests(), 0);
     assert!(s.f.accounts().is_empty());
     assert!(
-        s.link(LinkStart::browser("plain")).is_ok(),
+        s.link(LinkStart::browser(crate::ProviderId::new("plain")))
+            .is_ok(),
         "the slot is free"
     );
 }
@@ -262,7 +271,9 @@ fn cancel_during_the_exchange_stores_nothing() {
         }
         signs_in_as("alice")(request, n)
     });
-    let session = s.link(LinkStart::browser("plain")).unwrap();
+    let session = s
+        .link(LinkStart::browser(crate::ProviderId::new("plain")))
+        .unwrap();
     let canceller = session.canceller();
     let running = Running::start(session, PATIENCE);
     let redirect = redirect_for(&s.opened(), "code=c-1");
@@ -286,7 +297,9 @@ fn cancel_during_the_exchange_stores_nothing() {
 #[test]
 fn a_session_whose_deadline_passes_ends_timed_out_and_its_redirect_is_refused() {
     let s = setup();
-    let session = s.link(LinkStart::browser("plain")).unwrap();
+    let session = s
+        .link(LinkStart::browser(crate::ProviderId::new("plain")))
+        .unwrap();
     let running = Running::start(session, Duration::ZERO);
     let url = s.opened();
     let (result, steps) = running.end();
@@ -297,7 +310,8 @@ fn a_session_whose_deadline_passes_ends_timed_out_and_its_redirect_is_refused() 
     assert!(is_unsolicited(&late), "{late:?}");
     assert_eq!(s.f.server.token_requests(), 0);
     assert!(
-        s.link(LinkStart::browser("plain")).is_ok(),
+        s.link(LinkStart::browser(crate::ProviderId::new("plain")))
+            .is_ok(),
         "the slot is free"
     );
 }
@@ -319,7 +333,9 @@ fn a_redirect_with_no_session_is_refused() {
 #[test]
 fn a_redirect_with_a_foreign_state_is_refused_and_the_session_keeps_waiting() {
     let s = setup();
-    let session = s.link(LinkStart::browser("plain")).unwrap();
+    let session = s
+        .link(LinkStart::browser(crate::ProviderId::new("plain")))
+        .unwrap();
     let running = Running::start(session, PATIENCE);
     let url = s.opened();
     let foreign = "com.example.tests:/callback/plain?code=c-evil&state=not-the-sessions-state";

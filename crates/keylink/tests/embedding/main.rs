@@ -174,7 +174,11 @@ impl Running {
 /// Links `browser.login` at the deep-link provider through a session, delivering the
 /// captured redirect the way the OS hands it to the app; returns the account.
 fn link(keylink: &Keylink, browser: &ScriptedBrowser) -> Account {
-    let running = Running::start(keylink, LinkStart::browser("demo"), |_, _| {});
+    let running = Running::start(
+        keylink,
+        LinkStart::browser(keylink::ProviderId::new("demo")),
+        |_, _| {},
+    );
     let redirect = browser.captured();
     let delivery = keylink.deliver_redirect(&redirect);
     assert!(matches!(delivery, Delivery::ToSession(_)), "{delivery:?}");
@@ -279,8 +283,12 @@ fn loopback_and_device_sessions_report_their_steps_in_order() {
     );
 
     // Loopback: the browser itself brings the redirect back to the session's listener.
-    let (steps, result) =
-        Running::start(&keylink, LinkStart::browser("demo-loopback"), |_, _| {}).finish();
+    let (steps, result) = Running::start(
+        &keylink,
+        LinkStart::browser(keylink::ProviderId::new("demo-loopback")),
+        |_, _| {},
+    )
+    .finish();
     assert_eq!(
         steps,
         ["starting", "browser opened", "waiting", "exchanging"]
@@ -289,7 +297,11 @@ fn loopback_and_device_sessions_report_their_steps_in_order() {
     assert_eq!(account.provider, "demo-loopback");
 
     // Device: the code is shown, the person approves it on another device.
-    let running = Running::start(&keylink, LinkStart::device("demo"), |_, _| {});
+    let running = Running::start(
+        &keylink,
+        LinkStart::device(keylink::ProviderId::new("demo")),
+        |_, _| {},
+    );
     let code = running.codes.recv_timeout(Duration::from_secs(30)).unwrap();
     approve_on_other_device(&idp, &code);
     let (steps, result) = running.finish();
@@ -312,7 +324,7 @@ fn a_browser_session_cancelled_at_any_step_links_nothing() {
         let exchanged_before = code_exchanges(&idp);
         let running = Running::start(
             &keylink,
-            LinkStart::browser("demo-loopback"),
+            LinkStart::browser(keylink::ProviderId::new("demo-loopback")),
             move |name, cancel| {
                 if name == stage {
                     assert!(cancel.cancel(), "the session was still in progress");
@@ -342,7 +354,11 @@ fn a_browser_session_cancelled_at_any_step_links_nothing() {
         let exchanged = code_exchanges(&idp) - exchanged_before;
         assert_eq!(exchanged, u64::from(stage == "exchanging"), "at {stage}");
         // The slot is free again.
-        drop(keylink.link(LinkStart::browser("demo")).unwrap());
+        drop(
+            keylink
+                .link(LinkStart::browser(keylink::ProviderId::new("demo")))
+                .unwrap(),
+        );
     }
 }
 
@@ -354,11 +370,15 @@ fn a_device_session_cancelled_at_any_step_links_nothing() {
         let browser = ScriptedBrowser::new(&idp, dir.path(), "alice");
         let data = dir.path().join(stage.replace(' ', "-"));
         let keylink = app(&idp, "com.example.notes", &data, browser);
-        let running = Running::start(&keylink, LinkStart::device("demo"), move |name, cancel| {
-            if name == stage {
-                cancel.cancel();
-            }
-        });
+        let running = Running::start(
+            &keylink,
+            LinkStart::device(keylink::ProviderId::new("demo")),
+            move |name, cancel| {
+                if name == stage {
+                    cancel.cancel();
+                }
+            },
+        );
         if stage == "exchanging" {
             let code = running.codes.recv_timeout(Duration::from_secs(30)).unwrap();
             approve_on_other_device(&idp, &code);
@@ -384,8 +404,12 @@ fn one_session_at_a_time_and_a_redirect_delivered_twice_completes_once() {
 
     // A second start while one is active is refused, naming the link in progress; a
     // cancelled (or dropped) session frees the slot at once.
-    let first = keylink.link(LinkStart::browser("demo")).unwrap();
-    let refused = keylink.link(LinkStart::device("demo")).unwrap_err();
+    let first = keylink
+        .link(LinkStart::browser(keylink::ProviderId::new("demo")))
+        .unwrap();
+    let refused = keylink
+        .link(LinkStart::device(keylink::ProviderId::new("demo")))
+        .unwrap_err();
     assert_eq!(refused.code(), ErrorCode::Busy);
     assert!(
         refused
@@ -405,7 +429,11 @@ fn one_session_at_a_time_and_a_redirect_delivered_twice_completes_once() {
     // The same redirect delivered twice (the single-instance callback and the deep-link
     // event both see a forwarded URL): completed once, the second delivery dropped.
     let exchanged_before = code_exchanges(&idp);
-    let running = Running::start(&keylink, LinkStart::browser("demo"), |_, _| {});
+    let running = Running::start(
+        &keylink,
+        LinkStart::browser(keylink::ProviderId::new("demo")),
+        |_, _| {},
+    );
     let redirect = browser.captured();
     let twice = std::thread::scope(|s| {
         let a = s.spawn(|| keylink.deliver_redirect(&redirect));
@@ -450,7 +478,7 @@ fn reconnecting_as_someone_else_changes_nothing_and_says_who_signed_in() {
 
     let carol_browser = ScriptedBrowser::new(&idp, dir.path(), "carol");
     let as_carol = app(&idp, "com.example.notes", &data, carol_browser.clone());
-    let running = Running::start(&as_carol, LinkStart::reconnect(&bob), |_, _| {});
+    let running = Running::start(&as_carol, LinkStart::reconnect(bob.clone()), |_, _| {});
     let redirect = carol_browser.captured();
     let url = &carol_browser.opened()[0];
     assert_eq!(
@@ -476,7 +504,7 @@ fn reconnecting_as_someone_else_changes_nothing_and_says_who_signed_in() {
     );
 
     // Signing in as Bob reconnects Bob.
-    let running = Running::start(&notes, LinkStart::reconnect(&bob), |_, _| {});
+    let running = Running::start(&notes, LinkStart::reconnect(bob.clone()), |_, _| {});
     notes.deliver_redirect(&bob_browser.captured());
     assert_eq!(running.finish().1.unwrap().id, bob);
     notes.unlink(&bob).unwrap();

@@ -230,7 +230,9 @@ impl World {
             &browser,
         );
         let account = keylink
-            .link(LinkStart::browser("demo-loopback"))
+            .link(LinkStart::browser(keylink::ProviderId::new(
+                "demo-loopback",
+            )))
             .unwrap()
             .run(Duration::from_secs(60), |_| {})
             .unwrap();
@@ -461,7 +463,11 @@ fn an_api_that_always_answers_401_costs_one_refresh_a_minute() {
     assert_eq!(refreshes(), 2);
     // The account still works where its tokens are accepted.
     assert_eq!(
-        world.keylink.account(&world.account.id).unwrap().status,
+        world
+            .keylink
+            .account(world.account.id.as_str())
+            .unwrap()
+            .status,
         AccountStatus::Ok
     );
     assert!(world.keylink.check_connection(&world.account.id).is_ok());
@@ -495,13 +501,11 @@ fn tokens_are_never_sent_to_a_provider_whose_issuer_changed_after_linking() {
         .unwrap_err();
     assert_eq!(refused.code(), ErrorCode::NeedsRelink);
     assert_eq!(
-        changed.account(id).unwrap().status,
+        changed.account(id.as_str()).unwrap().status,
         AccountStatus::NeedsRelink
     );
     assert!(changed.check_connection(id).is_err());
-    let again = changed
-        .link(LinkStart::reconnect(id.to_string()))
-        .unwrap_err();
+    let again = changed.link(LinkStart::reconnect(id.clone())).unwrap_err();
     assert_eq!(again.code(), ErrorCode::NeedsRelink, "{again}");
     // Unlinking removes it here without sending its tokens there to be revoked.
     let report = changed.unlink(id).unwrap();
