@@ -122,13 +122,14 @@ pub enum Error {
     NeedsRelink(AccountId),
     /// Another process held the account's lock for longer than any refresh can take.
     #[error(
-        "another Keylink process has been busy with the account {account} for more than {secs} s; try again in a moment"
+        "another Keylink process has been busy with the account {account} for more than {}; try again in a moment",
+        crate::text::duration_words(*waited)
     )]
     LockTimedOut {
         /// The account id.
         account: AccountId,
         /// How long Keylink waited.
-        secs: u64,
+        waited: std::time::Duration,
     },
     /// A refresh answer's ID token was valid but named another person than the account.
     #[error(

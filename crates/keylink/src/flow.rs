@@ -22,7 +22,9 @@ use crate::provider::{Metadata, ProviderConfig};
 use crate::secret::{CsrfState, Nonce, PkceCodeVerifier};
 
 /// How long a started authorization may wait for its redirect.
-pub const PENDING_FLOW_LIFETIME: i64 = 600;
+pub const PENDING_FLOW_LIFETIME: std::time::Duration = std::time::Duration::from_secs(600);
+/// [`PENDING_FLOW_LIFETIME`] in the clock's seconds.
+const PENDING_FLOW_SECS: UnixTime = PENDING_FLOW_LIFETIME.as_secs() as UnixTime;
 
 fn random_token(bytes: usize) -> String {
     let mut buf = Zeroizing::new(vec![0u8; bytes]);
@@ -152,7 +154,7 @@ impl PendingFlow {
 
     /// True when the flow is older than [`PENDING_FLOW_LIFETIME`].
     pub(crate) fn is_expired(&self, now: UnixTime) -> bool {
-        now - self.created_at > PENDING_FLOW_LIFETIME || now < self.created_at - 60
+        now - self.created_at > PENDING_FLOW_SECS || now < self.created_at - 60
     }
 }
 

@@ -34,3 +34,6 @@ pub(crate) fn duration_words(span: std::time::Duration) -> String {
         s => format!("{s} seconds"),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -379,7 +379,7 @@ fn account_lock(ctx: &Context, account: &AccountId) -> Result<std::fs::File, Err
         if std::time::Instant::now() >= deadline {
             return Err(Error::LockTimedOut {
                 account: account.to_owned(),
-                secs: wait.as_secs(),
+                waited: wait,
             });
         }
         std::thread::sleep(Duration::from_millis(20));

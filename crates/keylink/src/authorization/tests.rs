@@ -344,14 +344,14 @@ fn a_redirect_after_the_flows_lifetime_is_refused() {
     let f = Fixture::new();
     signs_in(&f);
     let url = begin(&f, "plain", None).authorization_url;
-    f.clock.advance(PENDING_FLOW_LIFETIME + 1);
+    f.clock.advance(PENDING_FLOW_LIFETIME.as_secs() as i64 + 1);
     assert!(is_redirect_error(
         &complete(&f, &redirect_for(&url, "code=c-1")),
         &RedirectError::Expired
     ));
     assert_eq!(f.server.token_requests(), 0);
     let url = begin(&f, "plain", None).authorization_url;
-    f.clock.advance(PENDING_FLOW_LIFETIME);
+    f.clock.advance(PENDING_FLOW_LIFETIME.as_secs() as i64);
     assert!(complete(&f, &redirect_for(&url, "code=c-1")).is_ok());
 }
 

@@ -107,13 +107,6 @@ fn issuer_is_compared_byte_for_byte() {
     assert!(check_issuer(None, idp, false).is_ok());
 }
 
-#[test]
-fn provider_error_text_is_made_plain() {
-    let shown = printable("<script>alert(1)</script>\u{7}done", 300);
-    assert!(!shown.contains('<') && !shown.contains('>'));
-    assert!(!shown.contains('\u{7}'));
-}
-
 /// Mutation fuzzing of the redirect parser: a seeded generator mutates genuine redirects
 /// (bytes flipped, inserted, deleted, parameters duplicated, encodings broken). The parser must
 /// never panic, and whatever it accepts must obey the structural rules.
@@ -144,16 +137,6 @@ fn fuzz_the_redirect_parser() {
             );
         }
     });
-}
-
-#[test]
-fn provider_text_loses_escapes_and_bidi_overrides() {
-    // SECURITY 39: an OSC 52 clipboard write, a screen clear, a C1 CSI and a right-to-left
-    // override.
-    let hostile = "\u{1b}]52;c;aGk=\u{7}\u{1b}[2Jmal\u{202e}lory\u{9b}1m\u{2066}x\u{2069}";
-    let clean = printable(hostile, 200);
-    assert_eq!(clean, "]52;c;aGk=[2Jmallory1mx");
-    assert_eq!(printable("Zoë <b>", 200), "Zoë 'b'");
 }
 
 #[test]
