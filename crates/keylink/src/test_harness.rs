@@ -1,12 +1,8 @@
 //! What the unit tests of the link session, the authorization flow, tokens and identity share:
 //! a Keylink context over a temporary data directory with an in-memory keychain, a clock the
 //! test sets, a browser opener that hands the URL to the test, and a provider on 127.0.0.1
-//! (std only) whose answers the test scripts and whose requests it counts. Each of those
-//! test modules includes this file with `#[path]`, so it is compiled only for tests.
-#![allow(
-    dead_code,
-    reason = "each test module uses a different part of the harness"
-)]
+//! (std only) whose answers the test scripts and whose requests it counts. Compiled for tests
+//! only.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -405,8 +401,8 @@ pub(crate) struct Fixture {
     pub(crate) store: Arc<MemoryStore>,
     pub(crate) clock: Arc<TestClock>,
     pub(crate) server: TestProvider,
-    // Last: removed after everything that may still write to it.
-    pub(crate) dir: tempfile::TempDir,
+    // Held for its drop, last: removed after everything that may still write to it.
+    _dir: tempfile::TempDir,
 }
 
 impl Fixture {
@@ -460,7 +456,7 @@ impl Fixture {
             store,
             clock,
             server,
-            dir,
+            _dir: dir,
         }
     }
 

@@ -68,6 +68,7 @@ fn a_token_with_min_ttl_or_less_left_is_refreshed_and_the_rotated_tokens_stored(
     assert_eq!(token(&source, &f, &account).unwrap(), "at-2");
     let sent = f.server.requests("/token");
     assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].method, "POST");
     assert_eq!(sent[0].form("grant_type").as_deref(), Some("refresh_token"));
     assert_eq!(sent[0].form("refresh_token").as_deref(), Some("rt-1"));
     assert_eq!(
