@@ -1,5 +1,5 @@
 # Keylink: `make run` opens the app with a demo provider; `make test` runs every test.
-.PHONY: run run-host demo-cli test bench deps build lint audit package fuzz
+.PHONY: run run-host demo-cli test bench deps build lint audit public-api package fuzz
 
 deps:
 	scripts/install-deps.sh
@@ -22,7 +22,8 @@ demo-cli: deps
 	scripts/demo.sh
 
 ## Everything CI runs: formatting, lints, an offline audit of the dependencies against the
-## RustSec advisory database snapshot in ../shared/advisory-db, unit and end-to-end tests of the
+## RustSec advisory database snapshot in ../shared/advisory-db, the public API listing is current
+## (scripts/public-api.sh), unit and end-to-end tests of the
 ## core and the CLI in a private D-Bus session with its own gnome-keyring, the app end to end
 ## in a real window (Xvfb, WebDriver), then the .deb and .rpm: built, checked unpacked, and
 ## (as root) installed, sign-ins handed to the installed app, removed. Every target is built
@@ -32,6 +33,7 @@ test: deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	scripts/audit.sh
+	scripts/public-api.sh --check
 	scripts/test-guest-js.sh
 	cargo build --workspace --all-targets
 	scripts/with-keyring.sh cargo test --workspace
@@ -45,6 +47,10 @@ package: deps
 ## The dependency audit alone (offline, see scripts/audit.sh).
 audit:
 	scripts/audit.sh
+
+## Regenerates the public API listings, crates/<crate>/public-api.txt (see CONTRIBUTING.md).
+public-api:
+	scripts/public-api.sh
 
 lint:
 	cargo fmt --all -- --check
