@@ -161,7 +161,7 @@ pub fn main() -> i32 {
             // Fleet tooling reads stdout: a configuration Keylink refuses (such as an untrusted
             // system policy) is still a report there.
             if doctor_json && e.code() == ErrorCode::Config {
-                let (message, fix) = (format!("configuration: {e}"), advice(&e));
+                let (message, fix) = (format!("configuration: {e}"), fix_for(&e));
                 print_json(&Report {
                     app: cli
                         .app
@@ -486,9 +486,14 @@ fn advice(e: &Error) -> Option<String> {
     Some(text)
 }
 
+/// What to do about `e`: the CLI's own advice, else the library's remedy for every front end.
+fn fix_for(e: &Error) -> Option<String> {
+    advice(e).or_else(|| e.remedy())
+}
+
 /// `e` as the CLI says it: what happened, then what to do.
 fn with_advice(e: &Error) -> String {
-    match advice(e) {
+    match fix_for(e) {
         Some(advice) => format!("{e}; {advice}"),
         None => e.to_string(),
     }
@@ -515,7 +520,7 @@ fn doctor(keylink: &Keylink, json: bool) -> Result<(), Error> {
     }
     checks.push(match keylink.check_keychain() {
         Ok(()) => Check::ok("keychain", "keychain: reachable and writable".into()),
-        Err(e) => Check::fail("keychain", format!("keychain: {e}"), advice(&e)),
+        Err(e) => Check::fail("keychain", format!("keychain: {e}"), fix_for(&e)),
     });
     for provider in keylink.config().providers.values() {
         let id = format!("provider.{}", provider.id);
@@ -558,7 +563,7 @@ fn doctor(keylink: &Keylink, json: bool) -> Result<(), Error> {
             }
             Err(e) => {
                 let message = format!("provider {}: {e}", provider.id);
-                checks.push(Check::fail(id, message, advice(&e)));
+                checks.push(Check::fail(id, message, fix_for(&e)));
                 checks.push(Check::skip(
                     clock,
                     format!(

@@ -20,9 +20,7 @@ pub(crate) const KEYLINK_APP: &str = "dev.keylink";
 #[non_exhaustive]
 pub enum IdentityError {
     /// An app identifier or URL scheme is not a reverse-domain name.
-    #[error(
-        "the {what} \"{value}\" is not a reverse-domain name such as com.example.app; use lower-case letters, digits, dashes and dots"
-    )]
+    #[error("the {what} \"{value}\" is not a reverse-domain name such as com.example.app")]
     NotReverseDomain {
         /// What was being set.
         what: &'static str,
@@ -32,6 +30,19 @@ pub enum IdentityError {
     /// No absolute data directory could be determined from the environment or the setting.
     #[error("Keylink cannot tell where to keep its data ({0})")]
     DataDirUnknown(String),
+}
+
+impl IdentityError {
+    /// What the person can do about it, where that is the same in every front end (the
+    /// message says only what happened); a front end may say something better of its own.
+    pub fn remedy(&self) -> Option<String> {
+        Some(match self {
+            IdentityError::NotReverseDomain { .. } => {
+                "use lower-case letters, digits, dashes and dots".to_owned()
+            }
+            _ => return None,
+        })
+    }
 }
 
 /// The app Keylink links accounts for: its identifier (reverse-domain, e.g.

@@ -21,57 +21,73 @@ pub const MAX_REDIRECT_LEN: usize = 8 * 1024;
 #[non_exhaustive]
 pub enum RedirectError {
     /// Longer than [`MAX_REDIRECT_LEN`]: not something a provider sends.
-    #[error("the redirect URL is longer than 8 KiB and was refused; start the link again")]
+    #[error("the redirect URL is longer than 8 KiB and was refused")]
     TooLong,
     /// Not a URL, or contains control characters (NUL, newlines).
-    #[error("the redirect URL is malformed and was refused; start the link again")]
+    #[error("the redirect URL is malformed and was refused")]
     Malformed,
     /// Has a fragment or user info, which a genuine redirect never carries.
-    #[error(
-        "the redirect URL carries a fragment or user info and was refused; start the link again"
-    )]
+    #[error("the redirect URL carries a fragment or user info and was refused")]
     UnexpectedPart,
     /// Scheme, host, port or path differ from the redirect URI that was registered.
     #[error("the redirect URL does not match Keylink's redirect URI and was refused")]
     RedirectMismatch,
     /// A parameter appears twice (parameter pollution).
-    #[error("the redirect URL repeats the parameter `{0}` and was refused; start the link again")]
+    #[error("the redirect URL repeats the parameter `{0}` and was refused")]
     DuplicateParameter(String),
     /// No `state` parameter.
     #[error("the redirect URL has no `state` parameter and was refused")]
     MissingState,
     /// No `code` and no `error`.
-    #[error(
-        "the redirect URL has neither a `code` nor an `error` and was refused; start the link again"
-    )]
+    #[error("the redirect URL has neither a `code` nor an `error` and was refused")]
     MissingCode,
     /// No pending flow has this state: a redirect that this user did not ask for, one already
     /// used, or one whose link was cancelled.
     #[error(
-        "this redirect does not belong to a sign-in started here (or was already used) and was refused; start the link again from Keylink"
+        "this redirect does not belong to a sign-in started here (or was already used) and was refused"
     )]
     Unsolicited,
     /// The flow it belongs to is older than 10 minutes.
-    #[error("the sign-in took longer than 10 minutes and expired; start the link again")]
+    #[error("the sign-in took longer than 10 minutes and expired")]
     Expired,
     /// `iss` differs from the issuer the flow was started with (RFC 9207 mix-up defence).
     #[error(
-        "the redirect names a different issuer than the one the sign-in was started with and was refused (possible mix-up attack); start the link again"
+        "the redirect names a different issuer than the one the sign-in was started with and was refused (possible mix-up attack)"
     )]
     IssuerMismatch,
     /// The provider promised `iss` (RFC 9207) but the redirect has none.
     #[error(
-        "the redirect lacks the `iss` parameter that this provider always sends and was refused; start the link again"
+        "the redirect lacks the `iss` parameter that this provider always sends and was refused"
     )]
     MissingIssuer,
     /// The provider reported an error (RFC 6749 §4.1.2.1), e.g. the user denied access.
-    #[error("the provider refused the sign-in: {error}{}; try linking again", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    #[error("the provider refused the sign-in: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Provider {
         /// The `error` code, sanitised.
         error: String,
         /// `error_description`, sanitised to plain text.
         description: Option<String>,
     },
+}
+
+impl RedirectError {
+    /// What the person can do about it, where that is the same in every front end (the
+    /// message says only what happened); a front end may say something better of its own.
+    pub fn remedy(&self) -> Option<String> {
+        Some(match self {
+            RedirectError::TooLong => "start the link again".to_owned(),
+            RedirectError::Malformed => "start the link again".to_owned(),
+            RedirectError::UnexpectedPart => "start the link again".to_owned(),
+            RedirectError::DuplicateParameter(..) => "start the link again".to_owned(),
+            RedirectError::MissingCode => "start the link again".to_owned(),
+            RedirectError::Unsolicited => "start the link again in the app".to_owned(),
+            RedirectError::Expired => "start the link again".to_owned(),
+            RedirectError::IssuerMismatch => "start the link again".to_owned(),
+            RedirectError::MissingIssuer => "start the link again".to_owned(),
+            RedirectError::Provider { .. } => "try linking again".to_owned(),
+            _ => return None,
+        })
+    }
 }
 
 /// The parameters of a redirect that passed the structural checks. The state has not been
@@ -187,16 +203,26 @@ pub(crate) enum LoopbackVerdict<T> {
 #[non_exhaustive]
 pub enum LoopbackError {
     /// Binding 127.0.0.1 failed.
-    #[error(
-        "cannot listen on 127.0.0.1 for the redirect ({0}); check that loopback networking works"
-    )]
+    #[error("cannot listen on 127.0.0.1 for the redirect ({0})")]
     Bind(String),
     /// No valid redirect arrived in time.
-    #[error("no redirect arrived within the time limit; start the link again")]
+    #[error("no redirect arrived within the time limit")]
     TimedOut,
     /// The caller cancelled.
     #[error("the link was cancelled")]
     Cancelled,
+}
+
+impl LoopbackError {
+    /// What the person can do about it, where that is the same in every front end (the
+    /// message says only what happened); a front end may say something better of its own.
+    pub fn remedy(&self) -> Option<String> {
+        Some(match self {
+            LoopbackError::Bind(..) => "check that loopback networking works".to_owned(),
+            LoopbackError::TimedOut => "start the link again".to_owned(),
+            _ => return None,
+        })
+    }
 }
 
 /// How long one connection may take to send its request line and headers (SECURITY 36): a

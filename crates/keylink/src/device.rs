@@ -78,13 +78,11 @@ pub enum DeviceError {
     )]
     Unsupported(String),
     /// The device authorization endpoint could not be reached, or answered 5xx or 429.
-    #[error(
-        "the provider's device authorization endpoint could not be reached ({0}); check the network and try again"
-    )]
+    #[error("the provider's device authorization endpoint could not be reached ({0})")]
     Unreachable(String),
     /// The provider refused to start a device sign-in (RFC 8628 §3.2 with an RFC 6749 §5.2
     /// error), usually because the client is not allowed the device grant.
-    #[error("the provider refused to start a device sign-in: {error}{}; check that the client registered at the provider may use the device flow", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    #[error("the provider refused to start a device sign-in: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Refused {
         /// The error code.
         error: String,
@@ -92,9 +90,7 @@ pub enum DeviceError {
         description: Option<String>,
     },
     /// The device authorization response is not one Keylink can use.
-    #[error(
-        "the provider's device authorization endpoint sent an unreadable answer ({0}); try again, and report it if it persists"
-    )]
+    #[error("the provider's device authorization endpoint sent an unreadable answer ({0})")]
     Malformed(String),
     /// The verification URI is not https (or http on loopback), so it is not shown.
     #[error(
@@ -102,16 +98,30 @@ pub enum DeviceError {
     )]
     UnsafeVerificationUri(String),
     /// The person declined at the provider (`access_denied`, RFC 8628 §3.5).
-    #[error(
-        "the sign-in was declined at the provider, so nothing was linked; start the link again if that was a mistake"
-    )]
+    #[error("the sign-in was declined at the provider, so nothing was linked")]
     Denied,
     /// The code expired before the person approved it (`expired_token`, or its `expires_in`
     /// passed).
-    #[error(
-        "the code expired before the sign-in was approved, so nothing was linked; run the link again and enter the new code"
-    )]
+    #[error("the code expired before the sign-in was approved, so nothing was linked")]
     Expired,
+}
+
+impl DeviceError {
+    /// What the person can do about it, where that is the same in every front end (the
+    /// message says only what happened); a front end may say something better of its own.
+    pub fn remedy(&self) -> Option<String> {
+        Some(match self {
+            DeviceError::Unreachable(..) => "check the network and try again".to_owned(),
+            DeviceError::Refused { .. } => {
+                "check that the client registered at the provider may use the device flow"
+                    .to_owned()
+            }
+            DeviceError::Malformed(..) => "try again, and report it if it persists".to_owned(),
+            DeviceError::Denied => "start the link again if that was a mistake".to_owned(),
+            DeviceError::Expired => "run the link again and enter the new code".to_owned(),
+            _ => return None,
+        })
+    }
 }
 
 /// The device authorization request (RFC 8628 §3.1): the client id and the scopes, and the

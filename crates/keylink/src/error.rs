@@ -58,12 +58,10 @@ pub enum Error {
     )]
     LinkTimedOut(std::time::Duration),
     /// The person declined at the provider's consent page (`access_denied`).
-    #[error(
-        "you cancelled the sign-in at {0}, so nothing was linked; link again when you are ready"
-    )]
+    #[error("you cancelled the sign-in at {0}, so nothing was linked")]
     SignInDeclined(String),
     /// The link was cancelled (by the person or the app) before anything was stored.
-    #[error("the link was cancelled and nothing was linked; start it again when you are ready")]
+    #[error("the link was cancelled and nothing was linked")]
     Cancelled,
     /// An API request was refused before it was sent (an origin outside the provider's
     /// `api_origins`, a credential header, an unknown method).
@@ -78,7 +76,7 @@ pub enum Error {
     #[error("the answer of the provider's API was not handed back: {0}")]
     ApiAnswerRefused(String),
     /// Another link of this app is in progress (one at a time per app).
-    #[error("a link to {0} is already in progress; finish or cancel it before starting another")]
+    #[error("a link to {0} is already in progress")]
     LinkInProgress(String),
     /// `keylink doctor` found problems.
     #[error("{0} check(s) failed")]
@@ -91,6 +89,8 @@ pub enum Error {
         code: ErrorCode,
         /// What it said.
         message: String,
+        /// What it said the person can do ([`Error::remedy`]).
+        remedy: Option<String>,
     },
     /// Pending flow storage failed.
     #[error(transparent)]
@@ -105,12 +105,10 @@ pub enum Error {
     #[error(transparent)]
     IdToken(#[from] IdTokenError),
     /// The provider did not identify the account.
-    #[error(
-        "the provider did not say who signed in ({0}); check the provider's scopes include openid"
-    )]
+    #[error("the provider did not say who signed in ({0})")]
     NoIdentity(String),
     /// "Check connection" failed at the provider's user endpoint.
-    #[error("{0}; the account stays linked, try again later or link it again")]
+    #[error("{0}")]
     ConnectionCheck(String),
     /// The keychain or the index failed.
     #[error(transparent)]
@@ -122,7 +120,7 @@ pub enum Error {
     NeedsRelink(AccountId),
     /// Another process held the account's lock for longer than any refresh can take.
     #[error(
-        "another Keylink process has been busy with the account {account} for more than {}; try again in a moment",
+        "another Keylink process has been busy with the account {account} for more than {}",
         crate::text::duration_words(*waited)
     )]
     LockTimedOut {
@@ -133,14 +131,14 @@ pub enum Error {
     },
     /// A refresh answer's ID token was valid but named another person than the account.
     #[error(
-        "the provider's refreshed ID token names a different account than {0}, so the refresh was refused and the stored tokens were kept; link the account again if this persists"
+        "the provider's refreshed ID token names a different account than {0}, so the refresh was refused and the stored tokens were kept"
     )]
     RefreshedIdentityMismatch(AccountId),
     /// The account's provider is now configured with another issuer than the one its tokens
     /// came from (the configuration changed after linking), so they are not used (SECURITY
     /// 52).
     #[error(
-        "the account {account} was linked at {linked}, but its provider {provider} is now configured with the issuer {configured}; its tokens go only to the issuer they came from, so link the account again"
+        "the account {account} was linked at {linked}, but its provider {provider} is now configured with the issuer {configured}"
     )]
     IssuerChanged {
         /// The account id.
@@ -156,15 +154,15 @@ pub enum Error {
     /// (a resource server that refuses every token): Keylink asks for a new one at most once
     /// a minute per account (SECURITY 49).
     #[error(
-        "the provider refused the access token of {0} again, and Keylink replaces a refused token at most once a minute; try again in a minute"
+        "the provider refused the access token of {0} again, and Keylink replaces a refused token at most once a minute"
     )]
     TokenRejectedAgain(AccountId),
     /// The account was linked again while its old grant was being refreshed.
-    #[error("the account {0} was linked again while its token was being refreshed; try again")]
+    #[error("the account {0} was linked again while its token was being refreshed")]
     Relinked(AccountId),
     /// A reconnect signed in as another account than the one being reconnected.
     #[error(
-        "you signed in as {signed_in_as}, not {expected}, so nothing was changed: {expected} is as it was and {signed_in_as} was not added; reconnect again and sign in as {expected}"
+        "you signed in as {signed_in_as}, not {expected}, so nothing was changed: {expected} is as it was and {signed_in_as} was not added"
     )]
     WrongAccount {
         /// Who signed in (email, name or subject, as plain text).
@@ -176,14 +174,55 @@ pub enum Error {
     #[error(transparent)]
     Identity(#[from] IdentityError),
     /// The token expires within min-ttl and cannot be refreshed.
-    #[error(
-        "the access token of {0} expires too soon and there is no refresh token; link the account again"
-    )]
+    #[error("the access token of {0} expires too soon and there is no refresh token")]
     NoRefreshToken(AccountId),
     /// The worker thread doing the work stopped before it finished (the async API runs the
     /// blocking work on tokio's blocking pool; the runtime was shutting down, say).
-    #[error("the operation was interrupted before it finished; try again")]
+    #[error("the operation was interrupted before it finished")]
     Interrupted,
+}
+
+impl Error {
+    /// What the person can do about it, where that is the same in every front end (the
+    /// message says only what happened); a front end may say something better of its own.
+    pub fn remedy(&self) -> Option<String> {
+        Some(match self {
+            Error::SignInDeclined(..) => "link again when you are ready".to_owned(),
+            Error::Cancelled => "start it again when you are ready".to_owned(),
+            Error::LinkInProgress(..) => "finish or cancel it before starting another".to_owned(),
+            Error::NoIdentity(..) => "check the provider's scopes include openid".to_owned(),
+            Error::ConnectionCheck(..) => {
+                "the account stays linked, try again later or link it again".to_owned()
+            }
+            Error::LockTimedOut { .. } => "try again in a moment".to_owned(),
+            Error::RefreshedIdentityMismatch(..) => {
+                "link the account again if this persists".to_owned()
+            }
+            Error::IssuerChanged { .. } => {
+                "its tokens go only to the issuer they came from, so link the account again"
+                    .to_owned()
+            }
+            Error::TokenRejectedAgain(..) => "try again in a minute".to_owned(),
+            Error::Relinked(..) => "try again".to_owned(),
+            Error::WrongAccount { expected, .. } => {
+                format!("reconnect again and sign in as {expected}")
+            }
+            Error::NoRefreshToken(..) => "link the account again".to_owned(),
+            Error::Interrupted => "try again".to_owned(),
+            Error::LinkFailed { remedy, .. } => return remedy.clone(),
+            Error::Config(e) => return e.remedy(),
+            Error::Http(e) => return e.remedy(),
+            Error::Discovery(e) => return e.remedy(),
+            Error::Redirect(e) => return e.remedy(),
+            Error::Loopback(e) => return e.remedy(),
+            Error::Exchange(e) => return e.remedy(),
+            Error::Device(e) => return e.remedy(),
+            Error::IdToken(e) => return e.remedy(),
+            Error::Store(e) => return e.remedy(),
+            Error::Identity(e) => return e.remedy(),
+            _ => return None,
+        })
+    }
 }
 
 /// What kind of failure an [`Error`] is: the small set a front end switches on (the app's

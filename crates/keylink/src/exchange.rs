@@ -55,9 +55,7 @@ pub enum ExchangeError {
         description: Option<String>,
     },
     /// The provider is unreachable, timed out, or the connection broke.
-    #[error(
-        "the provider's token endpoint could not be reached ({reason}); check the network and try again"
-    )]
+    #[error("the provider's token endpoint could not be reached ({reason})")]
     Transport {
         /// What happened, without URLs or bodies.
         reason: String,
@@ -66,7 +64,7 @@ pub enum ExchangeError {
         unsent: bool,
     },
     /// The provider answered 5xx or 429.
-    #[error("the provider's token endpoint is unavailable (HTTP {status}); try again later")]
+    #[error("the provider's token endpoint is unavailable (HTTP {status})")]
     Unavailable {
         /// HTTP status.
         status: u16,
@@ -74,10 +72,21 @@ pub enum ExchangeError {
         retry_after: Option<u64>,
     },
     /// The answer was not a token response Keylink can read.
-    #[error(
-        "the provider's token endpoint sent an unreadable answer{0}; try again, and report it if it persists"
-    )]
+    #[error("the provider's token endpoint sent an unreadable answer{0}")]
     Malformed(String),
+}
+
+impl ExchangeError {
+    /// What the person can do about it, where that is the same in every front end (the
+    /// message says only what happened); a front end may say something better of its own.
+    pub fn remedy(&self) -> Option<String> {
+        Some(match self {
+            ExchangeError::Transport { .. } => "check the network and try again".to_owned(),
+            ExchangeError::Unavailable { .. } => "try again later".to_owned(),
+            ExchangeError::Malformed(..) => "try again, and report it if it persists".to_owned(),
+            _ => return None,
+        })
+    }
 }
 
 impl From<FetchError> for ExchangeError {

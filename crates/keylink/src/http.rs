@@ -16,9 +16,7 @@ use zeroize::Zeroizing;
 #[non_exhaustive]
 pub enum HttpError {
     /// `network.ca_file` could not be read or holds no PEM certificate.
-    #[error(
-        "the extra CA file {path} could not be used ({reason}); fix `network.ca_file` in the configuration"
-    )]
+    #[error("the extra CA file {path} could not be used ({reason})")]
     CaFile {
         /// The configured path.
         path: PathBuf,
@@ -28,6 +26,17 @@ pub enum HttpError {
     /// The TLS stack could not be initialised, or the proxy setting is not a URL.
     #[error("the HTTP client could not be initialised ({0})")]
     Client(String),
+}
+
+impl HttpError {
+    /// What the person can do about it, where that is the same in every front end (the
+    /// message says only what happened); a front end may say something better of its own.
+    pub fn remedy(&self) -> Option<String> {
+        Some(match self {
+            HttpError::CaFile { .. } => "fix `network.ca_file` in the configuration".to_owned(),
+            _ => return None,
+        })
+    }
 }
 
 /// Network settings (the `[network]` configuration table).

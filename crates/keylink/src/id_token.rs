@@ -46,9 +46,7 @@ pub enum IdTokenError {
     )]
     UnknownKey,
     /// The JWKS could not be fetched and no earlier copy exists.
-    #[error(
-        "the provider's signing keys could not be fetched ({0}); check the network and try again"
-    )]
+    #[error("the provider's signing keys could not be fetched ({0})")]
     JwksUnavailable(String),
     /// The signature does not verify.
     #[error("the ID token's signature is invalid; the sign-in was refused")]
@@ -65,13 +63,24 @@ pub enum IdTokenError {
     )]
     NonceMismatch,
     /// `exp` has passed.
-    #[error("the ID token has expired; check the computer's clock and link again")]
+    #[error("the ID token has expired")]
     Expired,
     /// `iat` is in the future or older than 10 minutes, or `nbf` is in the future.
-    #[error(
-        "the ID token's issue time is not plausible; check the computer's clock and link again"
-    )]
+    #[error("the ID token's issue time is not plausible")]
     BadIssueTime,
+}
+
+impl IdTokenError {
+    /// What the person can do about it, where that is the same in every front end (the
+    /// message says only what happened); a front end may say something better of its own.
+    pub fn remedy(&self) -> Option<String> {
+        Some(match self {
+            IdTokenError::JwksUnavailable(..) => "check the network and try again".to_owned(),
+            IdTokenError::Expired => "check the computer's clock and link again".to_owned(),
+            IdTokenError::BadIssueTime => "check the computer's clock and link again".to_owned(),
+            _ => return None,
+        })
+    }
 }
 
 /// What the ID token says about the account.

@@ -15,8 +15,15 @@ use crate::store::Account;
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Outcome {
-    Linked { account: String },
-    Failed { code: String, message: String },
+    Linked {
+        account: String,
+    },
+    Failed {
+        code: String,
+        message: String,
+        #[serde(default)]
+        remedy: Option<String>,
+    },
 }
 
 /// The outcome files of one data directory.
@@ -47,6 +54,7 @@ impl Outcomes {
             Err(e) => Outcome::Failed {
                 code: e.code().as_str().into(),
                 message: e.to_string(),
+                remedy: e.remedy(),
             },
         };
         if let Ok(bytes) = serde_json::to_vec(&outcome) {
@@ -62,13 +70,19 @@ impl Outcomes {
         let _ = std::fs::remove_file(&path);
         Some(match serde_json::from_slice::<Outcome>(&bytes) {
             Ok(Outcome::Linked { account }) => ctx.account(&account),
-            Ok(Outcome::Failed { code, message }) => Err(Error::LinkFailed {
+            Ok(Outcome::Failed {
+                code,
+                message,
+                remedy,
+            }) => Err(Error::LinkFailed {
                 code: ErrorCode::parse(&code).unwrap_or(ErrorCode::LinkFailed),
                 message,
+                remedy,
             }),
             Err(_) => Err(Error::LinkFailed {
                 code: ErrorCode::LinkFailed,
                 message: "the result could not be read".into(),
+                remedy: None,
             }),
         })
     }

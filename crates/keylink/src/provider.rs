@@ -59,7 +59,7 @@ pub enum ConfigError {
         reason: String,
     },
     /// The file is not valid TOML, or a key has the wrong type or is unknown.
-    #[error("{file}:{line}: {message}; fix the configuration file")]
+    #[error("{file}:{line}: {message}")]
     Syntax {
         /// The file.
         file: PathBuf,
@@ -79,16 +79,12 @@ pub enum ConfigError {
         problem: String,
     },
     /// `KEYLINK_CONFIG` names a file that does not exist.
-    #[error(
-        "the configuration file {0} named by KEYLINK_CONFIG does not exist; create it or unset KEYLINK_CONFIG"
-    )]
+    #[error("the configuration file {0} named by KEYLINK_CONFIG does not exist")]
     Missing(PathBuf),
     /// The system policy file is not trusted (SECURITY 47): someone other than root could
     /// have written it. As sudo does with sudoers, Keylink neither uses it nor runs without
     /// it, since ignoring it would drop the administrator's locks.
-    #[error(
-        "the system policy {file} {problem}, so Keylink neither uses it nor runs without it; ask your administrator to make it a regular file owned by root that only root can write"
-    )]
+    #[error("the system policy {file} {problem}, so Keylink neither uses it nor runs without it")]
     UntrustedPolicy {
         /// The system policy file.
         file: PathBuf,
@@ -98,7 +94,7 @@ pub enum ConfigError {
     /// Two providers have the same redirect URI (SECURITY 53), usually an explicit
     /// `redirect_uri` copied from another provider or naming another provider's default.
     #[error(
-        "the providers \"{first}\" and \"{second}\" have the same redirect URI {uri}, so a sign-in at one could complete at the other; give each its own `redirect_uri`, or leave it out for the default <scheme>:/callback/<provider id>"
+        "the providers \"{first}\" and \"{second}\" have the same redirect URI {uri}, so a sign-in at one could complete at the other"
     )]
     SharedRedirectUri {
         /// The first provider, by id.
@@ -108,6 +104,20 @@ pub enum ConfigError {
         /// The redirect URI both would use.
         uri: String,
     },
+}
+
+impl ConfigError {
+    /// What the person can do about it, where that is the same in every front end (the
+    /// message says only what happened); a front end may say something better of its own.
+    pub fn remedy(&self) -> Option<String> {
+        Some(match self {
+            ConfigError::Syntax { .. } => "fix the configuration file".to_owned(),
+            ConfigError::Missing(..) => "create it or unset KEYLINK_CONFIG".to_owned(),
+            ConfigError::UntrustedPolicy { .. } => "ask your administrator to make it a regular file owned by root that only root can write".to_owned(),
+            ConfigError::SharedRedirectUri { .. } => "give each its own `redirect_uri`, or leave it out for the default <scheme>:/callback/<provider id>".to_owned(),
+            _ => return None,
+        })
+    }
 }
 
 /// How the redirect reaches Keylink.

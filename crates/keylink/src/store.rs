@@ -37,7 +37,7 @@ pub const KEYCHAIN_SERVICE: &str = crate::app::KEYLINK_APP;
 #[non_exhaustive]
 pub enum StoreError {
     /// There is no keychain to talk to.
-    #[error("no keychain is available ({reason}); {fix}")]
+    #[error("no keychain is available ({reason})")]
     NoKeychain {
         /// What the platform said.
         reason: String,
@@ -45,30 +45,24 @@ pub enum StoreError {
         fix: &'static str,
     },
     /// The keychain is locked and could not be unlocked.
-    #[error(
-        "the keychain is locked ({0}); unlock it (e.g. log in to the desktop session) and try again"
-    )]
+    #[error("the keychain is locked ({0})")]
     Locked(String),
     /// The keychain refused or failed an operation.
     #[error("the keychain failed ({0})")]
     Keychain(String),
     /// A stored token set cannot be read (written by an incompatible version or damaged, or
     /// one of its chunks is missing or does not match the digest in its header).
-    #[error("the stored tokens of {0} are unreadable; unlink and link the account again")]
+    #[error("the stored tokens of {0} are unreadable")]
     Corrupt(String),
     /// A keychain call did not return in time; usually the keychain is locked and waiting for
     /// the user to answer an unlock prompt (or the keychain daemon hangs).
-    #[error(
-        "the keychain did not answer within {after:?}; it may be locked and waiting for an unlock prompt: unlock it (answer the prompt, or log in to the desktop session) and try again"
-    )]
+    #[error("the keychain did not answer within {after:?}")]
     Timeout {
         /// How long Keylink waited.
         after: Duration,
     },
     /// A value is larger than the keychain layer can store (a bug: token sets are far smaller).
-    #[error(
-        "a value of {bytes} bytes is too large for the keychain (at most {max}); please report this as a bug"
-    )]
+    #[error("a value of {bytes} bytes is too large for the keychain (at most {max})")]
     TooLarge {
         /// The value's size.
         bytes: usize,
@@ -86,7 +80,7 @@ pub enum StoreError {
     /// The data directory (or a directory in it) belongs to another user or other users may
     /// write to it, so a file in it could have been planted (SECURITY 38).
     #[error(
-        "Keylink's data directory {path} {problem}, so its contents cannot be trusted and it was not used; {fix}"
+        "Keylink's data directory {path} {problem}, so its contents cannot be trusted and it was not used"
     )]
     UntrustedDir {
         /// The directory.
@@ -96,6 +90,22 @@ pub enum StoreError {
         /// How to fix it.
         fix: String,
     },
+}
+
+impl StoreError {
+    /// What the person can do about it, where that is the same in every front end (the
+    /// message says only what happened); a front end may say something better of its own.
+    pub fn remedy(&self) -> Option<String> {
+        Some(match self {
+            StoreError::NoKeychain { fix, .. } => (*fix).to_owned(),
+            StoreError::Locked(..) => "unlock it (e.g. log in to the desktop session) and try again".to_owned(),
+            StoreError::Corrupt(..) => "unlink and link the account again".to_owned(),
+            StoreError::Timeout { .. } => "it may be locked and waiting for an unlock prompt: unlock it (answer the prompt, or log in to the desktop session) and try again".to_owned(),
+            StoreError::TooLarge { .. } => "please report this as a bug".to_owned(),
+            StoreError::UntrustedDir { fix, .. } => fix.clone(),
+            _ => return None,
+        })
+    }
 }
 
 /// Where secrets are kept. The real implementation is [`Keychain`]; tests may use others.

@@ -33,9 +33,9 @@ impl std::error::Error for Error {}
 
 impl From<keylink::Error> for Error {
     /// The core's sentence, which says what happened, and what an app's user can do about
-    /// it ([`advice`]).
+    /// it: [`advice`], else the core's remedy for every front end.
     fn from(e: keylink::Error) -> Self {
-        let message = match advice(&e) {
+        let message = match advice(&e).or_else(|| e.remedy()) {
             Some(advice) => format!("{e}; {advice}"),
             None => e.to_string(),
         };

@@ -20,8 +20,11 @@ fn a_reconnect_as_someone_else_has_its_own_code_and_says_only_what_happened() {
     assert_eq!(
         e.to_string(),
         "you signed in as carol@example.test, not bob@example.test, so nothing was changed: \
-         bob@example.test is as it was and carol@example.test was not added; reconnect again \
-         and sign in as bob@example.test"
+         bob@example.test is as it was and carol@example.test was not added"
+    );
+    assert_eq!(
+        e.remedy().as_deref(),
+        Some("reconnect again and sign in as bob@example.test")
     );
 }
 

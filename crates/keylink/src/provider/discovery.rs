@@ -36,9 +36,7 @@ pub struct Metadata {
 #[non_exhaustive]
 pub enum DiscoveryError {
     /// The discovery document could not be fetched.
-    #[error(
-        "could not fetch the discovery document of {issuer} ({reason}); check the network and the provider's issuer setting"
-    )]
+    #[error("could not fetch the discovery document of {issuer} ({reason})")]
     Unreachable {
         /// Configured issuer.
         issuer: String,
@@ -46,9 +44,7 @@ pub enum DiscoveryError {
         reason: String,
     },
     /// The discovery document is not valid JSON metadata.
-    #[error(
-        "the discovery document of {issuer} is malformed ({reason}); check the provider's issuer setting"
-    )]
+    #[error("the discovery document of {issuer} is malformed ({reason})")]
     Malformed {
         /// Configured issuer.
         issuer: String,
@@ -58,7 +54,7 @@ pub enum DiscoveryError {
     /// The document's `issuer` differs from the configured one (RFC 8414 §3.3): a mix-up or a
     /// wrong configuration, e.g. a trailing slash.
     #[error(
-        "the provider's discovery document names the issuer {found:?} but {expected:?} is configured; they must match exactly, so fix `issuer` in the configuration"
+        "the provider's discovery document names the issuer {found:?} but {expected:?} is configured"
     )]
     IssuerMismatch {
         /// Configured issuer.
@@ -67,9 +63,7 @@ pub enum DiscoveryError {
         found: String,
     },
     /// The provider does not support PKCE S256, which Keylink always uses (RFC 9700 §2.1.1).
-    #[error(
-        "the provider {issuer} does not support PKCE with S256, which Keylink requires; use a provider that does"
-    )]
+    #[error("the provider {issuer} does not support PKCE with S256, which Keylink requires")]
     NoS256 {
         /// Configured issuer.
         issuer: String,
@@ -82,6 +76,24 @@ pub enum DiscoveryError {
         /// The offending value, which is provider-supplied and not secret.
         url: String,
     },
+}
+
+impl DiscoveryError {
+    /// What the person can do about it, where that is the same in every front end (the
+    /// message says only what happened); a front end may say something better of its own.
+    pub fn remedy(&self) -> Option<String> {
+        Some(match self {
+            DiscoveryError::Unreachable { .. } => {
+                "check the network and the provider's issuer setting".to_owned()
+            }
+            DiscoveryError::Malformed { .. } => "check the provider's issuer setting".to_owned(),
+            DiscoveryError::IssuerMismatch { .. } => {
+                "they must match exactly, so fix `issuer` in the configuration".to_owned()
+            }
+            DiscoveryError::NoS256 { .. } => "use a provider that does".to_owned(),
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Deserialize)]

@@ -534,7 +534,7 @@ fn a_keychain_call_that_blocks_times_out_and_later_calls_recover() {
     let err = store.get("acct").unwrap_err();
     assert!(matches!(err, StoreError::Timeout { after } if after == timeout));
     assert!(started.elapsed() < Duration::from_secs(5));
-    let message = err.to_string();
+    let message = format!("{err}; {}", err.remedy().unwrap_or_default());
     for part in ["did not answer", "locked", "unlock it", "try again"] {
         assert!(message.contains(part), "{message}");
     }
