@@ -3,8 +3,10 @@
 # suites in tests/app/ against the built keylink-app and examples/tauri-host binaries, under Xvfb, in a private D-Bus
 # session with its own gnome-keyring. Screenshots land in target/app-screenshots/.
 #
-#   scripts/test-app.sh            everything
-#   scripts/test-app.sh e2e        only the end-to-end suite (the binaries must be built)
+#   scripts/test-app.sh                everything
+#   scripts/test-app.sh e2e            only the end-to-end suites (the binaries must be built)
+#   scripts/test-app.sh e2e PATTERN    only the end-to-end tests whose name matches PATTERN
+#                                      (a JavaScript regular expression), e.g. 'cold start'
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -20,6 +22,11 @@ fi
 
 rm -rf "$CARGO_TARGET_DIR/app-screenshots"
 # xvfb-run gives the app a display; with-keyring.sh a session bus and a keyring of its own.
+filter=()
+if [[ -n "${2:-}" ]]; then
+    filter=(--test-name-pattern="$2")
+fi
 xvfb-run -a -s "-screen 0 1280x900x24" scripts/with-keyring.sh \
-    node --test --test-concurrency=1 --test-timeout=120000 tests/app/app.test.js tests/app/host.test.js
+    node --test --test-concurrency=1 --test-timeout=120000 "${filter[@]}" \
+    tests/app/app.test.js tests/app/host.test.js
 echo "Screenshots: $CARGO_TARGET_DIR/app-screenshots/"
