@@ -4,6 +4,15 @@
 //! cap as every other request, no redirects followed, and the answer handed back without
 //! anything that could echo the token: uncompressed, whole, and with the token redacted in
 //! every form it can be written in (SECURITY 48).
+//!
+//! ```no_run
+//! use keylink::api::ApiRequest;
+//! # fn run(keylink: &keylink::Keylink, account: &keylink::AccountId) -> Result<(), keylink::Error> {
+//! let url = url::Url::parse("https://graph.microsoft.com/v1.0/me").expect("a URL");
+//! let answer = keylink.api_request(account, &ApiRequest::get(url))?;
+//! println!("{} {}", answer.status, String::from_utf8_lossy(&answer.body));
+//! # Ok(()) }
+//! ```
 
 use std::io::Read;
 
@@ -57,7 +66,7 @@ pub struct ApiResponse {
     pub status: u16,
     /// Response headers, names in lower case.
     pub headers: Vec<(String, String)>,
-    /// The body, at most [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES).
+    /// The body, at most [`MAX_BODY_BYTES`] bytes.
     pub body: Vec<u8>,
 }
 

@@ -1,6 +1,30 @@
 //! The external user agent (RFC 8252 §8.12: the system browser, never a webview) that shows
 //! the provider's sign-in page. Apps and tests may supply their own opener, as AppAuth's
 //! external user agents; Keylink checks every URL before any opener sees it.
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use keylink::browser::BrowserOpener;
+//!
+//! /// Shows the sign-in page in a browser of the app's choosing (here: remembers it).
+//! #[derive(Debug, Default)]
+//! struct Remember(Mutex<Option<url::Url>>);
+//!
+//! impl BrowserOpener for Remember {
+//!     fn open(&self, url: &url::Url) -> Result<(), keylink::Error> {
+//!         *self.0.lock().unwrap() = Some(url.clone());
+//!         Ok(())
+//!     }
+//! }
+//! # fn main() -> Result<(), keylink::Error> {
+//! let keylink = keylink::Keylink::builder(keylink::AppIdentity::new("com.example.notes")?)
+//!     .config(keylink::Config::default())
+//!     .data_dir("/tmp/notes-example")
+//!     .browser(Arc::new(Remember::default()))
+//!     .build()?;
+//! # let _ = keylink;
+//! # Ok(()) }
+//! ```
 
 use std::ffi::{OsStr, OsString};
 use std::path::Path;

@@ -258,7 +258,7 @@ impl Keylink {
 
     /// Cancels the active link session, if there is one (see [`LinkCanceller::cancel`]).
     ///
-    /// [`LinkCanceller::cancel`]: crate::LinkCanceller::cancel
+    /// [`LinkCanceller::cancel`]: crate::link::LinkCanceller::cancel
     pub fn cancel_link(&self) -> bool {
         self.sessions.cancel(&self.ctx, None)
     }

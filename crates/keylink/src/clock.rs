@@ -1,5 +1,22 @@
 //! Time, injected: logic takes a [`Clock`] so claim checks and expiry are testable with a
 //! fixed instant instead of reading the system time deep inside.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use keylink::clock::{FixedClock, rfc3339};
+//!
+//! # fn main() -> Result<(), keylink::Error> {
+//! // Tests and demos pin the time; expiry and ID-token checks read it from here.
+//! let clock = FixedClock(1_796_000_000);
+//! assert_eq!(rfc3339(clock.0), "2026-11-30T00:53:20Z");
+//! let keylink = keylink::Keylink::builder(keylink::AppIdentity::new("com.example.notes")?)
+//!     .config(keylink::Config::default())
+//!     .data_dir("/tmp/notes-example")
+//!     .clock(Arc::new(clock))
+//!     .build()?;
+//! # let _ = keylink;
+//! # Ok(()) }
+//! ```
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -3,6 +3,21 @@
 //! Messages say what happened, never a secret. What the person can do about it depends on
 //! the front end (the CLI names its commands, an app its buttons), so each front end adds its
 //! own advice by [`ErrorCode`] and variant.
+//!
+//! ```no_run
+//! use keylink::{Error, ErrorCode};
+//! # fn run(keylink: &keylink::Keylink, account: &keylink::AccountId) {
+//! match keylink.access_token(account, std::time::Duration::from_secs(60)) {
+//!     Ok(token) => { let _ = token; }
+//!     // The front end's own advice, by code: here, a Reconnect button.
+//!     Err(e) if e.code() == ErrorCode::NeedsRelink => eprintln!("{e}; press Reconnect"),
+//!     Err(e) => match e.remedy() {
+//!         Some(remedy) => eprintln!("{e}; {remedy}"),
+//!         None => eprintln!("{e}"),
+//!     },
+//! }
+//! # }
+//! ```
 
 use crate::app::IdentityError;
 use crate::callback::{LoopbackError, RedirectError};

@@ -5,6 +5,19 @@
 //! There is no plaintext fallback: without a keychain, Keylink says so and stores nothing.
 //! Token sets go through [`Chunked`] (entries small enough for every platform, torn writes
 //! impossible to read as a mix) and [`Timed`] (a locked keychain cannot hang the caller).
+//!
+//! ```no_run
+//! use keylink::store::AccountStatus;
+//! # fn run(keylink: &keylink::Keylink) -> Result<(), keylink::Error> {
+//! for account in keylink.accounts()? {
+//!     let status = match account.status {
+//!         AccountStatus::Ok => "linked",
+//!         AccountStatus::NeedsRelink => "needs reconnecting",
+//!     };
+//!     println!("{} {} ({status})", account.id, account.label());
+//! }
+//! # Ok(()) }
+//! ```
 
 use crate::ids::{AccountId, IssuerUrl, ProviderId};
 use std::fs::{File, OpenOptions};

@@ -33,7 +33,8 @@ impl std::error::Error for Error {}
 
 impl From<keylink::Error> for Error {
     /// The core's sentence, which says what happened, and what an app's user can do about
-    /// it: [`advice`], else the core's remedy for every front end.
+    /// it: the plugin's own advice (an app user's words), else the core's remedy for every
+    /// front end.
     fn from(e: keylink::Error) -> Self {
         let message = match advice(&e).or_else(|| e.remedy()) {
             Some(advice) => format!("{e}; {advice}"),
