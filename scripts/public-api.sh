@@ -16,22 +16,22 @@ case "${1:-}" in
         ;;
 esac
 
-# A target directory of its own: the JSON build runs with another RUSTC_BOOTSTRAP than the
-# normal build, and dependencies whose build scripts watch that variable would otherwise be
-# rebuilt in target/debug each time one build follows the other.
-target_dir="target/public-api"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
+target_dir="${CARGO_TARGET_DIR:-target}"
 
-# rustdoc's JSON output is unstable (-Z unstable-options), and on the stable toolchain
-# RUSTC_BOOTSTRAP is the only way to it; naming the two crates (rather than "1") keeps every
-# dependency, and its build script's probes, on stable. One value for both runs, so neither
-# invalidates what the other built.
-export RUSTC_BOOTSTRAP="keylink,tauri_plugin_keylink"
+# rustdoc's JSON output is unstable (-Z unstable-options); on the stable toolchain
+# RUSTC_BOOTSTRAP is the only way to it. It is set for rustdoc alone, through a RUSTDOC
+# wrapper: no dependency and no build script sees it, so the dependencies checked for
+# `cargo clippy` are used as they are, in the same target directory, and nothing is rebuilt
+# for the normal build afterwards.
+wrapper="$out/rustdoc"
+printf '#!/bin/sh\nRUSTC_BOOTSTRAP=1 exec %q "$@"\n' "$(rustup which rustdoc 2>/dev/null || command -v rustdoc)" >"$wrapper"
+chmod +x "$wrapper"
 for package in keylink tauri-plugin-keylink; do
     # The plugin has no cargo features; keylink's one, `fuzzing`, is not part of the API.
     # Documentation lints (`-A warnings`) are `cargo doc`'s business, not this listing's.
-    cargo rustdoc --quiet -p "$package" --lib --target-dir "$target_dir" \
+    RUSTDOC="$wrapper" cargo rustdoc --quiet -p "$package" --lib \
         -- -Z unstable-options --output-format json -A warnings
 done
 

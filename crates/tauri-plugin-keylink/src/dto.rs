@@ -1,5 +1,18 @@
 //! What crosses IPC to the webview: summaries of providers and accounts, link progress and
-//! API answers. No token, verifier, state or code is in any of them.
+//! API answers, serialised as the JS API's types (`guest-js/index.ts`). No token, verifier,
+//! state or code is in any of them. A host's own commands may return them too:
+//!
+//! ```no_run
+//! use tauri_plugin_keylink::{KeylinkExt, dto::Account};
+//!
+//! /// The linked accounts as the page sees them, with nothing secret in them.
+//! #[tauri::command]
+//! async fn accounts(app: tauri::AppHandle) -> Result<Vec<Account>, String> {
+//!     let keylink = app.keylink().map_err(|e| e.to_string())?;
+//!     let accounts = keylink.accounts().await.map_err(|e| e.to_string())?;
+//!     Ok(accounts.iter().map(Account::from).collect())
+//! }
+//! ```
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};

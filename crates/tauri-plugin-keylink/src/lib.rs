@@ -40,7 +40,7 @@ use tauri::{Manager, Runtime};
 
 mod commands;
 mod config;
-mod dto;
+pub mod dto;
 mod error;
 mod redirects;
 mod scheme;
@@ -51,10 +51,9 @@ pub mod scope;
 pub use keylink;
 
 pub use config::{Config, ConfigError};
-pub use dto::{
-    Account, AccountsChanged, Connection, FetchInit, FetchResponse, Progress, Provider, Unlinked,
-};
 pub use error::{Error, Result};
+
+use dto::{Account, AccountsChanged};
 pub use redirects::deliver_arguments;
 
 /// How long a sign-in may take unless `plugins.keylink.linkTimeoutSecs` says otherwise.

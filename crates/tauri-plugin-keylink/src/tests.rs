@@ -275,8 +275,9 @@ fn the_device_code_comes_with_a_qr_code_of_the_address_to_open() {
         Some(url::Url::parse("https://idp.example/device?user_code=WDJB-MJHT").unwrap()),
         std::time::Duration::from_secs(600),
     );
-    let progress = crate::Progress::from_core(&keylink::LinkProgress::CodeShown(code)).unwrap();
-    let crate::Progress::CodeShown { qr_svg, .. } = progress else {
+    let progress =
+        crate::dto::Progress::from_core(&keylink::LinkProgress::CodeShown(code)).unwrap();
+    let crate::dto::Progress::CodeShown { qr_svg, .. } = progress else {
         panic!("{progress:?}");
     };
     let svg = qr_svg.expect("a QR code");
