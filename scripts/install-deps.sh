@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Keylink needs on Debian/Ubuntu, skipping what is there:
-# Debian packages (D-Bus, gnome-keyring, secret-tool, Node.js), cargo-audit from the crate
-# registry, and the test provider's npm packages from its lockfile. Run as root, or as a
-# user with sudo.
+# Debian packages (D-Bus, gnome-keyring, secret-tool, Node.js, git, kubectl), cargo-audit
+# from the crate registry, and the test provider's npm packages from its lockfile. Run as
+# root, or as a user with sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,9 @@ have secret-tool || need_apt+=(libsecret-tools)
 have node || need_apt+=(nodejs)
 have npm || need_apt+=(npm)
 have openssl || need_apt+=(openssl)
+# The credential helpers' tests drive the real tools: git, and kubectl against a fake cluster.
+have git || need_apt+=(git)
+have kubectl || need_apt+=(kubernetes-client)
 # GNU time measures the peak memory of a process in the size-cap tests.
 [[ -x /usr/bin/time ]] || need_apt+=(time)
 
