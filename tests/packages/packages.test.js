@@ -226,11 +226,12 @@ describe('the .deb, unpacked', () => {
     assert.ok(Number(fields['Installed-Size']) > 1000, `Installed-Size in KiB: ${fields['Installed-Size']}`);
   });
 
-  test('its files: both programs in /usr/bin (stripped), the desktop entry, icons, docs, licences and the policy example; nothing in /etc', async () => {
+  test('its files: the three programs in /usr/bin (stripped), the desktop entry, icons, docs, licences and the policy example; nothing in /etc', async () => {
     const files = debFilesList;
     const expected = [
       'usr/bin/keylink',
       'usr/bin/keylink-app',
+      'usr/bin/docker-credential-keylink',
       `usr/share/applications/${ENTRY}`,
       'usr/share/icons/hicolor/32x32/apps/keylink-app.png',
       'usr/share/icons/hicolor/128x128/apps/keylink-app.png',
@@ -246,7 +247,7 @@ describe('the .deb, unpacked', () => {
     for (const file of expected) assert.ok(files.includes(file), `the package has /${file}; it has:\n${files.join('\n')}`);
     assert.deepEqual(files.filter((f) => f.startsWith('etc/')), [], 'no file in /etc: an active policy is the admin\'s to write');
     assert.deepEqual(files.filter((f) => !f.startsWith('usr/')), [], 'everything under /usr');
-    for (const bin of ['keylink', 'keylink-app']) {
+    for (const bin of ['keylink', 'keylink-app', 'docker-credential-keylink']) {
       const path = join(unpacked, 'usr/bin', bin);
       assert.equal(statSync(path).mode & 0o777, 0o755, `/usr/bin/${bin} is 0755`);
       const sections = await ok('readelf', ['-S', '-W', path]);

@@ -81,6 +81,34 @@ enum Commands {
         /// Account id or email.
         account: String,
     },
+    /// git's credential helper: answers git with the token of the account mapped to the
+    /// server under [credentials] (git runs it; see the README).
+    #[command(name = "git-credential")]
+    GitCredential {
+        /// What git asks: get, store or erase.
+        #[arg(value_parser = ["get", "store", "erase"])]
+        action: String,
+    },
+    /// kubectl's exec credential plugin: prints an ExecCredential with the account's token.
+    #[command(name = "kubectl-credential")]
+    KubectlCredential {
+        /// Account id or email.
+        account: String,
+    },
+    /// Print a kubeconfig whose user gets its token from `keylink kubectl-credential`.
+    Kubeconfig {
+        /// Account id or email.
+        account: String,
+        /// The Kubernetes API server's URL.
+        #[arg(long)]
+        server: String,
+        /// The name of the cluster, user and context (default keylink-<provider>).
+        #[arg(long)]
+        name: Option<String>,
+        /// A CA certificate file (PEM) for the API server.
+        #[arg(long, value_name = "FILE")]
+        certificate_authority: Option<std::path::PathBuf>,
+    },
     /// Check the keychain, configuration, providers and URL scheme registration.
     Doctor {
         /// Print every check as JSON (for fleet tooling).
@@ -123,7 +151,7 @@ impl<'a> From<&'a Account> for AccountJson<'a> {
 
 /// Log lines only when `RUST_LOG` asks for them: what goes wrong is said once, in the error
 /// (the core logs what it also returns), and colour codes only to a terminal.
-fn init_logging() {
+pub(crate) fn init_logging() {
     use std::io::IsTerminal;
     if std::env::var_os("RUST_LOG").is_none() {
         return;
@@ -179,7 +207,7 @@ pub fn main() -> i32 {
 
 /// The exit codes of the CLI contract: 2 for usage or configuration errors (and an unknown
 /// provider or account), 3 when the account must be linked again, 1 for everything else.
-fn exit_code(e: &Error) -> i32 {
+pub(crate) fn exit_code(e: &Error) -> i32 {
     match e.code() {
         ErrorCode::Config | ErrorCode::NotFound => 2,
         ErrorCode::NeedsRelink => 3,
@@ -195,7 +223,9 @@ fn print_json(value: &impl Serialize) {
     );
 }
 
-fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
+/// Keylink for the app `app` (the Keylink app's by default) with the documented
+/// environment; what the system policy refused of the user's files is said on stderr.
+pub(crate) fn open(app: Option<&str>) -> Result<Keylink, Error> {
     let identity = match app {
         Some(id) => AppIdentity::new(id)?,
         None => AppIdentity::keylink(),
@@ -203,10 +233,14 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
     let keylink = Keylink::builder(identity)
         .environment(Environment::capture(std::env::var_os))
         .build()?;
-    // What the system policy refused of the user's files: said, and nothing else changes.
     for warning in &keylink.config().warnings {
         eprintln!("keylink: warning: {warning}");
     }
+    Ok(keylink)
+}
+
+fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
+    let keylink = open(app)?;
     match command {
         Commands::Providers { json } => {
             let providers = &keylink.config().providers;
@@ -370,6 +404,22 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
             }
             Ok(())
         }
+        Commands::GitCredential { action } => crate::helpers::git_credential(&keylink, &action),
+        Commands::KubectlCredential { account } => {
+            crate::helpers::kubectl_credential(&keylink, &account)
+        }
+        Commands::Kubeconfig {
+            account,
+            server,
+            name,
+            certificate_authority,
+        } => crate::helpers::kubeconfig(
+            &keylink,
+            &account,
+            &server,
+            name.as_deref(),
+            certificate_authority.as_deref(),
+        ),
         Commands::Unlink { account } => {
             let report = keylink.unlink(&keylink.account(&account)?.id)?;
             match report.revocation {
@@ -492,10 +542,43 @@ fn fix_for(e: &Error) -> Option<String> {
 }
 
 /// `e` as the CLI says it: what happened, then what to do.
-fn with_advice(e: &Error) -> String {
+pub(crate) fn with_advice(e: &Error) -> String {
     match fix_for(e) {
         Some(advice) => format!("{e}; {advice}"),
         None => e.to_string(),
+    }
+}
+
+/// Whether the account `[credentials."<server>"]` names can answer git, kubectl and docker:
+/// linked, and not waiting to be linked again.
+fn credential_check(
+    keylink: &Keylink,
+    server: &keylink::provider::ServerOrigin,
+    entry: &keylink::provider::ServerCredential,
+) -> Check {
+    let id = format!("credentials.{server}");
+    match keylink.account(&entry.account) {
+        Ok(account) if account.status == AccountStatus::NeedsRelink => Check::warn(
+            id,
+            format!(
+                "credentials for {server}: the account {} must be linked again before tools get tokens",
+                account.id
+            ),
+            Some(format!("keylink link {}", account.provider)),
+        ),
+        Ok(account) => Check::ok(
+            id,
+            format!(
+                "credentials for {server}: answered with the token of {} ({})",
+                account.id,
+                account.label()
+            ),
+        ),
+        Err(e) => Check::fail(
+            id,
+            format!("credentials for {server}: {e}"),
+            Some("link the account, or fix `account` under [credentials] in keylink.toml".into()),
+        ),
     }
 }
 
@@ -573,6 +656,9 @@ fn doctor(keylink: &Keylink, json: bool) -> Result<(), Error> {
                 ));
             }
         }
+    }
+    for (server, entry) in &keylink.config().credentials {
+        checks.push(credential_check(keylink, server, entry));
     }
     #[cfg(target_os = "linux")]
     {

@@ -1,8 +1,5 @@
-//! The `keylink` command-line tool: argument parsing, printing and exit codes over the
-//! `keylink` core library.
-
-mod cli;
+//! The `keylink` command-line tool.
 
 fn main() {
-    std::process::exit(cli::main());
+    std::process::exit(keylink_cli::main());
 }

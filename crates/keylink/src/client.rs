@@ -318,6 +318,23 @@ impl Keylink {
         crate::asynchronous::off_runtime(|| self.tokens.access_token(&self.ctx, account, secs))
     }
 
+    /// A new access token for an account whose token a server refused (HTTP 401) although it
+    /// had not expired, such as a git server's answer that made git call its helper's
+    /// `erase` (SECURITY 44): one refresh, at most once a minute per account (SECURITY 49;
+    /// within that minute [`Error::TokenRejectedAgain`], or the token another refresh stored
+    /// meanwhile). A refused refresh marks the account `needs_relink`; the account is never
+    /// unlinked here.
+    pub fn replace_refused_token(
+        &self,
+        account: &AccountId,
+        refused: &AccessToken,
+    ) -> Result<AccessToken, Error> {
+        crate::asynchronous::off_runtime(|| {
+            self.tokens
+                .replace_rejected_token(&self.ctx, account, refused)
+        })
+    }
+
     /// The access token this process holds for `account` when it stays valid for more than
     /// `min_ttl`; memory only.
     pub(crate) fn cached_access_token(

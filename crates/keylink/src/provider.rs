@@ -27,11 +27,13 @@ use url::Url;
 use crate::http::NetworkSettings;
 use crate::secret::ClientSecret;
 
+mod credentials;
 mod discovery;
 mod layering;
 mod policy_file;
 mod presets;
 mod validate;
+pub use credentials::{ServerCredential, ServerOrigin};
 pub(crate) use discovery::discover;
 pub use discovery::{DiscoveryError, Metadata};
 use layering::PolicyNetwork;
@@ -236,6 +238,9 @@ pub struct Config {
     /// What the policy refused of the user files, one sentence each, for the front end to
     /// show: nothing is changed by them.
     pub warnings: Vec<String>,
+    /// `[credentials."<server>"]`: the account that answers a tool's credential request for
+    /// each server (git, docker).
+    pub credentials: BTreeMap<ServerOrigin, ServerCredential>,
     /// Network settings the policy fixed: user files cannot change them.
     policy_network: PolicyNetwork,
 }
@@ -250,6 +255,7 @@ impl Default for Config {
             ignored_policy: None,
             allow_user_providers: true,
             warnings: Vec::new(),
+            credentials: BTreeMap::new(),
             policy_network: PolicyNetwork::default(),
         }
     }

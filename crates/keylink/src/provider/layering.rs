@@ -34,6 +34,15 @@ struct RawFile {
     network: Option<RawNetwork>,
     #[serde(default)]
     policy: Option<RawPolicy>,
+    #[serde(default)]
+    credentials: BTreeMap<String, RawCredential>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredential {
+    account: String,
+    username: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +134,7 @@ impl Config {
             self.layer_network(file, net)?;
         }
         self.policy = Some(file.to_owned());
+        self.layer_credentials(file, raw.credentials)?;
         self.files.push(file.to_owned());
         Ok(())
     }
@@ -204,7 +214,46 @@ impl Config {
             }
             self.layer_network(file, net)?;
         }
+        self.layer_credentials(file, raw.credentials)?;
         self.files.push(file.to_owned());
+        Ok(())
+    }
+
+    /// Adds the `[credentials."<origin>"]` entries: which account answers a tool's credential
+    /// request for that server. A later file's entry for the same server replaces an earlier
+    /// one.
+    fn layer_credentials(
+        &mut self,
+        file: &Path,
+        raw: BTreeMap<String, RawCredential>,
+    ) -> Result<(), ConfigError> {
+        for (server, entry) in raw {
+            let key = |field: &str| format!("credentials.\"{server}\"{field}");
+            let origin = super::ServerOrigin::parse(&server)
+                .map_err(|problem| invalid(file, &key(""), &problem))?;
+            if entry.account.trim().is_empty() {
+                return Err(invalid(
+                    file,
+                    &key(".account"),
+                    "is empty; name an account by its id or email",
+                ));
+            }
+            let username = entry.username.unwrap_or_else(|| "oauth2".to_owned());
+            if username.is_empty() || username.chars().any(|c| c.is_control() || c == ':') {
+                return Err(invalid(
+                    file,
+                    &key(".username"),
+                    "must be a non-empty name without control characters or ':'",
+                ));
+            }
+            self.credentials.insert(
+                origin,
+                super::ServerCredential {
+                    account: entry.account,
+                    username,
+                },
+            );
+        }
         Ok(())
     }
 
