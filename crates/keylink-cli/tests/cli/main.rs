@@ -32,3 +32,5 @@ mod handler;
 mod apps;
 // A hostile provider (dribbling, flooding, overflowing) and hostile local users.
 mod hostile;
+// kubectl's exec credential plugin and docker's credential helper, driven as the tools drive them.
+mod kubectl;
