@@ -32,5 +32,7 @@ mod handler;
 mod apps;
 // A hostile provider (dribbling, flooding, overflowing) and hostile local users.
 mod hostile;
+// Credential helpers for the tools people already use: git (and more).
+mod credentials;
 // kubectl's exec credential plugin and docker's credential helper, driven as the tools drive them.
 mod kubectl;

@@ -6,6 +6,7 @@
 pub mod device;
 pub mod fake_idp;
 pub mod fault_proxy;
+pub mod git_server;
 pub mod http_server;
 
 // The provider and helpers the core's tests use too.
