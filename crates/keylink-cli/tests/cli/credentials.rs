@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::support::git_server::GitServer;
-use crate::support::{Home, Idp, keylink_bin, stderr, wait_output};
+use crate::support::{Home, Idp, keylink_bin, run_with_input, stderr, wait_output};
 
 const EMAIL: &str = "alice@example.test";
 
@@ -302,21 +302,7 @@ fn a_token_the_git_server_refuses_is_replaced_and_the_account_stays_linked() {
 
 /// Feeds `input` to `keylink git-credential ACTION` as git would.
 fn git_credential(home: &Home, action: &str, input: &str) -> Output {
-    let mut child = home
-        .keylink()
-        .args(["git-credential", action])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    wait_output(child, Duration::from_secs(60))
+    run_with_input(home.keylink().args(["git-credential", action]), input)
 }
 
 #[test]

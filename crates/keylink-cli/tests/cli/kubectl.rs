@@ -2,7 +2,7 @@
 //! them: the real `kubectl` against a fake Kubernetes API server that accepts only tokens the
 //! test provider accepts, and `docker-credential-keylink` with docker's stdin and stdout.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::support::{Home, Idp, keylink_bin, stderr, wait_for, wait_output};
+use crate::support::{Home, Idp, keylink_bin, run_with_input, stderr, wait_for, wait_output};
 
 /// The fake API server: HTTPS with the test CA's certificate for 127.0.0.1; every request's
 /// bearer token is checked at the provider's userinfo endpoint (as a client trusting the test
@@ -421,16 +421,8 @@ fn kubectl_credential_answers_in_the_api_version_kubectl_asked_for() {
 /// `docker-credential-keylink ACTION` with `input` on stdin, as docker runs it.
 fn docker_helper(home: &Home, action: &str, input: &str) -> Output {
     let mut cmd = in_home(home, env!("CARGO_BIN_EXE_docker-credential-keylink"));
-    cmd.arg(action).stdin(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
     // docker writes the request without a trailing newline and closes stdin.
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    wait_output(child, Duration::from_secs(60))
+    run_with_input(cmd.arg(action), input)
 }
 
 /// Links alice and maps two registries to her: one by email with the default user name, one

@@ -15,6 +15,7 @@ use std::time::Duration;
 use base64::Engine;
 use tempfile::TempDir;
 
+use super::http_server::write_response;
 use super::{Idp, wait_output};
 
 /// The credentials of one request, as the server saw them.
@@ -495,25 +496,4 @@ fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
         let mut crlf = [0u8; 2];
         reader.read_exact(&mut crlf).ok()?;
     }
-}
-
-fn write_response(mut stream: &TcpStream, status: u16, headers: &[(String, String)], body: &[u8]) {
-    let reason = match status {
-        200 => "OK",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        _ => "Status",
-    };
-    let mut head = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-length: {}\r\nconnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(body);
-    let _ = stream.flush();
 }

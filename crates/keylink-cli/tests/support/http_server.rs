@@ -139,9 +139,22 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
     })
 }
 
-fn write_response(mut stream: &TcpStream, status: u16, headers: &[(String, String)], body: &[u8]) {
+/// Writes a whole HTTP/1.1 response with a content-length, and closes the exchange.
+pub fn write_response(
+    mut stream: &TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) {
+    let reason = match status {
+        200 => "OK",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        _ => "Test",
+    };
     let mut head = format!(
-        "HTTP/1.1 {status} Test\r\ncontent-length: {}\r\nconnection: close\r\n",
+        "HTTP/1.1 {status} {reason}\r\ncontent-length: {}\r\nconnection: close\r\n",
         body.len()
     );
     for (k, v) in headers {

@@ -290,3 +290,22 @@ pub fn wrapping(mut outer: Command, cmd: &Command) -> Command {
     }
     outer
 }
+
+/// Runs `command` with `input` written to its stdin (then closed), as git, kubectl or docker
+/// feed their credential helpers, and waits up to a minute for it to finish.
+pub fn run_with_input(command: &mut Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    wait_output(child, Duration::from_secs(60))
+}
