@@ -566,14 +566,30 @@ fn credential_check(
             ),
             Some(format!("keylink link {}", account.provider)),
         ),
-        Ok(account) => Check::ok(
-            id,
-            format!(
+        Ok(account) => {
+            let answered = format!(
                 "credentials for {server}: answered with the token of {} ({})",
                 account.id,
                 account.label()
-            ),
-        ),
+            );
+            let tools = crate::helpers::tools_asking(server);
+            if tools.is_empty() {
+                Check::warn(
+                    id,
+                    format!("{answered}, but neither git nor docker is set up to ask Keylink"),
+                    Some(format!(
+                        "for git: git config --global credential.{server}.helper '!keylink git-credential'; for docker: \"credHelpers\": {{\"{}\": \"keylink\"}} in ~/.docker/config.json",
+                        crate::helpers::registry_key(server)
+                    )),
+                )
+            } else {
+                let verb = if tools.len() == 1 { "asks" } else { "ask" };
+                Check::ok(
+                    id,
+                    format!("{answered}; {} {verb} Keylink", tools.join(" and ")),
+                )
+            }
+        }
         Err(e) => Check::fail(
             id,
             format!("credentials for {server}: {e}"),

@@ -280,3 +280,61 @@ pub(crate) fn docker_credential(keylink: &Keylink, action: &str) -> Result<i32, 
         }
     }
 }
+
+/// How docker names `server` in its configuration: the host, with the port when it is not
+/// the default.
+pub(crate) fn registry_key(server: &ServerOrigin) -> String {
+    url::Url::parse(server.as_str())
+        .ok()
+        .and_then(|url| {
+            let host = url.host_str()?.to_owned();
+            Some(match url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            })
+        })
+        .unwrap_or_else(|| server.to_string())
+}
+
+/// The tools set up to ask Keylink for `server`'s credentials: git (its
+/// `credential.<url>.helper` runs `keylink git-credential`) and docker (`credHelpers` or
+/// `credsStore` in its `config.json` names `keylink`). Read the way each tool reads its own
+/// configuration; a tool that is not installed asks nobody.
+pub(crate) fn tools_asking(server: &ServerOrigin) -> Vec<&'static str> {
+    let mut tools = Vec::new();
+    let git = std::process::Command::new("git")
+        .args([
+            "config",
+            "--get-urlmatch",
+            "credential.helper",
+            server.as_str(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output();
+    if let Ok(out) = git {
+        let helper = String::from_utf8_lossy(&out.stdout);
+        if helper.contains("keylink") && helper.contains("git-credential") {
+            tools.push("git");
+        }
+    }
+    let docker_dir = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker")));
+    let docker_config = docker_dir
+        .and_then(|dir| std::fs::File::open(dir.join("config.json")).ok())
+        .and_then(|file| {
+            let mut text = String::new();
+            file.take(MAX_REQUEST_BYTES * 16)
+                .read_to_string(&mut text)
+                .ok()?;
+            serde_json::from_str::<serde_json::Value>(&text).ok()
+        });
+    if let Some(config) = docker_config {
+        let key = registry_key(server);
+        if config["credHelpers"][&key] == "keylink" || config["credsStore"] == "keylink" {
+            tools.push("docker");
+        }
+    }
+    tools
+}

@@ -342,3 +342,89 @@ fn git_credential_get_prints_the_username_the_token_and_its_expiry() {
     assert!(other.status.success(), "{}", stderr(&other));
     assert!(other.stdout.is_empty());
 }
+
+/// `keylink doctor --json`'s check of `[credentials."<server>"]`.
+fn credentials_check(home: &Home, server: &str) -> serde_json::Value {
+    let out = home.run(&["doctor", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("doctor printed no JSON: {}", stderr(&out)));
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == format!("credentials.{server}"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no credentials check: {report}"))
+}
+
+#[test]
+fn doctor_says_which_tools_ask_keylink_for_each_server() {
+    let idp = Idp::start();
+    let home = Home::for_idp(&idp);
+    let server = "https://git.example.test";
+    map_credentials(&home, server, EMAIL, None);
+
+    // No such account yet: the entry cannot answer.
+    let missing = credentials_check(&home, server);
+    assert_eq!(missing["status"], "fail", "{missing}");
+    assert!(
+        missing["fix"].as_str().unwrap().contains("[credentials]"),
+        "{missing}"
+    );
+
+    home.link("demo");
+    // Linked, but no tool is set up to ask: a warning with both set-ups in its fix.
+    let unused = credentials_check(&home, server);
+    assert_eq!(unused["status"], "warn", "{unused}");
+    let fix = unused["fix"].as_str().unwrap();
+    assert!(
+        fix.contains(&format!(
+            "git config --global credential.{server}.helper '!keylink git-credential'"
+        )),
+        "{fix}"
+    );
+    assert!(fix.contains("\"git.example.test\": \"keylink\""), "{fix}");
+
+    // The person runs the git half of the fix in their home, as doctor says.
+    let set = Command::new("git")
+        .args([
+            "config",
+            "--global",
+            &format!("credential.{server}.helper"),
+            "!keylink git-credential",
+        ])
+        .env("HOME", home.dir.path())
+        .env("XDG_CONFIG_HOME", home.dir.path().join("config"))
+        .output()
+        .unwrap();
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let git = credentials_check(&home, server);
+    assert_eq!(git["status"], "ok", "{git}");
+    assert!(
+        git["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("; git asks Keylink"),
+        "{git}"
+    );
+
+    // And docker's.
+    std::fs::create_dir_all(home.dir.path().join(".docker")).unwrap();
+    std::fs::write(
+        home.dir.path().join(".docker/config.json"),
+        r#"{"credHelpers": {"git.example.test": "keylink"}}"#,
+    )
+    .unwrap();
+    let both = credentials_check(&home, server);
+    assert!(
+        both["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("; git and docker ask Keylink"),
+        "{both}"
+    );
+}
