@@ -161,6 +161,17 @@ impl AsyncKeylink {
         on_blocking_pool(move || keylink.api_request(&account, &request)).await
     }
 
+    /// A new access token for an account whose token a server refused although it had not
+    /// expired ([`Keylink::replace_refused_token`]: one refresh, at most once a minute).
+    pub async fn replace_refused_token(
+        &self,
+        account: &AccountId,
+        refused: &AccessToken,
+    ) -> Result<AccessToken, Error> {
+        let (keylink, account, refused) = (self.inner.clone(), account.clone(), refused.clone());
+        on_blocking_pool(move || keylink.replace_refused_token(&account, &refused)).await
+    }
+
     /// Asks the provider who the account's tokens belong to ([`Keylink::check_connection`]).
     pub async fn check_connection(&self, account: &AccountId) -> Result<ConnectionCheck, Error> {
         let (keylink, account) = (self.inner.clone(), account.clone());
