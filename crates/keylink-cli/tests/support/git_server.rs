@@ -3,7 +3,7 @@
 //! provider accepts, asked at its userinfo endpoint as a resource server would.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -15,7 +15,7 @@ use std::time::Duration;
 use base64::Engine;
 use tempfile::TempDir;
 
-use super::http_server::write_response;
+use super::http_server::{Request, read_request, write_response};
 use super::{Idp, wait_output};
 
 /// The credentials of one request, as the server saw them.
@@ -65,23 +65,6 @@ struct Shared {
     revoke_next: AtomicBool,
     stop: AtomicBool,
     workers: Mutex<Vec<JoinHandle<()>>>,
-}
-
-struct Request {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    chunked: bool,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
 }
 
 impl GitServer {
@@ -256,7 +239,7 @@ impl Shared {
         {
             let mut seen = self.seen.lock().unwrap();
             seen.requests
-                .push(format!("{} {}", request.method, request.target));
+                .push(format!("{} {}", request.method, request.path));
             seen.chunked_bodies += usize::from(request.chunked);
         }
         match self.authenticate(&request) {
@@ -319,9 +302,9 @@ impl Shared {
     /// Runs `git http-backend` for `request` as `user`; returns its status, headers and body.
     fn run_backend(&self, request: &Request, user: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
         let (path, query) = request
-            .target
+            .path
             .split_once('?')
-            .unwrap_or((request.target.as_str(), ""));
+            .unwrap_or((request.path.as_str(), ""));
         let mut cmd = Command::new(&self.backend);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -384,7 +367,7 @@ impl Shared {
             self.seen.lock().unwrap().backend_errors.push(format!(
                 "{} {} ({status}): {}",
                 request.method,
-                request.target,
+                request.path,
                 String::from_utf8_lossy(&err)
             ));
         }
@@ -424,76 +407,4 @@ fn parse_cgi(out: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
         }
     }
     (status, headers, out[end + sep..].to_vec())
-}
-
-fn read_request(stream: &TcpStream) -> Option<Request> {
-    let mut reader = BufReader::new(stream);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).ok()?;
-    let mut parts = request_line.split_whitespace();
-    let (method, target) = (parts.next()?.to_owned(), parts.next()?.to_owned());
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? <= 2 {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_owned(), v.trim().to_owned()));
-        }
-    }
-    let mut request = Request {
-        method,
-        target,
-        headers,
-        body: Vec::new(),
-        chunked: false,
-    };
-    if request
-        .header("expect")
-        .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
-    {
-        let mut writer = stream;
-        writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").ok()?;
-    }
-    request.chunked = request
-        .header("transfer-encoding")
-        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"));
-    let body = if request.chunked {
-        read_chunked(&mut reader)?
-    } else {
-        let length = request
-            .header("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0u8; length];
-        reader.read_exact(&mut body).ok()?;
-        body
-    };
-    Some(Request { body, ..request })
-}
-
-/// A chunked body (git sends one when a push is larger than `http.postBuffer`).
-fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let mut size_line = String::new();
-        reader.read_line(&mut size_line).ok()?;
-        let size = size_line.trim().split(';').next()?.trim();
-        let size = usize::from_str_radix(size, 16).ok()?;
-        if size == 0 {
-            // Trailers, if any, up to the blank line.
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).ok()? <= 2 {
-                    return Some(body);
-                }
-            }
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        reader.read_exact(&mut body[start..]).ok()?;
-        let mut crlf = [0u8; 2];
-        reader.read_exact(&mut crlf).ok()?;
-    }
 }

@@ -12,6 +12,8 @@ pub struct Request {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Whether the body came chunked (`Transfer-Encoding: chunked`).
+    pub chunked: bool,
 }
 
 impl Request {
@@ -108,7 +110,9 @@ impl Drop for Server {
     }
 }
 
-fn read_request(stream: &TcpStream) -> Option<Request> {
+/// Reads one request: its line, headers and body (by `Content-Length`, or chunked), answering
+/// `Expect: 100-continue` first as curl-based clients such as git wait for it.
+pub fn read_request(stream: &TcpStream) -> Option<Request> {
     let mut reader = BufReader::new(stream);
     let mut request_line = String::new();
     reader.read_line(&mut request_line).ok()?;
@@ -124,19 +128,60 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
             headers.push((k.trim().to_owned(), v.trim().to_owned()));
         }
     }
-    let length = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(Request {
+    let mut request = Request {
         method,
         path,
         headers,
-        body,
-    })
+        body: Vec::new(),
+        chunked: false,
+    };
+    if request
+        .header("expect")
+        .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+    {
+        let mut writer = stream;
+        writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").ok()?;
+    }
+    request.chunked = request
+        .header("transfer-encoding")
+        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"));
+    request.body = if request.chunked {
+        read_chunked(&mut reader)?
+    } else {
+        let length = request
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).ok()?;
+        body
+    };
+    Some(request)
+}
+
+/// A chunked body (git sends one when a push is larger than `http.postBuffer`).
+fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size_line = String::new();
+        reader.read_line(&mut size_line).ok()?;
+        let size = size_line.trim().split(';').next()?.trim();
+        let size = usize::from_str_radix(size, 16).ok()?;
+        if size == 0 {
+            // Trailers, if any, up to the blank line.
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).ok()? <= 2 {
+                    return Some(body);
+                }
+            }
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..]).ok()?;
+        let mut crlf = [0u8; 2];
+        reader.read_exact(&mut crlf).ok()?;
+    }
 }
 
 /// Writes a whole HTTP/1.1 response with a content-length, and closes the exchange.
