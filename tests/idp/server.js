@@ -46,7 +46,8 @@ function usage(message) {
       + 'usage: node server.js [--port N] [--tls-cert PEM --tls-key PEM] '
       + '[--interactive] [--access-ttl SECS]\n'
       + '                      [--device-ttl SECS] [--device-interval SECS] '
-      + '[--device-poll-interval SECS]\n',
+      + '[--device-poll-interval SECS]\n'
+      + '                      [--confidential-client ID:SECRET]\n',
   );
   process.exit(2);
 }
@@ -72,6 +73,7 @@ function parseCommandLine() {
         'device-ttl': { type: 'string', default: '600' },
         'device-interval': { type: 'string', default: '5' },
         'device-poll-interval': { type: 'string' },
+        'confidential-client': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -82,6 +84,15 @@ function parseCommandLine() {
 
   if (Boolean(values['tls-cert']) !== Boolean(values['tls-key'])) {
     usage('--tls-cert and --tls-key must be given together');
+  }
+
+  let confidentialClient;
+  if (values['confidential-client'] !== undefined) {
+    const match = /^([A-Za-z0-9._-]+):([\x21-\x7e]+)$/.exec(values['confidential-client']);
+    if (!match || match[1] === CLIENT_ID) {
+      usage(`--confidential-client must be ID:SECRET with an ID other than ${CLIENT_ID}`);
+    }
+    confidentialClient = { clientId: match[1], clientSecret: match[2] };
   }
 
   return {
@@ -96,6 +107,7 @@ function parseCommandLine() {
     devicePollInterval: values['device-poll-interval'] === undefined
       ? undefined
       : parseInteger('device-poll-interval', values['device-poll-interval'], 0, 3600),
+    confidentialClient,
   };
 }
 
@@ -461,7 +473,9 @@ function automatedInteractions(provider) {
 // ---------------------------------------------------------------------------
 // Provider configuration.
 
-function providerConfiguration({ interactive, accessTtl, deviceTtl }) {
+function providerConfiguration({
+  interactive, accessTtl, deviceTtl, confidentialClient,
+}) {
   // A fresh signing key per run: nothing outlives the process anyway.
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const signingKey = { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'RS256' };
@@ -484,6 +498,18 @@ function providerConfiguration({ interactive, accessTtl, deviceTtl }) {
           `http://127.0.0.1/callback/${id}`,
         ]),
       },
+      // oidc-agent authenticates at the token endpoint with HTTP Basic even
+      // for a public client (an empty secret, which oidc-provider refuses), so
+      // the benchmark that measures it registers a client with a secret.
+      ...(confidentialClient ? [{
+        client_id: confidentialClient.clientId,
+        client_secret: confidentialClient.clientSecret,
+        application_type: 'native',
+        token_endpoint_auth_method: 'client_secret_basic',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: ['http://127.0.0.1/callback'],
+      }] : []),
     ],
     // Only the authorization code flow is offered (no implicit/hybrid), and
     // the device flow.
