@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks (release build), run by `make bench` inside a private keyring session:
 #   1. in-process `access_token` on a valid token;
-#   2. a whole `keylink token` process next to `secret-tool lookup` of a same-sized secret;
+#   2. a whole `keylink token` process next to `secret-tool lookup` of a same-sized secret, and
+#      with the token agent running next to oidc-agent's `oidc-token`;
 #   3. two processes of ten callers each refreshing an expiring token at once (wall time).
 # Needs hyperfine (installed from Debian when missing).
 set -euo pipefail
@@ -16,6 +17,9 @@ keylink="$PWD/target/release/keylink"
 callers="$PWD/target/release/examples/token_callers"
 
 work="$(mktemp -d -t keylink-bench.XXXXXX)"
+# The agent's socket goes to a private runtime directory of this run.
+export XDG_RUNTIME_DIR="$work/run"
+mkdir -m 700 "$XDG_RUNTIME_DIR"
 idp_pids=()
 cleanup() {
     for pid in "${idp_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -51,13 +55,22 @@ account="$(link_account "$issuer" "$work/a")"
 export KEYLINK_CONFIG="$work/a/keylink.toml" KEYLINK_DATA_DIR="$work/a/data"
 cargo bench --quiet --bench access_token -- "$account"
 
-echo "== 2. whole process: keylink token vs secret-tool lookup"
+echo "== 2. whole process: keylink token from the keychain vs secret-tool lookup"
 secret_len="$(secret-tool lookup service dev.keylink username "$(cat "$work/a/data/keychain-id"):$account" | wc -c)"
 head -c "$secret_len" /dev/zero | tr '\0' x | secret-tool store --label="keylink bench" service keylink-bench username bench
 hyperfine --warmup 5 --runs 100 -N \
     "$keylink token $account" \
     "secret-tool lookup service keylink-bench username bench"
 secret-tool clear service keylink-bench username bench
+
+echo "== 2b. whole process: keylink token with the agent running vs oidc-agent's oidc-token"
+source scripts/bench-oidc-agent.sh
+"$keylink" agent 2>>"$work/agent.log" &
+idp_pids+=($!)
+for _ in $(seq 1 100); do [[ -S "$XDG_RUNTIME_DIR/keylink/dev.keylink.sock" ]] && break; sleep 0.05; done
+hyperfine --warmup 50 --runs 1000 -N \
+    "$keylink token $account" \
+    "$oidc_token_cmd"
 
 echo "== 3. two processes x ten callers, expiring token (each run refreshes at the provider)"
 start_idp --access-ttl 30

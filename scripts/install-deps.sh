@@ -20,6 +20,8 @@ have git || need_apt+=(git)
 have kubectl || need_apt+=(kubernetes-client)
 # GNU time measures the peak memory of a process in the size-cap tests.
 [[ -x /usr/bin/time ]] || need_apt+=(time)
+# The token agent's test connects as another user with a client of its own.
+[[ -x /usr/bin/python3 ]] || need_apt+=(python3)
 
 if ((${#need_apt[@]})); then
     sudo=""

@@ -109,6 +109,9 @@ enum Commands {
         #[arg(long, value_name = "FILE")]
         certificate_authority: Option<std::path::PathBuf>,
     },
+    /// Serve fresh access tokens to your own processes from memory, over
+    /// $XDG_RUNTIME_DIR/keylink/<app>.sock, until stopped; `keylink token` asks it first.
+    Agent,
     /// Check the keychain, configuration, providers and URL scheme registration.
     Doctor {
         /// Print every check as JSON (for fleet tooling).
@@ -174,6 +177,22 @@ pub(crate) fn init_logging() {
 
 /// Runs the CLI with the process arguments and returns the exit code.
 pub fn main() -> i32 {
+    // `keylink token` in its plain forms goes to the agent before clap builds its command
+    // tree, which alone costs about as much as the agent's answer (see the README's
+    // benchmarks); every other form, and every unanswered request, takes the usual path.
+    let mut agent_asked = false;
+    #[cfg(unix)]
+    if let Some(args) = TokenArgs::plain(std::env::args_os().skip(1)) {
+        let app = args
+            .app
+            .or_else(|| std::env::var("KEYLINK_APP").ok().filter(|a| !a.is_empty()));
+        match token_from_agent(app.as_deref(), &args.account, args.min_ttl, args.json) {
+            Ok(true) => return 0,
+            Ok(false) => agent_asked = true,
+            // Said below, the usual way.
+            Err(_) => {}
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -182,8 +201,11 @@ pub fn main() -> i32 {
         }
     };
     init_logging();
+    if matches!(cli.command, Commands::Agent) {
+        return run_agent(cli.app.as_deref());
+    }
     let doctor_json = matches!(cli.command, Commands::Doctor { json: true });
-    match run(cli.app.as_deref(), cli.command) {
+    match run(cli.app.as_deref(), cli.command, agent_asked) {
         Ok(()) => 0,
         Err(e) => {
             // Fleet tooling reads stdout: a configuration Keylink refuses (such as an untrusted
@@ -225,12 +247,114 @@ fn print_json(value: &impl Serialize) {
 
 /// Keylink for the app `app` (the Keylink app's by default) with the documented
 /// environment; what the system policy refused of the user's files is said on stderr.
-pub(crate) fn open(app: Option<&str>) -> Result<Keylink, Error> {
-    let identity = match app {
+/// `keylink token` answered by the token agent, when one runs and serves the request:
+/// printed exactly as without it. `false` when it did not answer; the keychain is asked then,
+/// and says what is wrong.
+#[cfg(unix)]
+fn token_from_agent(
+    app: Option<&str>,
+    account: &str,
+    min_ttl: u64,
+    json: bool,
+) -> Result<bool, Error> {
+    let env = Environment::capture(std::env::var_os);
+    let ttl = Duration::from_secs(min_ttl);
+    let Some(answer) = keylink::agent::ask(&identity(app)?, &env, account, ttl) else {
+        return Ok(false);
+    };
+    for warning in &answer.warnings {
+        eprintln!("keylink: warning: {warning}");
+    }
+    print_token(
+        &answer.account,
+        &answer.access_token,
+        answer.expires_at,
+        json,
+    );
+    Ok(true)
+}
+
+/// The arguments of `keylink token` in the forms scripts and tools use, read without clap:
+/// `[--app ID] token [--json] [--min-ttl SECS] ACCOUNT`, options before or after the
+/// account, `--opt=value` or `--opt value`. Anything else is left to clap.
+#[derive(Debug, PartialEq, Eq)]
+struct TokenArgs {
+    app: Option<String>,
+    account: String,
+    min_ttl: u64,
+    json: bool,
+}
+
+impl TokenArgs {
+    fn plain(args: impl Iterator<Item = std::ffi::OsString>) -> Option<TokenArgs> {
+        let args: Vec<String> = args.map(|a| a.into_string().ok()).collect::<Option<_>>()?;
+        let mut parsed = TokenArgs {
+            app: None,
+            account: String::new(),
+            min_ttl: 60,
+            json: false,
+        };
+        let (mut command, mut account) = (false, None);
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((name, value)) if name.starts_with("--") => {
+                    (name.to_owned(), Some(value.to_owned()))
+                }
+                _ => (arg.clone(), None),
+            };
+            match name.as_str() {
+                "--app" => parsed.app = Some(inline.or_else(|| args.next())?),
+                "--min-ttl" if command => {
+                    parsed.min_ttl = inline.or_else(|| args.next())?.parse().ok()?
+                }
+                "--json" if command && inline.is_none() => parsed.json = true,
+                "token" if !command => command = true,
+                _ if command && account.is_none() && !arg.starts_with('-') && !arg.is_empty() => {
+                    account = Some(arg)
+                }
+                _ => return None,
+            }
+        }
+        parsed.account = account?;
+        (command && parsed.app.as_deref() != Some("")).then_some(parsed)
+    }
+}
+
+/// `keylink token`'s output: the token alone, or JSON with its account and expiry.
+fn print_token(
+    account: &keylink::AccountId,
+    token: &keylink::AccessToken,
+    expires_at: Option<keylink::clock::UnixTime>,
+    json: bool,
+) {
+    if json {
+        #[derive(Serialize)]
+        struct T<'a> {
+            account: &'a str,
+            access_token: &'a str,
+            expires_at: Option<String>,
+        }
+        print_json(&T {
+            account: account.as_str(),
+            access_token: token.secret(),
+            expires_at: expires_at.map(rfc3339),
+        });
+    } else {
+        println!("{}", token.secret());
+    }
+}
+
+/// The identity of the app `app` (the Keylink app's by default).
+fn identity(app: Option<&str>) -> Result<AppIdentity, Error> {
+    Ok(match app {
         Some(id) => AppIdentity::new(id)?,
         None => AppIdentity::keylink(),
-    };
-    let keylink = Keylink::builder(identity)
+    })
+}
+
+pub(crate) fn open(app: Option<&str>) -> Result<Keylink, Error> {
+    let keylink = Keylink::builder(identity(app)?)
         .environment(Environment::capture(std::env::var_os))
         .build()?;
     for warning in &keylink.config().warnings {
@@ -239,7 +363,19 @@ pub(crate) fn open(app: Option<&str>) -> Result<Keylink, Error> {
     Ok(keylink)
 }
 
-fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
+/// Runs `command`; `agent_asked` when the token agent already had its chance to answer it.
+fn run(app: Option<&str>, command: Commands, agent_asked: bool) -> Result<(), Error> {
+    #[cfg(unix)]
+    if let Commands::Token {
+        account,
+        min_ttl,
+        json,
+    } = &command
+        && !agent_asked
+        && token_from_agent(app, account, *min_ttl, *json)?
+    {
+        return Ok(());
+    }
     let keylink = open(app)?;
     match command {
         Commands::Providers { json } => {
@@ -385,23 +521,9 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
             // The account as the person named it: its id or its email.
             let id = keylink.account(&account)?.id;
             let token = keylink.access_token(&id, Duration::from_secs(min_ttl))?;
-            if json {
-                // Read again: a refresh just now moved the expiry.
-                let a = keylink.account(id.as_str())?;
-                #[derive(Serialize)]
-                struct T<'a> {
-                    account: &'a str,
-                    access_token: &'a str,
-                    expires_at: Option<String>,
-                }
-                print_json(&T {
-                    account: a.id.as_str(),
-                    access_token: token.secret(),
-                    expires_at: a.expires_at.map(rfc3339),
-                });
-            } else {
-                println!("{}", token.secret());
-            }
+            // Read again: a refresh just now moved the expiry.
+            let a = keylink.account(id.as_str())?;
+            print_token(&a.id, &token, a.expires_at, json);
             Ok(())
         }
         Commands::GitCredential { action } => crate::helpers::git_credential(&keylink, &action),
@@ -439,6 +561,7 @@ fn run(app: Option<&str>, command: Commands) -> Result<(), Error> {
             eprintln!("Unlinked {}.", report.account.id);
             Ok(())
         }
+        Commands::Agent => unreachable!("`keylink agent` is run by main"),
         Commands::Doctor { json } => doctor(&keylink, json),
     }
 }
@@ -879,3 +1002,60 @@ fn url_scheme_check(scheme: &str) -> (&'static str, String, Option<String>) {
         Err(e) => warn(e.to_string(), REGISTER),
     }
 }
+
+/// `keylink agent`: serves until stopped, on the socket systemd passes (socket activation)
+/// or on one of its own. The configuration is loaded once first, so an unusable one stops
+/// it at once with the usual error and exit code.
+fn run_agent(app: Option<&str>) -> i32 {
+    let keylink = match open(app) {
+        Ok(keylink) => keylink,
+        Err(e) => {
+            eprintln!("keylink: {}", with_advice(&e));
+            return exit_code(&e);
+        }
+    };
+    #[cfg(unix)]
+    {
+        use keylink::agent::{Agent, AgentError};
+        let fail = |e: AgentError| {
+            match e.remedy() {
+                Some(remedy) => eprintln!("keylink: {e}; {remedy}."),
+                None => eprintln!("keylink: {e}."),
+            }
+            1
+        };
+        let env = Environment::capture(std::env::var_os);
+        let identity = keylink.identity().clone();
+        let activated = listenfd::ListenFd::from_env()
+            .take_unix_listener(0)
+            .ok()
+            .flatten();
+        let agent = match activated {
+            Some(listener) => Agent::from_listener(listener, identity, env),
+            None => Agent::bind(identity, env),
+        };
+        let agent = match agent {
+            Ok(agent) => agent,
+            Err(e) => return fail(e),
+        };
+        eprintln!(
+            "keylink agent: serving the tokens of {} on {} until stopped",
+            keylink.identity().identifier(),
+            agent.path().display()
+        );
+        drop(keylink);
+        match agent.serve() {
+            Ok(()) => 0,
+            Err(e) => fail(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = keylink;
+        eprintln!("keylink: the token agent runs only on Unix systems.");
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests;

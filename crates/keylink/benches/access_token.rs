@@ -1,7 +1,9 @@
 //! Benchmark: `access_token` for a still-valid token, in process (the fast path an app hits
 //! for every API call), through the blocking API (`Keylink`) and the async one
-//! (`AsyncKeylink` on a tokio runtime, awaited from a task). Run through `make bench`, which
-//! links a demo account first:
+//! (`AsyncKeylink` on a tokio runtime, awaited from a task), and one round trip to the token
+//! agent (`keylink::agent::ask` against an agent serving in this process, as `keylink token`
+//! asks it). Run through `make bench`, which links a demo account first and gives the run a
+//! private `XDG_RUNTIME_DIR`:
 //!
 //!     cargo bench --bench access_token -- <account>
 //!
@@ -96,4 +98,49 @@ fn main() {
         "access_token, async API, valid token in memory: median {median:.0} ns, p99 {p99:.0} ns per call ({} calls)",
         BATCHES as u32 * BATCH
     );
+
+    agent_round_trip(&account);
 }
+
+/// One request to the token agent and its answer, from connect to the parsed token: what
+/// `keylink token` adds to its own start when an agent runs.
+#[cfg(unix)]
+fn agent_round_trip(account: &keylink::AccountId) {
+    use keylink::agent::{self, Agent};
+    let env = keylink::Environment::capture(std::env::var_os);
+    let identity = keylink::AppIdentity::keylink();
+    let server = Agent::bind(identity.clone(), env.clone()).unwrap_or_else(|e| {
+        eprintln!("error: the agent: {e}");
+        std::process::exit(1)
+    });
+    let stopper = server.stopper();
+    let serving = std::thread::spawn(move || server.serve());
+    let ask = || agent::ask(&identity, &env, account.as_str(), Duration::from_secs(60));
+    // The first answer reads the keychain.
+    if ask().is_none() {
+        eprintln!("error: the agent did not answer");
+        std::process::exit(1);
+    }
+    const ROUND_TRIPS: u32 = 200;
+    let mut per_call_us: Vec<f64> = (0..50)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..ROUND_TRIPS {
+                std::hint::black_box(ask().expect("an answer"));
+            }
+            start.elapsed().as_nanos() as f64 / f64::from(ROUND_TRIPS) / 1e3
+        })
+        .collect();
+    per_call_us.sort_by(f64::total_cmp);
+    println!(
+        "agent round trip, valid token: median {:.0} µs, p99 {:.0} µs per request ({} requests)",
+        per_call_us[per_call_us.len() / 2],
+        per_call_us[per_call_us.len() * 99 / 100],
+        50 * ROUND_TRIPS
+    );
+    stopper.stop();
+    let _ = serving.join();
+}
+
+#[cfg(not(unix))]
+fn agent_round_trip(_: &keylink::AccountId) {}

@@ -185,6 +185,7 @@ const VARIABLES: &[&str] = &[
     "XDG_DATA_HOME",
     "HOME",
     "LOCALAPPDATA",
+    "XDG_RUNTIME_DIR",
     "BROWSER",
     "DISPLAY",
     "WAYLAND_DISPLAY",

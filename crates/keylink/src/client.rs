@@ -335,6 +335,18 @@ impl Keylink {
         })
     }
 
+    /// The account with this id, read from the index now.
+    #[cfg(unix)]
+    pub(crate) fn account_by_id(&self, id: &AccountId) -> Result<Account, Error> {
+        self.ctx.account_by_id(id)
+    }
+
+    /// Drops the access tokens this process holds; the next request reads the keychain.
+    #[cfg(unix)]
+    pub(crate) fn forget_cached_tokens(&self) {
+        self.tokens.forget_all();
+    }
+
     /// The access token this process holds for `account` when it stays valid for more than
     /// `min_ttl`; memory only.
     pub(crate) fn cached_access_token(

@@ -195,17 +195,21 @@ impl Context {
 
     /// The account with this id, or the only one with this email.
     pub(crate) fn account(&self, query: &str) -> Result<Account, Error> {
-        let accounts = self.accounts()?;
-        if let Some(a) = accounts.iter().find(|a| a.id.as_str() == query) {
-            return Ok(a.clone());
-        }
-        let mut by_email = accounts
-            .into_iter()
-            .filter(|a| a.email.as_deref() == Some(query));
-        match (by_email.next(), by_email.next()) {
-            (Some(a), None) => Ok(a),
-            (Some(_), Some(_)) => Err(Error::AmbiguousAccount(printable(query, 100))),
-            _ => Err(Error::UnknownAccount(printable(query, 100))),
-        }
+        find_account(&self.accounts()?, query).cloned()
+    }
+}
+
+/// The account with this id, or the only one with this email, among `accounts`.
+pub(crate) fn find_account<'a>(accounts: &'a [Account], query: &str) -> Result<&'a Account, Error> {
+    if let Some(a) = accounts.iter().find(|a| a.id.as_str() == query) {
+        return Ok(a);
+    }
+    let mut by_email = accounts
+        .iter()
+        .filter(|a| a.email.as_deref() == Some(query));
+    match (by_email.next(), by_email.next()) {
+        (Some(a), None) => Ok(a),
+        (Some(_), Some(_)) => Err(Error::AmbiguousAccount(printable(query, 100))),
+        _ => Err(Error::UnknownAccount(printable(query, 100))),
     }
 }

@@ -51,6 +51,8 @@
 #![warn(missing_docs, unreachable_pub)]
 
 // The concepts, one module each; the root re-exports what every embedder touches.
+#[cfg(unix)]
+pub mod agent;
 pub mod api;
 pub mod browser;
 pub mod clock;

@@ -442,6 +442,12 @@ impl Index {
         }
     }
 
+    /// The index file.
+    #[cfg(unix)]
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn err(&self, e: impl std::fmt::Display) -> StoreError {
         StoreError::DataDir {
             path: self.path.clone(),

@@ -271,6 +271,12 @@ impl TokenSource {
         }
     }
 
+    /// Drops every access token this process holds.
+    #[cfg(unix)]
+    pub(crate) fn forget_all(&self) {
+        self.lock_cache().clear();
+    }
+
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<AccountId, CachedToken>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }

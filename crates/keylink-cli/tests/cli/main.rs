@@ -34,5 +34,7 @@ mod apps;
 mod hostile;
 // Credential helpers for the tools people already use: git (and more).
 mod credentials;
+// The token agent: answers as the keychain does, sees other processes' changes, refuses others.
+mod agent;
 // kubectl's exec credential plugin and docker's credential helper, driven as the tools drive them.
 mod kubectl;

@@ -14,6 +14,7 @@ pub mod http_server;
 mod idp;
 pub use idp::*;
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -72,6 +73,12 @@ timeout_secs = 10
             "these tests use the session's keyring: run them through scripts/with-keyring.sh (make test)"
         );
         let dir = tempfile::tempdir().unwrap();
+        // The home's own runtime directory: a token agent a test starts listens there, and
+        // the user's own agent is never asked.
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(dir.path().join("run"))
+            .unwrap();
         let config_path = dir.path().join("keylink.toml");
         std::fs::write(&config_path, config).unwrap();
         Home {
@@ -94,6 +101,7 @@ timeout_secs = 10
             .env("HOME", self.dir.path())
             .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .env("XDG_DATA_HOME", self.dir.path().join("xdg-data"))
+            .env("XDG_RUNTIME_DIR", self.runtime_dir())
             .env("BROWSER", repo().join("tests/idp/user-agent.js"))
             .env(
                 "KEYLINK_UA_HANDLER",
@@ -108,6 +116,11 @@ timeout_secs = 10
             cmd.env("NODE_EXTRA_CA_CERTS", ca);
         }
         cmd
+    }
+
+    /// The home's `XDG_RUNTIME_DIR` (mode 0700).
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
     }
 
     /// Runs `keylink ARGS` to completion (at most 60 s).
@@ -231,6 +244,17 @@ timeout_secs = 10
             .unwrap()
             .as_secs() as i64;
         entry["expires_at"] = serde_json::json!(now - 60);
+        let store = keylink::store::Chunked::new(
+            keylink::store::Keychain::open(keylink::store::KEYCHAIN_SERVICE).unwrap(),
+        );
+        store
+            .set(&self.token_key(account), &entry.to_string())
+            .unwrap();
+    }
+
+    /// Replaces the token set stored in the keychain for `account`.
+    pub fn set_keychain_entry(&self, account: &str, entry: &serde_json::Value) {
+        use keylink::store::SecretStore;
         let store = keylink::store::Chunked::new(
             keylink::store::Keychain::open(keylink::store::KEYCHAIN_SERVICE).unwrap(),
         );

@@ -68,6 +68,20 @@ impl Config {
         Self::load_with_system_policy(env, Path::new(SYSTEM_POLICY_FILE))
     }
 
+    /// Every file [`Config::load`] may read with `env`, whether it exists or not: the system
+    /// policy, the file `KEYLINK_POLICY` names, and the user's file. The token agent compares
+    /// them with its caller's and watches them for changes.
+    #[cfg(unix)]
+    pub(crate) fn candidate_files(env: &crate::app::Environment) -> Vec<PathBuf> {
+        let mut files = vec![PathBuf::from(SYSTEM_POLICY_FILE)];
+        files.extend(env.var("KEYLINK_POLICY").map(PathBuf::from));
+        match env.var("KEYLINK_CONFIG") {
+            Some(path) => files.push(PathBuf::from(path)),
+            None => files.extend(default_user_file(env)),
+        }
+        files
+    }
+
     pub(super) fn load_with_system_policy(
         env: &crate::app::Environment,
         system: &Path,
