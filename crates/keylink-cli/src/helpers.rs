@@ -23,6 +23,18 @@ const MAX_REQUEST_BYTES: u64 = 64 * 1024;
 /// A fresh token for the account a person named (id or email), and the account as it is
 /// after any refresh (its expiry moved).
 fn fresh_token(keylink: &Keylink, account: &str) -> Result<(AccessToken, Account), Error> {
+    // The token agent first, when one runs (these tools ask on every operation); the
+    // account as the index has it now.
+    #[cfg(unix)]
+    if let Some(answer) = keylink::agent::ask(
+        keylink.identity(),
+        &keylink::Environment::capture(std::env::var_os),
+        account,
+        MIN_TTL,
+    ) {
+        let account = keylink.account(answer.account.as_str())?;
+        return Ok((answer.access_token, account));
+    }
     let id = keylink.account(account)?.id;
     let token = keylink.access_token(&id, MIN_TTL)?;
     let account = keylink.account(id.as_str())?;

@@ -127,6 +127,8 @@ fn keylink_token_is_answered_by_the_agent_exactly_as_by_the_keychain() {
         &["token", id],
         &["token", email, "--json"],
         &["token", "--min-ttl", "120", id],
+        // The credential helpers ask it too: kubectl runs this on every call.
+        &["kubectl-credential", email],
     ] {
         let out = same_either_way(&home, &agent, args, true);
         assert!(!out.stdout.is_empty());
