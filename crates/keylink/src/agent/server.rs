@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -83,13 +83,13 @@ impl AgentError {
 
 /// A bound agent, ready to [`serve`](Agent::serve).
 pub struct Agent {
-    listener: UnixListener,
+    listener: Arc<UnixListener>,
     path: PathBuf,
     /// The inode of the socket this agent created, removed when it stops; `None` for a
     /// socket handed over by systemd, which systemd removes.
     created: Option<(u64, u64)>,
     served: Arc<Served>,
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopSignal>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -101,17 +101,18 @@ impl std::fmt::Debug for Agent {
 /// Stops a serving agent from another thread.
 #[derive(Debug, Clone)]
 pub struct AgentStopper {
-    path: PathBuf,
-    stop: Arc<AtomicBool>,
+    listener: Arc<UnixListener>,
+    stop: Arc<StopSignal>,
 }
 
 impl AgentStopper {
     /// Asks the agent to stop: it answers no further request, and [`Agent::serve`] returns
     /// after removing the socket it created.
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop; it sees the flag before anything is read.
-        let _ = UnixStream::connect(&self.path);
+        self.stop.raise();
+        // Every thread waiting in `accept` wakes with an error and sees the flag; a process
+        // that connects from now on is refused at once and asks the keychain.
+        let _ = rustix::net::shutdown(&*self.listener, rustix::net::Shutdown::Read);
     }
 }
 
@@ -189,11 +190,11 @@ impl Agent {
         env: Environment,
     ) -> Agent {
         Agent {
-            listener,
+            listener: Arc::new(listener),
             path,
             created: None,
             served: Arc::new(Served::new(identity, env)),
-            stop: Arc::new(AtomicBool::new(false)),
+            stop: Arc::default(),
         }
     }
 
@@ -205,40 +206,26 @@ impl Agent {
     /// A handle that stops this agent from another thread.
     pub fn stopper(&self) -> AgentStopper {
         AgentStopper {
-            path: self.path.clone(),
+            listener: Arc::clone(&self.listener),
             stop: Arc::clone(&self.stop),
         }
     }
 
-    /// Answers requests until [`AgentStopper::stop`], one thread per connection (at most
-    /// 32 at once). Peers of another uid are closed without a byte (SO_PEERCRED).
+    /// Answers requests until [`AgentStopper::stop`], on up to 32 threads at once. Peers of
+    /// another uid are closed without a byte (SO_PEERCRED).
     pub fn serve(self) -> Result<(), AgentError> {
         tracing::info!(socket = %self.path.display(), "token agent serving");
-        let workers = Workers::new(Arc::clone(&self.served));
-        for stream in self.listener.incoming() {
-            if self.stop.load(Ordering::SeqCst) {
-                break;
-            }
-            let stream = match stream {
-                Ok(stream) => stream,
-                Err(e) => {
-                    // Out of file descriptors, mostly: let the peers' timeouts run out
-                    // rather than spin.
-                    tracing::warn!(error = %e, "the agent could not accept a connection");
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
-            };
-            match peer_uid(&stream) {
-                Ok(uid) if uid == my_uid() => workers.dispatch(stream),
-                Ok(uid) => {
-                    tracing::warn!(uid, "the agent refused a connection from another user");
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "the agent could not tell who connected, so it refused the connection");
-                }
-            }
-        }
+        let acceptors = Arc::new(Acceptors {
+            listener: self.listener,
+            served: self.served,
+            stop: self.stop,
+            idle: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+        });
+        Acceptors::add_thread(&acceptors);
+        // The threads that answer stop as they finish what they are answering; none is
+        // waited for.
+        acceptors.stop.wait();
         if let Some((dev, ino)) = self.created {
             // Only the socket this agent created: another agent may have replaced it.
             if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
@@ -251,71 +238,102 @@ impl Agent {
     }
 }
 
-/// The threads that answer requests: an idle one takes the next request, and a new one is
-/// started when none is idle, up to [`MAX_CONNECTIONS`]. They stay for the next requests, so
-/// a request costs no thread start; one waiting on a refresh holds up no other.
-struct Workers {
-    served: Arc<Served>,
-    queue: std::sync::mpsc::Sender<UnixStream>,
-    waiting: Arc<Mutex<std::sync::mpsc::Receiver<UnixStream>>>,
-    /// Workers waiting for a request, less the requests queued for them.
-    idle: Arc<AtomicUsize>,
-    started: AtomicUsize,
+/// The stop flag, and the wait for it.
+#[derive(Debug, Default)]
+struct StopSignal {
+    raised: Mutex<bool>,
+    changed: std::sync::Condvar,
 }
 
-impl Workers {
-    fn new(served: Arc<Served>) -> Self {
-        let (queue, waiting) = std::sync::mpsc::channel();
-        Workers {
-            served,
-            queue,
-            waiting: Arc::new(Mutex::new(waiting)),
-            idle: Arc::new(AtomicUsize::new(0)),
-            started: AtomicUsize::new(0),
-        }
+impl StopSignal {
+    fn raise(&self) {
+        *self.raised.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.changed.notify_all();
     }
 
-    fn dispatch(&self, stream: UnixStream) {
-        let claimed = self
-            .idle
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if claimed {
-            if self.queue.send(stream).is_err() {
-                tracing::warn!("the agent's workers are gone; closed a request unanswered");
+    fn is_raised(&self) -> bool {
+        *self.raised.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wait(&self) {
+        let mut raised = self.raised.lock().unwrap_or_else(|p| p.into_inner());
+        while !*raised {
+            raised = self.changed.wait(raised).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// The threads that answer: each accepts a connection itself and answers it, so a request
+/// wakes one thread and waits for no hand-over. When the last idle one takes a connection it
+/// starts another first (up to [`MAX_CONNECTIONS`]), so one waiting on a refresh holds up no
+/// other request.
+struct Acceptors {
+    listener: Arc<UnixListener>,
+    served: Arc<Served>,
+    stop: Arc<StopSignal>,
+    /// Threads waiting in `accept`.
+    idle: AtomicUsize,
+    /// Threads started and not yet stopped.
+    running: AtomicUsize,
+}
+
+impl Acceptors {
+    fn run(this: &Arc<Acceptors>) {
+        loop {
+            this.idle.fetch_add(1, Ordering::SeqCst);
+            let accepted = this.listener.accept();
+            let idle = this.idle.fetch_sub(1, Ordering::SeqCst) - 1;
+            if this.stop.is_raised() {
+                break;
             }
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, mostly: let the peers' timeouts run out
+                    // rather than spin.
+                    tracing::warn!(error = %e, "the agent could not accept a connection");
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            match peer_uid(&stream) {
+                Ok(uid) if uid == my_uid() => {}
+                Ok(uid) => {
+                    tracing::warn!(uid, "the agent refused a connection from another user");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the agent could not tell who connected, so it refused the connection");
+                    continue;
+                }
+            }
+            if idle == 0 {
+                Self::add_thread(this);
+            }
+            this.served.handle(stream);
+        }
+        this.running.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn add_thread(this: &Arc<Acceptors>) {
+        let running = this
+            .running
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < MAX_CONNECTIONS).then_some(n + 1)
+            });
+        if running.is_err() {
+            // The next request waits for one of them; its caller's timeout is long enough
+            // for a refresh.
+            tracing::warn!("the agent is answering {MAX_CONNECTIONS} requests already");
             return;
         }
-        if self.started.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
-            // Its caller does the work itself.
-            tracing::warn!(
-                "the agent is answering {MAX_CONNECTIONS} requests already; closed one unanswered"
-            );
-            return;
-        }
-        let served = Arc::clone(&self.served);
-        let waiting = Arc::clone(&self.waiting);
-        let idle = Arc::clone(&self.idle);
+        let next = Arc::clone(this);
         let spawned = std::thread::Builder::new()
             .name("keylink-agent".into())
-            .spawn(move || {
-                served.handle(stream);
-                loop {
-                    idle.fetch_add(1, Ordering::SeqCst);
-                    let next = waiting.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                    match next {
-                        Ok(stream) => served.handle(stream),
-                        Err(_) => return,
-                    }
-                }
-            });
-        match spawned {
-            Ok(_) => {
-                self.started.fetch_add(1, Ordering::SeqCst);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "the agent could not start a thread for a request")
-            }
+            .spawn(move || Self::run(&next));
+        if let Err(e) = spawned {
+            this.running.fetch_sub(1, Ordering::SeqCst);
+            tracing::warn!(error = %e, "the agent could not start a thread for a request");
         }
     }
 }

@@ -228,3 +228,30 @@ fn requests_it_cannot_answer_alike_are_not_served() {
     );
     assert!(!dir.path().join("data").exists(), "nothing was written");
 }
+
+#[test]
+fn a_caller_that_sends_nothing_holds_up_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_in(dir.path());
+    let serving = Serving::start(&env);
+    // Connected, silent: its thread waits up to 5 s for a request.
+    let silent: Vec<UnixStream> = (0..3)
+        .map(|_| UnixStream::connect(&serving.path).unwrap())
+        .collect();
+    let started = std::time::Instant::now();
+    assert!(serving.exchange("{}").contains("not_served"));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the request waited for the silent callers"
+    );
+    // Stopping waits for none of them, and nobody is answered after it.
+    let path = serving.path.clone();
+    let started = std::time::Instant::now();
+    drop(serving);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the stop waited"
+    );
+    assert!(!path.exists());
+    drop(silent);
+}
