@@ -1,7 +1,9 @@
 //! Keylink desktop app: the Keylink UI over `tauri-plugin-keylink`, which does the linking
 //! (deep links however they arrive, the app's URL-scheme registration, link sessions, the
 //! keychain). The app adds only what is its own: it reads the `keylink` CLI's configuration
-//! files (`userConfig` in tauri.conf.json) and honours `KEYLINK_LINK_TIMEOUT`.
+//! files (`userConfig` in tauri.conf.json), serves the CLI's tokens while it runs (the token
+//! agent, so `keylink token` needs no `keylink agent` then), closes as its window does on
+//! SIGTERM, and honours `KEYLINK_LINK_TIMEOUT`.
 
 // No console window on Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
@@ -28,6 +30,24 @@ fn link_timeout() -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// SIGTERM (`kill`, the session ending, a service manager) closes the app the way its window's
+/// close button does, so the plugin's exit work runs and the token agent removes its socket;
+/// without this the process would end on the spot.
+#[cfg(unix)]
+fn exit_on_sigterm(app: AppHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    tauri::async_runtime::spawn(async move {
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                if terminate.recv().await.is_some() {
+                    app.exit(0);
+                }
+            }
+            Err(e) => eprintln!("keylink-app: SIGTERM will end the app without its exit work: {e}"),
+        }
+    });
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -38,7 +58,7 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
 
-    let mut keylink = tauri_plugin_keylink::Builder::new();
+    let mut keylink = tauri_plugin_keylink::Builder::new().token_agent(true);
     if let Some(timeout) = link_timeout() {
         keylink = keylink.link_timeout(timeout);
     }
@@ -52,6 +72,11 @@ fn main() {
         }))
         .plugin(tauri_plugin_deep_link::init())
         .plugin(keylink.build())
+        .setup(|app| {
+            #[cfg(unix)]
+            exit_on_sigterm(app.handle().clone());
+            Ok(())
+        })
         .run(tauri::generate_context!());
     if let Err(e) = result {
         eprintln!("keylink-app: the app could not start: {e}");

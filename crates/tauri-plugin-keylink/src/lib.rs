@@ -23,8 +23,9 @@
 //!
 //! Providers come from `plugins.keylink` in `tauri.conf.json` (see [`Config`]); accounts are
 //! kept under the app's identifier, apart from every other app. The plugin makes the app the
-//! handler of its URL schemes where no installer does ([`Builder::register_scheme`]). The
-//! host's Rust code reaches the core's async API through [`KeylinkExt`]:
+//! handler of its URL schemes where no installer does ([`Builder::register_scheme`]), and, if
+//! the host asks, serves tokens to the `keylink` CLI while it runs ([`Builder::token_agent`]).
+//! The host's Rust code reaches the core's async API through [`KeylinkExt`]:
 //! `app.keylink()?.access_token(&account, Duration::from_secs(60)).await`.
 //!
 //! Permissions: `keylink:default` allows every command except `fetch` (a call of the
@@ -45,6 +46,7 @@ mod error;
 mod redirects;
 mod scheme;
 pub mod scope;
+mod token_agent;
 
 /// The core library, for the types the plugin's Rust API hands out (`keylink::Account`,
 /// `keylink::AccessToken`, ...): a host needs no dependency of its own on it.
@@ -72,6 +74,7 @@ pub struct Builder {
     customize: Option<Customize>,
     link_timeout: Option<Duration>,
     register_scheme: bool,
+    token_agent: bool,
 }
 
 impl Default for Builder {
@@ -80,6 +83,7 @@ impl Default for Builder {
             customize: None,
             link_timeout: None,
             register_scheme: true,
+            token_agent: false,
         }
     }
 }
@@ -123,11 +127,30 @@ impl Builder {
         self
     }
 
+    /// Whether the app serves its accounts' access tokens to `keylink --app <identity> token`
+    /// (and the credential helpers) while it runs (off by default; Unix only). The token
+    /// agent listens on `$XDG_RUNTIME_DIR/keylink/<identity>.sock`, in a directory only this
+    /// user may enter, and answers only this user's processes; where `keylink agent` serves
+    /// already, the app leaves it to that one. The socket is removed when the app exits
+    /// (`RunEvent::Exit`); a process ended by a signal leaves it behind, answering nothing,
+    /// until the next agent replaces it, so a host that should exit cleanly on SIGTERM calls
+    /// `AppHandle::exit` itself, as the Keylink app does. Turn it on only
+    /// if your users run the CLI: it is one more way to ask for a token. It answers as the
+    /// CLI would in the app's environment (the configuration files, data directory and OS
+    /// keychain the CLI uses, not what [`Builder::keylink`] changes), and a caller that would
+    /// use others is not served.
+    pub fn token_agent(mut self, serve: bool) -> Self {
+        self.token_agent = serve;
+        self
+    }
+
     /// Builds the plugin.
     pub fn build<R: Runtime>(self) -> TauriPlugin<R, Option<Config>> {
         let customize = Mutex::new(self.customize);
         let link_timeout = self.link_timeout;
         let register_scheme = self.register_scheme;
+        let token_agent = self.token_agent.then(token_agent::TokenAgent::default);
+        let agent_at_exit = token_agent.clone();
         PluginBuilder::<R, Option<Config>>::new("keylink")
             .invoke_handler(tauri::generate_handler![
                 commands::providers,
@@ -161,18 +184,29 @@ impl Builder {
                         .link_timeout_secs
                         .map_or(DEFAULT_LINK_TIMEOUT, Duration::from_secs)
                 });
-                let identity_scheme = match &keylink {
-                    Ok(k) => Some(k.identity().scheme().to_owned()),
-                    Err(_) => identity(app, &config).ok().map(|i| i.scheme().to_owned()),
+                let app_identity = match &keylink {
+                    Ok(k) => Some(k.identity().clone()),
+                    Err(_) => identity(app, &config).ok(),
                 };
-                if let Some(identity_scheme) = identity_scheme.filter(|_| register_scheme) {
-                    scheme::register(app, &scheme::schemes(app, &identity_scheme));
+                if let Some(app_identity) = app_identity.as_ref().filter(|_| register_scheme) {
+                    scheme::register(app, &scheme::schemes(app, app_identity.scheme()));
                 }
+                #[cfg(unix)]
+                if let (Some(agent), Some(app_identity)) = (&token_agent, app_identity) {
+                    agent.start(app_identity);
+                }
+                #[cfg(not(unix))]
+                let _ = (&token_agent, app_identity);
                 let state = State::new(keylink, timeout);
                 app.manage(state.clone());
                 redirects::wire(app)?;
                 state.discover();
                 Ok(())
+            })
+            .on_event(move |_app, event| {
+                if let (tauri::RunEvent::Exit, Some(agent)) = (event, &agent_at_exit) {
+                    agent.stop();
+                }
             })
             .build()
     }
