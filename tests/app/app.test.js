@@ -5,13 +5,13 @@
 // to target/app-screenshots/.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
 import {
-  APP_BIN, IPC_SPY, REPO, cleanup, demoProviderToml, keylink, makeCa, run, screenshotPath, startDriver, startIdp, stopAll,
-  storedTokenSet, storedTokens, tempRoot, userEnv, waitForAppGone,
+  APP_BIN, CLI_BIN, IPC_SPY, REPO, cleanup, demoProviderToml, keylink, makeCa, run, screenshotPath, startDriver, startIdp, stopAll,
+  singleInstancePid, storedTokenSet, storedTokens, tempRoot, userEnv, waitForAppGone,
 } from './harness.js';
 import { waitFor } from './webdriver.js';
 
@@ -372,6 +372,60 @@ test('(h) declining at the provider says the person cancelled the sign-in, nothi
     assert.deepEqual(await listJson(env), before, 'nothing was linked');
     await collectIpc(session);
     await session.delete();
+  } finally {
+    await driver.stop();
+  }
+});
+
+test('(i) while the app runs it is the token agent: keylink token answers from it; closed, its socket is gone', async () => {
+  const env = scenarioEnv('i', { KEYLINK_UA_LOGIN: 'erin' });
+  const socket = join(env.XDG_RUNTIME_DIR, 'keylink', 'dev.keylink.sock');
+  // Without the session bus the keychain cannot be reached: only an agent can answer.
+  const noKeychain = { ...env, DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(root, 'i', 'no-bus')}` };
+  const keychainToken = async (id) => (await storedTokenSet(env, id)).access_token;
+  const driver = await startDriver(env, join(root, 'i', 'driver.log'));
+  try {
+    let session = await launch(driver);
+    await session.clickCss('button.link[data-provider="demo"]');
+    await waitFor('the "Continue in your browser" screen', async () =>
+      (await session.textOf('#linking')).includes('Continue in your browser'));
+    writeFileSync(env.KEYLINK_TEST_GATE, 'go');
+    await waitFor('Erin in the accounts list', async () => (await accountNames(session)).includes('Erin'), 30000);
+    const [erin] = (await listJson(env)).filter((a) => a.email === 'erin@example.test');
+    assert.ok(erin, 'keylink list shows Erin');
+
+    await waitFor('the agent socket', () => existsSync(socket) && lstatSync(socket).isSocket());
+    assert.equal(lstatSync(socket).mode & 0o777, 0o600, 'the socket is the user\'s alone');
+    assert.equal(lstatSync(join(env.XDG_RUNTIME_DIR, 'keylink')).mode & 0o777, 0o700, 'in a private directory');
+    const fromApp = (await keylink(noKeychain, 'token', 'erin@example.test')).trim();
+    assert.equal(fromApp, await keychainToken(erin.id), 'the keychain\'s token, from the app');
+    assert.equal((await keylink(env, 'token', erin.id)).trim(), fromApp);
+    await assert.rejects(run(CLI_BIN, ['agent'], { env, timeout: 30000 }), (e) => {
+      assert.equal(e.code, 1, e.message);
+      assert.match(e.stderr, /another Keylink agent already serves/);
+      return true;
+    });
+    tokens.add(fromApp);
+    await collectIpc(session);
+
+    // Killed (the WebDriver session's end kills the app): whatever it left, the keychain answers.
+    await session.delete();
+    await waitForAppGone();
+    await assert.rejects(keylink(noKeychain, 'token', erin.id), (e) => e.code !== 0, 'no agent answers');
+    assert.equal((await keylink(env, 'token', erin.id)).trim(), await keychainToken(erin.id));
+
+    // Started again, the app serves again; stopped by its PID (SIGTERM), it removes its socket.
+    session = await launch(driver);
+    await waitFor('the agent to answer', async () =>
+      (await keylink(noKeychain, 'token', erin.id).catch(() => '')).trim() === fromApp);
+    const pid = await singleInstancePid();
+    assert.ok(pid, 'the app owns its D-Bus name');
+    process.kill(pid, 'SIGTERM');
+    await waitFor('the app to exit', () => !existsSync(`/proc/${pid}/status`) ||
+      /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')), 15000);
+    assert.ok(!existsSync(socket), 'the agent socket is removed');
+    await assert.rejects(keylink(noKeychain, 'token', erin.id), (e) => e.code !== 0, 'no agent answers');
+    assert.equal((await keylink(env, 'token', erin.id)).trim(), await keychainToken(erin.id), 'the keychain answers');
   } finally {
     await driver.stop();
   }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -63,11 +63,15 @@ async function stop(child) {
 
 /**
  * The environment of a person with the home directory `home` (created here) in this test
- * session: its display, its session bus and keyring, and nothing else of ours.
+ * session: its display, its session bus and keyring, a runtime directory of its own (where the
+ * app's token agent listens, never the real user's), and nothing else of ours.
  */
 export function userEnv(home, path = process.env.PATH) {
   mkdirSync(join(home, '.config'), { recursive: true });
   mkdirSync(join(home, '.local/share'), { recursive: true });
+  const runtime = join(home, 'run');
+  mkdirSync(runtime, { recursive: true });
+  chmodSync(runtime, 0o700); // what the session manager gives; the agent refuses anything laxer
   return {
     PATH: path,
     DISPLAY: process.env.DISPLAY || '',
@@ -78,6 +82,7 @@ export function userEnv(home, path = process.env.PATH) {
     XDG_CONFIG_HOME: join(home, '.config'),
     XDG_DATA_HOME: join(home, '.local/share'),
     XDG_CACHE_HOME: join(home, '.cache'),
+    XDG_RUNTIME_DIR: runtime,
     NO_AT_BRIDGE: '1',
   };
 }
@@ -223,7 +228,8 @@ export async function singleInstanceOwned(name = SINGLE_INSTANCE_NAME) {
   return /boolean true/.test(stdout);
 }
 
-async function singleInstancePid(name) {
+/** The PID of the process owning the app's single-instance D-Bus name, or null. */
+export async function singleInstancePid(name = SINGLE_INSTANCE_NAME) {
   try {
     const { stdout } = await run('dbus-send', ['--session', '--print-reply', '--dest=org.freedesktop.DBus',
       '/org/freedesktop/DBus', 'org.freedesktop.DBus.GetConnectionUnixProcessID', `string:${name}`]);

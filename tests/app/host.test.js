@@ -106,6 +106,8 @@ test('the example host links through its own scheme, calls the API with fetch, a
     await waitFor('Alice in the host', async () => (await accountNames(session)).some((n) => n.includes('alice@example.test')), 30000);
     assert.match(await session.textOf('#status'), /Linked alice@example\.test\./);
     assert.equal((await idp.stats()).token_requests.authorization_code, exchangesBefore + 1);
+    // The host did not turn the token agent on (Builder::token_agent): nothing listens.
+    assert.ok(!existsSync(join(env.XDG_RUNTIME_DIR, 'keylink')), 'no token agent unless the host asks for one');
     writeFileSync(screenshotPath('host-1-linked'), await session.screenshot());
     const accounts = await hostAccounts();
     assert.equal(accounts.length, 1);
