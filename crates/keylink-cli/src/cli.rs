@@ -799,6 +799,8 @@ fn doctor(keylink: &Keylink, json: bool) -> Result<(), Error> {
     for (server, entry) in &keylink.config().credentials {
         checks.push(credential_check(keylink, server, entry));
     }
+    #[cfg(unix)]
+    checks.push(agent_check(keylink));
     #[cfg(target_os = "linux")]
     {
         let (status, message, fix) = url_scheme_check(keylink.identity().scheme());
@@ -1000,6 +1002,54 @@ fn url_scheme_check(scheme: &str) -> (&'static str, String, Option<String>) {
             REGISTER,
         ),
         Err(e) => warn(e.to_string(), REGISTER),
+    }
+}
+
+/// Whether a token agent serves this app's tokens (`agent`): information, never a failure,
+/// since everything works from the keychain without one.
+#[cfg(unix)]
+fn agent_check(keylink: &Keylink) -> Check {
+    use keylink::agent::AgentStatus;
+    let env = Environment::capture(std::env::var_os);
+    match keylink::agent::status(keylink.identity(), &env) {
+        AgentStatus::Serving(path) => Check::ok(
+            "agent",
+            format!("token agent: serving on {}", path.display()),
+        ),
+        AgentStatus::NotRunning(path) => Check::ok(
+            "agent",
+            format!(
+                "token agent: none serves on {}, so tokens come from the keychain (`keylink agent` starts one)",
+                path.display()
+            ),
+        ),
+        AgentStatus::NoRuntimeDir => Check::ok(
+            "agent",
+            "token agent: XDG_RUNTIME_DIR is not set, so tokens come from the keychain".into(),
+        ),
+        AgentStatus::UnsafeDir { path, problem } => Check::warn(
+            "agent",
+            format!(
+                "token agent: {} {problem}, so it is not used",
+                path.display()
+            ),
+            Some(format!(
+                "remove {} (nothing in it is kept) and start the agent again",
+                path.display()
+            )),
+        ),
+        AgentStatus::OtherUser { path, uid } => Check::warn(
+            "agent",
+            format!(
+                "token agent: {} belongs to user id {uid}, so it is not used",
+                path.display()
+            ),
+            Some(format!(
+                "remove {} and start the agent again",
+                path.display()
+            )),
+        ),
+        _ => Check::skip("agent", "token agent: its state is not known".into()),
     }
 }
 

@@ -43,7 +43,7 @@ mod client;
 mod protocol;
 mod server;
 
-pub use client::{AgentAnswer, ask};
+pub use client::{AgentAnswer, AgentStatus, ask, status};
 pub use protocol::socket_path;
 pub use server::{Agent, AgentError, AgentStopper};
 

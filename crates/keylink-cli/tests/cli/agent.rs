@@ -120,6 +120,31 @@ fn keylink_token_is_answered_by_the_agent_exactly_as_by_the_keychain() {
         0o600
     );
 
+    // doctor says where it serves, and that tokens come from the keychain without it.
+    let agent_check = |out: Output| {
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "agent")
+            .cloned()
+            .unwrap()
+    };
+    let check = agent_check(home.run(&["doctor", "--json"]));
+    assert_eq!(check["status"], "ok");
+    let serving = format!("token agent: serving on {}", agent.socket.display());
+    assert_eq!(check["message"], serving.as_str());
+    let check = agent_check(without_agent(&home, &["doctor", "--json"]));
+    assert_eq!(check["status"], "ok");
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .contains("so tokens come from the keychain"),
+        "{check}"
+    );
+
     // The first answer reads the keychain, every later one comes from memory; all of them
     // are what the keychain gives.
     for args in [

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use zeroize::Zeroizing;
@@ -64,6 +64,52 @@ pub fn ask(
             tracing::debug!(reason, "no answer from the token agent");
             None
         }
+    }
+}
+
+/// Whether an agent of `identity` serves, as `keylink doctor` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AgentStatus {
+    /// An agent of this user answers on the socket.
+    Serving(PathBuf),
+    /// No agent listens there; tokens come from the keychain.
+    NotRunning(PathBuf),
+    /// `XDG_RUNTIME_DIR` is not set, so there is no agent.
+    NoRuntimeDir,
+    /// The socket's directory is not private to this user, so it is not used.
+    UnsafeDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The socket belongs to another user, so it is not used.
+    OtherUser {
+        /// The socket.
+        path: PathBuf,
+        /// Its owner's uid.
+        uid: u32,
+    },
+}
+
+/// Looks for the agent of `identity` without asking it anything: the same checks as [`ask`]
+/// makes before it sends a request.
+pub fn status(identity: &AppIdentity, env: &Environment) -> AgentStatus {
+    let path = match protocol::socket_path(identity, env) {
+        Ok(path) => path,
+        Err(_) => return AgentStatus::NoRuntimeDir,
+    };
+    let dir = path.parent().unwrap_or(Path::new("/")).to_owned();
+    match check_private_dir(&dir) {
+        Ok(()) => {}
+        Err(_) if !dir.exists() => return AgentStatus::NotRunning(path),
+        Err(problem) => return AgentStatus::UnsafeDir { path: dir, problem },
+    }
+    match connect(&path).map(|s| peer_uid(&s)) {
+        Ok(Ok(uid)) if uid == my_uid() => AgentStatus::Serving(path),
+        Ok(Ok(uid)) => AgentStatus::OtherUser { path, uid },
+        _ => AgentStatus::NotRunning(path),
     }
 }
 

@@ -255,3 +255,32 @@ fn a_caller_that_sends_nothing_holds_up_no_other() {
     assert!(!path.exists());
     drop(silent);
 }
+
+#[test]
+fn status_says_whether_an_agent_serves_and_why_not() {
+    use super::{AgentStatus, status};
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_in(dir.path());
+    let path = socket_path(&AppIdentity::keylink(), &env).unwrap();
+    assert_eq!(
+        status(&AppIdentity::keylink(), &env),
+        AgentStatus::NotRunning(path.clone())
+    );
+    let serving = Serving::start(&env);
+    assert_eq!(
+        status(&AppIdentity::keylink(), &env),
+        AgentStatus::Serving(path.clone())
+    );
+    let agent_dir = path.parent().unwrap();
+    std::fs::set_permissions(agent_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(matches!(
+        status(&AppIdentity::keylink(), &env),
+        AgentStatus::UnsafeDir { .. }
+    ));
+    std::fs::set_permissions(agent_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    drop(serving);
+    assert_eq!(
+        status(&AppIdentity::keylink(), &Environment::capture(|_| None)),
+        AgentStatus::NoRuntimeDir
+    );
+}
