@@ -76,11 +76,12 @@ pub(crate) fn reconnect_target(
 
 /// Starts a sign-in at `provider`: discovery, PKCE S256, state and nonce, the pending flow
 /// saved, and for loopback providers the listener bound. With `reconnect`, the request
-/// carries `login_hint` and `prompt=login` (SECURITY 45).
+/// carries `login_hint` and `prompt=login` (SECURITY 45). It asks for `scopes`.
 pub(crate) fn start(
     ctx: &Context,
     provider: &ProviderConfig,
     reconnect: Option<ReconnectTarget>,
+    scopes: Vec<String>,
 ) -> Result<Started, Error> {
     // Without a usable keychain the tokens could not be kept: say so before the person
     // signs in, not after.
@@ -103,7 +104,7 @@ pub(crate) fn start(
     let pending = ctx.pending()?;
     pending.prune(now);
     let (flow, authorization_url) =
-        PendingFlow::start(provider, &metadata, redirect_uri, reconnect, now);
+        PendingFlow::start(provider, &metadata, redirect_uri, reconnect, scopes, now);
     pending.save(&flow)?;
     tracing::info!(provider = %provider.id, flow = %flow.id, "authorization started");
     Ok(Started {
@@ -289,6 +290,12 @@ fn finish(
         tracing::info!(flow = %flow.id, "the link was cancelled during the exchange; nothing stored");
         return Err(Error::Cancelled);
     }
+    // A flow saved before scopes were kept with it asked for the configured ones.
+    let requested = if flow.scopes.is_empty() {
+        &provider.scopes
+    } else {
+        &flow.scopes
+    };
     crate::identity::store_link(
         ctx,
         provider,
@@ -296,6 +303,7 @@ fn finish(
         tokens,
         Some(&flow.nonce),
         flow.reconnect.as_ref(),
+        requested,
         now,
     )
 }

@@ -124,15 +124,16 @@ impl DeviceError {
     }
 }
 
-/// The device authorization request (RFC 8628 §3.1): the client id and the scopes, and the
+/// The device authorization request (RFC 8628 §3.1): the client id and `scopes`, and the
 /// client secret for the few providers that demand one (sent in the body, as RFC 6749 §2.3.1
 /// allows and device-flow providers document).
 pub(crate) fn request_device_authorization(
     http: &crate::http::Http,
     provider: &ProviderConfig,
     endpoint: &Url,
+    scopes: &[String],
 ) -> Result<(DeviceCode, DeviceAuthorization, Option<u64>), DeviceError> {
-    let scope = provider.scopes.join(" ");
+    let scope = scopes.join(" ");
     let mut form = vec![("client_id", provider.client_id.as_str())];
     if !scope.is_empty() {
         form.push(("scope", scope.as_str()));

@@ -43,6 +43,12 @@ pub enum Error {
     /// No account matches.
     #[error("no linked account matches \"{0}\"")]
     UnknownAccount(String),
+    /// An extra scope is not a scope-token of RFC 6749 §3.3 (empty, too long, or with a
+    /// space, quote, backslash or non-ASCII character); nothing was requested.
+    #[error(
+        "{0:?} is not a valid scope: a scope is one word of printable ASCII characters without quotes or backslashes"
+    )]
+    InvalidScope(String),
     /// More than one account has this email.
     #[error("more than one linked account has the email \"{0}\"")]
     AmbiguousAccount(String),
@@ -330,7 +336,9 @@ impl Error {
     /// What kind of failure this is, for front ends to switch on.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::Config(_) | Error::Http(_) | Error::Identity(_) => ErrorCode::Config,
+            Error::Config(_) | Error::Http(_) | Error::Identity(_) | Error::InvalidScope(_) => {
+                ErrorCode::Config
+            }
             Error::UnknownProvider(_) | Error::UnknownAccount(_) | Error::AmbiguousAccount(_) => {
                 ErrorCode::NotFound
             }

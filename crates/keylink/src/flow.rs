@@ -83,6 +83,9 @@ pub(crate) struct PendingFlow {
     pub created_at: UnixTime,
     /// The account this sign-in reconnects, when it is a reconnect.
     pub reconnect: Option<ReconnectTarget>,
+    /// The scopes requested, which the account has when the token response names none.
+    /// Kept with the flow, since another process may complete it.
+    pub scopes: Vec<String>,
 }
 
 /// The account a reconnect must sign in as (SECURITY 45): not secret, kept with the flow so
@@ -104,6 +107,7 @@ impl PendingFlow {
         metadata: &Metadata,
         redirect_uri: Url,
         reconnect: Option<ReconnectTarget>,
+        scopes: Vec<String>,
         now: UnixTime,
     ) -> (PendingFlow, Url) {
         let flow = PendingFlow {
@@ -117,6 +121,7 @@ impl PendingFlow {
             nonce: Nonce::generate(),
             created_at: now,
             reconnect,
+            scopes,
         };
         let url = flow.authorization_url(provider, metadata);
         (flow, url)
@@ -129,7 +134,7 @@ impl PendingFlow {
             q.append_pair("response_type", "code")
                 .append_pair("client_id", &provider.client_id)
                 .append_pair("redirect_uri", self.redirect_uri.as_str())
-                .append_pair("scope", &provider.scopes.join(" "))
+                .append_pair("scope", &self.scopes.join(" "))
                 .append_pair("state", self.state.secret())
                 .append_pair("code_challenge", &self.verifier.s256_challenge())
                 .append_pair("code_challenge_method", "S256");
@@ -158,6 +163,45 @@ impl PendingFlow {
     }
 }
 
+/// The longest scope Keylink sends. RFC 6749 sets no limit; this keeps a mistyped argument
+/// (a pasted token, say) out of the request.
+const MAX_SCOPE_LEN: usize = 256;
+
+/// Checks an extra scope asked for by the app or the person: a scope-token of RFC 6749 §3.3
+/// (`%x21 / %x23-5B / %x5D-7E`, no spaces, quotes or backslashes), at most
+/// [`MAX_SCOPE_LEN`] characters.
+pub(crate) fn check_scope(scope: &str) -> Result<(), crate::Error> {
+    let valid = !scope.is_empty()
+        && scope.len() <= MAX_SCOPE_LEN
+        && scope
+            .bytes()
+            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E));
+    if valid {
+        Ok(())
+    } else {
+        Err(crate::Error::InvalidScope(crate::text::printable(
+            scope, 100,
+        )))
+    }
+}
+
+/// The scopes a sign-in asks for: the provider's configured ones, then those the account
+/// was granted before (a reconnect drops nothing already granted), then the extra ones,
+/// each once, in that order.
+pub(crate) fn requested_scopes(
+    configured: &[String],
+    granted: &[String],
+    extra: &[String],
+) -> Vec<String> {
+    let mut scopes: Vec<String> = Vec::new();
+    for scope in configured.iter().chain(granted).chain(extra) {
+        if !scopes.contains(scope) {
+            scopes.push(scope.clone());
+        }
+    }
+    scopes
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -176,6 +220,8 @@ struct PendingFlowFile<'a> {
     created_at: UnixTime,
     #[serde(default)]
     reconnect: Option<ReconnectTarget>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
 }
 
 /// Why a pending flow could not be stored or claimed.
@@ -248,6 +294,7 @@ impl PendingFlows {
             nonce: flow.nonce.secret(),
             created_at: flow.created_at,
             reconnect: flow.reconnect.clone(),
+            scopes: Some(flow.scopes.clone()),
         };
         let bytes = Zeroizing::new(serde_json::to_vec(&file).map_err(|e| self.io(e.into()))?);
         crate::store::write_atomic(&self.dir.join(format!("{}.json", flow.id)), &bytes)
@@ -352,6 +399,9 @@ fn read_flow(path: &Path) -> Option<PendingFlow> {
         nonce: Nonce::new(f.nonce),
         created_at: f.created_at,
         reconnect: f.reconnect,
+        // A flow saved before scopes were kept with it asked for the configured ones, which
+        // `finish` uses when this is empty.
+        scopes: f.scopes.unwrap_or_default(),
     })
 }
 

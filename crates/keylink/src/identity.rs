@@ -20,7 +20,9 @@ use crate::tokens::TokenSource;
 
 /// Identifies the account behind freshly issued `tokens` (validating the ID token against
 /// `nonce` when the grant had one) and stores it: tokens in the keychain, metadata in the
-/// index. Every way of linking ends here.
+/// index. Every way of linking ends here. The account's scopes are those the provider says
+/// it granted, or the `requested` ones when its token response names none (RFC 6749 §5.1).
+#[allow(clippy::too_many_arguments)] // each is one fact about this one sign-in
 pub(crate) fn store_link(
     ctx: &Context,
     provider: &ProviderConfig,
@@ -28,6 +30,7 @@ pub(crate) fn store_link(
     tokens: TokenSet,
     nonce: Option<&crate::secret::Nonce>,
     reconnect: Option<&ReconnectTarget>,
+    requested: &[String],
     now: UnixTime,
 ) -> Result<Account, Error> {
     let (issuer, subject, email, name) = identify(ctx, provider, metadata, nonce, &tokens, now)?;
@@ -54,10 +57,7 @@ pub(crate) fn store_link(
         subject,
         email: clean(email),
         name: clean(name),
-        scopes: tokens
-            .scopes
-            .clone()
-            .unwrap_or_else(|| provider.scopes.clone()),
+        scopes: tokens.scopes.clone().unwrap_or_else(|| requested.to_vec()),
         linked_at: now,
         expires_at: tokens.expires_at,
         status: AccountStatus::Ok,

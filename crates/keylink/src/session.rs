@@ -32,13 +32,16 @@ use crate::store::Account;
 /// let printed = LinkStart::browser(work.clone()).without_browser(); // the CLI's --no-browser
 /// let device = LinkStart::device(work);
 /// let again = LinkStart::reconnect(AccountId::new("work-3f2a9c1b07"));
-/// # let _ = (browser, printed, device, again);
+/// // Incremental consent: the calendar too, keeping what was granted before.
+/// let more = LinkStart::reconnect(AccountId::new("work-3f2a9c1b07")).scopes(["calendar"]);
+/// # let _ = (browser, printed, device, again, more);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkStart {
     target: Target,
     method: SignIn,
     open_browser: bool,
+    extra_scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +67,7 @@ impl LinkStart {
             target: Target::Provider(provider),
             method: SignIn::Browser,
             open_browser: true,
+            extra_scopes: Vec::new(),
         }
     }
 
@@ -73,6 +77,7 @@ impl LinkStart {
             target: Target::Provider(provider),
             method: SignIn::Device,
             open_browser: false,
+            extra_scopes: Vec::new(),
         }
     }
 
@@ -84,6 +89,7 @@ impl LinkStart {
             target: Target::Account(account),
             method: SignIn::Browser,
             open_browser: true,
+            extra_scopes: Vec::new(),
         }
     }
 
@@ -91,6 +97,17 @@ impl LinkStart {
     /// its progress callback ([`LinkProgress::OpenInBrowser`]) instead.
     pub fn without_browser(mut self) -> Self {
         self.open_browser = false;
+        self
+    }
+
+    /// Asks for `extra` scopes besides the provider's configured ones (incremental
+    /// consent). A reconnect also asks again for every scope the account has, so nothing
+    /// granted before is dropped. After the sign-in the account's scopes are those the
+    /// provider says it granted (RFC 6749 §3.3, §5.1); a refusal changes nothing. Each must
+    /// be a scope-token of RFC 6749 §3.3, else [`Keylink::link`](crate::Keylink::link)
+    /// fails with [`Error::InvalidScope`] and nothing is requested.
+    pub fn scopes(mut self, extra: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.extra_scopes.extend(extra.into_iter().map(Into::into));
         self
     }
 
@@ -218,14 +235,20 @@ impl LinkSessions {
         browser: &Arc<dyn BrowserOpener>,
         start: LinkStart,
     ) -> Result<LinkSession, Error> {
-        let (provider, reconnect) = match &start.target {
-            Target::Provider(id) => (ctx.provider(id)?.id.clone(), None),
+        for scope in &start.extra_scopes {
+            crate::flow::check_scope(scope)?;
+        }
+        let (provider, reconnect, granted) = match &start.target {
+            Target::Provider(id) => (ctx.provider(id)?.id.clone(), None, Vec::new()),
             Target::Account(account) => {
                 let (provider, target) = authorization::reconnect_target(ctx, account)?;
-                (provider, Some(target))
+                let granted = ctx.account_by_id(account)?.scopes;
+                (provider, Some(target), granted)
             }
         };
-        let provider_name = ctx.provider(&provider)?.name.clone();
+        let config = ctx.provider(&provider)?;
+        let provider_name = config.name.clone();
+        let scopes = crate::flow::requested_scopes(&config.scopes, &granted, &start.extra_scopes);
         let mut active = lock(&self.active);
         if let Some(other) = active.as_ref() {
             return Err(Error::LinkInProgress(other.provider_name.clone()));
@@ -242,6 +265,7 @@ impl LinkSessions {
             id,
             provider,
             reconnect,
+            scopes,
             start,
             cancel,
             ctx: ctx.clone(),
@@ -322,6 +346,8 @@ pub struct LinkSession {
     id: SessionId,
     provider: ProviderId,
     reconnect: Option<ReconnectTarget>,
+    /// The scopes this sign-in asks for.
+    scopes: Vec<String>,
     start: LinkStart,
     cancel: Arc<AtomicBool>,
     ctx: Arc<Context>,
@@ -413,6 +439,7 @@ impl LinkSession {
                         timeout,
                         &cancelled,
                         &mut progress,
+                        &self.scopes,
                     )
                 })
             }
@@ -432,7 +459,12 @@ impl LinkSession {
     ) -> Result<Account, Error> {
         let cancelled = || self.cancel.load(Ordering::SeqCst);
         let provider = self.ctx.provider(&self.provider)?;
-        let started = authorization::start(&self.ctx, provider, self.reconnect.clone())?;
+        let started = authorization::start(
+            &self.ctx,
+            provider,
+            self.reconnect.clone(),
+            self.scopes.clone(),
+        )?;
         self.sessions.started_flow(self.id, &started.flow_id);
         let give_up = |e: Error| {
             authorization::cancel(&self.ctx, &started.flow_id);

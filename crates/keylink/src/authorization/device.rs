@@ -40,6 +40,7 @@ pub(crate) fn link(
     timeout: Duration,
     cancelled: &dyn Fn() -> bool,
     progress: &mut dyn FnMut(&LinkProgress),
+    scopes: &[String],
 ) -> Result<Account, Error> {
     // Without a usable keychain the tokens could not be kept: say so before the person
     // signs in, not after.
@@ -53,7 +54,7 @@ pub(crate) fn link(
         return Err(Error::Cancelled);
     }
     let (device_code, authorization, interval) =
-        request_device_authorization(ctx.http(), provider, endpoint)?;
+        request_device_authorization(ctx.http(), provider, endpoint, scopes)?;
     let mut polling = Polling::new(interval, authorization.expires_in, ctx.now());
     tracing::info!(
         provider = %provider.id,
@@ -102,6 +103,7 @@ pub(crate) fn link(
                     tokens,
                     None,
                     None,
+                    scopes,
                     ctx.now(),
                 );
             }

@@ -16,12 +16,8 @@ use crate::secret::PkceCodeVerifier;
 use crate::test_harness::{Fixture, Reply, query, redirect_for};
 
 fn begin(f: &Fixture, provider: &str, reconnect: Option<ReconnectTarget>) -> Started {
-    start(
-        &f.ctx,
-        f.ctx.provider(&ProviderId::new(provider)).unwrap(),
-        reconnect,
-    )
-    .unwrap()
+    let provider = f.ctx.provider(&ProviderId::new(provider)).unwrap();
+    start(&f.ctx, provider, reconnect, provider.scopes.clone()).unwrap()
 }
 
 fn complete(f: &Fixture, url: &str) -> Result<Account, Error> {
@@ -206,7 +202,7 @@ fn an_authorization_endpoint_that_is_not_https_is_refused_and_nothing_is_saved()
         "javascript:alert(1)",
     ] {
         with_endpoint(endpoint);
-        let e = start(&f.ctx, provider, None).err().unwrap();
+        let e = start(&f.ctx, provider, None, Vec::new()).err().unwrap();
         assert!(
             matches!(e, Error::UnsafeAuthorizationUrl(_)),
             "{endpoint}: {e:?}"
@@ -214,7 +210,7 @@ fn an_authorization_endpoint_that_is_not_https_is_refused_and_nothing_is_saved()
         assert!(f.pending_flows().is_empty(), "{endpoint}");
     }
     with_endpoint("http://127.0.0.1:1/authorize");
-    assert!(start(&f.ctx, provider, None).is_ok());
+    assert!(start(&f.ctx, provider, None, Vec::new()).is_ok());
 }
 
 /// Without a working keychain the tokens could not be kept, so no sign-in starts.
@@ -228,6 +224,7 @@ fn without_a_working_keychain_no_sign_in_starts() {
         &f.ctx,
         f.ctx.provider(&crate::ProviderId::new("plain")).unwrap(),
         None,
+        Vec::new(),
     )
     .err()
     .unwrap();

@@ -31,6 +31,7 @@ fn link(f: &Fixture, access: &str, reconnect: Option<&ReconnectTarget>) -> Resul
         tokens,
         None,
         reconnect,
+        &provider.scopes,
         f.ctx.now(),
     )
 }

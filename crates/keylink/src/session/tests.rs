@@ -359,3 +359,91 @@ fn a_redirect_with_a_foreign_state_is_refused_and_the_session_keeps_waiting() {
     let sent = &s.f.server.requests("/token")[0];
     assert_eq!(sent.form("code").as_deref(), Some("c-1"));
 }
+
+/// Incremental consent: a reconnect with extra scopes asks for the configured ones, those
+/// the account has and the new ones; the account then has what the provider says it
+/// granted, or what was asked for when the token response names no scope.
+#[test]
+fn a_reconnect_with_extra_scopes_asks_for_what_was_granted_too_and_keeps_what_is_granted() {
+    let s = setup();
+    let account = s.f.seed(
+        "alice",
+        &crate::test_harness::token_set("at-0", Some("rt-0"), None),
+    );
+    let reconnect = |extra: &[&str]| {
+        let session = s
+            .link(LinkStart::reconnect(account.id.clone()).scopes(extra.iter().copied()))
+            .unwrap();
+        let running = Running::start(session, PATIENCE);
+        let url = s.opened();
+        s.deliver(&redirect_for(&url, "code=c-1"));
+        let (result, _) = running.end();
+        (url, result.unwrap())
+    };
+    // The response names no scope: the account has what was asked for.
+    let (url, linked) = reconnect(&["calendar", "contacts"]);
+    assert_eq!(
+        crate::test_harness::query(&url, "scope").as_deref(),
+        Some("read calendar contacts")
+    );
+    assert_eq!(linked.scopes, ["read", "calendar", "contacts"]);
+    assert_eq!(s.f.accounts()[0].scopes, linked.scopes);
+    // The provider says what it granted: that is what the account has.
+    s.f.server.answer(|request, n| match request.path.as_str() {
+        "/token" => Reply::json(
+            200,
+            json!({ "access_token": "at-2", "token_type": "Bearer", "expires_in": 3600,
+                    "refresh_token": "rt-2", "scope": "read contacts" }),
+        ),
+        _ => signs_in_as("alice")(request, n),
+    });
+    let (url, linked) = reconnect(&[]);
+    assert_eq!(
+        crate::test_harness::query(&url, "scope").as_deref(),
+        Some("read calendar contacts")
+    );
+    assert_eq!(linked.scopes, ["read", "contacts"]);
+    assert_eq!(s.f.accounts()[0].scopes, ["read", "contacts"]);
+}
+
+/// A new link asks for the configured scopes and the extra ones.
+#[test]
+fn a_new_link_with_extra_scopes_asks_for_them() {
+    let s = setup();
+    let session = s
+        .link(LinkStart::browser(crate::ProviderId::new("plain")).scopes(["calendar"]))
+        .unwrap();
+    let running = Running::start(session, PATIENCE);
+    let url = s.opened();
+    assert_eq!(
+        crate::test_harness::query(&url, "scope").as_deref(),
+        Some("read calendar")
+    );
+    s.deliver(&redirect_for(&url, "code=c-1"));
+    assert_eq!(running.end().0.unwrap().scopes, ["read", "calendar"]);
+}
+
+/// An extra scope that is not a scope-token is refused before anything is started, saved
+/// or requested.
+#[test]
+fn an_invalid_extra_scope_is_refused_and_nothing_is_requested() {
+    let s = setup();
+    let e = s
+        .link(LinkStart::browser(crate::ProviderId::new("plain")).scopes(["calendar", "a b"]))
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidScope(scope) if scope == "a b"),
+        "{e:?}"
+    );
+    assert!(s.f.pending_flows().is_empty());
+    assert_eq!(
+        s.f.server.requests("/token").len() + s.f.server.requests("/authorize").len(),
+        0
+    );
+    assert!(s.opened.try_recv().is_err(), "no browser was opened");
+    // The slot was not taken.
+    assert!(
+        s.link(LinkStart::browser(crate::ProviderId::new("plain")))
+            .is_ok()
+    );
+}
