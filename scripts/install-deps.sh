@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing Keylink needs on Debian/Ubuntu, skipping what is there:
-# Debian packages (D-Bus, gnome-keyring, secret-tool, Node.js, git, kubectl), cargo-audit
+# Debian packages (D-Bus, gnome-keyring, secret-tool, Node.js, git, kubectl, systemd's tools), cargo-audit
 # from the crate registry, and the test provider's npm packages from its lockfile. Run as
 # root, or as a user with sudo.
 set -euo pipefail
@@ -20,6 +20,9 @@ have git || need_apt+=(git)
 have kubectl || need_apt+=(kubernetes-client)
 # GNU time measures the peak memory of a process in the size-cap tests.
 [[ -x /usr/bin/time ]] || need_apt+=(time)
+# The packages' tests verify the token agent's systemd user units (systemd-analyze) and start
+# the installed agent the way the socket unit does (systemd-socket-activate).
+{ have systemd-analyze && have systemd-socket-activate; } || need_apt+=(systemd)
 # The token agent's test connects as another user with a client of its own.
 [[ -x /usr/bin/python3 ]] || need_apt+=(python3)
 

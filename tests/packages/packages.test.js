@@ -3,16 +3,19 @@
 // temporary root (control fields, files, the desktop entry, the URL-scheme handler as the real
 // xdg-utils and GIO resolve it, doctor, the policy example), the .rpm's metadata and file list,
 // and, as root, the .deb installed with dpkg: sign-ins handed back through xdg-open (and
-// gio open) to the installed app, cold and running, then `dpkg -r` and what stays. Every
+// gio open) to the installed app, cold and running, the token agent started through its
+// socket the way systemd does, then `dpkg -r` and what stays. Every
 // process started here is stopped by its PID.
 
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import {
-  existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync,
+  chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync,
+  writeFileSync,
 } from 'node:fs';
 import { join, relative } from 'node:path';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 
@@ -30,6 +33,11 @@ const USER_AGENT = join(REPO, 'tests/idp/user-agent.js');
 const MIME = 'x-scheme-handler/dev.keylink';
 const ENTRY = 'Keylink.desktop';
 const DOC = 'usr/share/doc/keylink';
+const USER_UNITS = 'usr/lib/systemd/user';
+const SOCKET_UNIT = 'keylink-agent.socket';
+const SERVICE_UNIT = 'keylink-agent.service';
+// What `systemctl --global enable` of the socket creates, for every user's manager to read.
+const SOCKET_WANTS = `etc/systemd/user/sockets.target.wants/${SOCKET_UNIT}`;
 
 /** Runs a program to completion; resolves with its exit code and output, never throws for a
  * non-zero exit. */
@@ -144,6 +152,32 @@ function ancestors(pid) {
   return chain;
 }
 
+/** A systemd unit file as `{section: {key: [values]}}` (a key may repeat). */
+function unitKeys(path) {
+  const sections = {};
+  let section = null;
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    const header = /^\[(.+)\]$/.exec(line);
+    const entry = /^([A-Za-z]+)=(.*)$/.exec(line);
+    if (header) {
+      section = header[1];
+      sections[section] = {};
+    } else if (entry && section) {
+      (sections[section][entry[1]] ??= []).push(entry[2]);
+    }
+  }
+  return sections;
+}
+
+/** The symlink at `path`'s target, or null when there is none (a dangling link counts). */
+function symlinkTarget(path) {
+  try {
+    return lstatSync(path).isSymbolicLink() ? readlinkSync(path) : null;
+  } catch {
+    return null;
+  }
+}
+
 let root; // temporary directory of the run
 let unpacked; // the .deb extracted with dpkg-deb -x
 let debFilesList; // its files as unpacked, before any test adds a MIME cache
@@ -182,6 +216,32 @@ async function doctor(cli, env) {
     assert.fail(`doctor --json printed no JSON (exit ${code}):\n${stdout}\n${stderr}`);
   }
   return { code, report, check: (id) => report.checks.find((c) => c.id === id) };
+}
+
+let scriptRoots = 0;
+
+/**
+ * A stand-in for a machine the package was unpacked on: a root holding the package's user
+ * units, and `script(path, args)`, which runs a maintainer script with /bin/sh as dpkg and rpm
+ * do, its `systemctl` acting on that root (`systemctl --root`), or with no systemctl at all.
+ */
+function scriptRoot() {
+  scriptRoots += 1;
+  const dir = join(root, `script-root-${scriptRoots}`);
+  mkdirSync(join(dir, USER_UNITS), { recursive: true });
+  for (const unit of [SOCKET_UNIT, SERVICE_UNIT]) copyFileSync(join(unpacked, USER_UNITS, unit), join(dir, USER_UNITS, unit));
+  const shim = join(root, `script-root-${scriptRoots}-bin`);
+  mkdirSync(shim);
+  writeFileSync(join(shim, 'systemctl'), `#!/bin/sh\nPATH=/usr/sbin:/usr/bin:/sbin:/bin exec systemctl --root='${dir}' "$@"\n`);
+  chmodSync(join(shim, 'systemctl'), 0o755);
+  return {
+    link: () => symlinkTarget(join(dir, SOCKET_WANTS)),
+    async script(path, args, { systemctl = true } = {}) {
+      const PATH = systemctl ? `${shim}:/usr/sbin:/usr/bin:/sbin:/bin` : emptyDir;
+      const result = await run('/bin/sh', [path, ...args], { env: { PATH } });
+      assert.equal(result.code, 0, `${path} ${args.join(' ')} exited ${result.code}:\n${result.stderr}`);
+    },
+  };
 }
 
 before(async () => {
@@ -309,6 +369,60 @@ describe('the .deb, unpacked', () => {
     assert.equal(scheme.fix, null);
   });
 
+  test('the token agent\'s systemd user units: the socket listens, private, where keylink agent and keylink token meet, for sockets.target; the service runs the packaged keylink agent', async () => {
+    for (const unit of [SOCKET_UNIT, SERVICE_UNIT]) {
+      assert.equal(statSync(join(unpacked, USER_UNITS, unit)).mode & 0o777, 0o644, `/${USER_UNITS}/${unit} is 0644`);
+    }
+    const socket = unitKeys(join(unpacked, USER_UNITS, SOCKET_UNIT));
+    assert.ok(socket.Unit.Description && socket.Unit.Documentation, 'a Description and a Documentation');
+    assert.deepEqual(socket.Socket.ListenStream, ['%t/keylink/dev.keylink.sock']);
+    assert.deepEqual(socket.Socket.SocketMode, ['0600']);
+    assert.deepEqual(socket.Socket.DirectoryMode, ['0700']);
+    assert.deepEqual(socket.Install.WantedBy, ['sockets.target']);
+    // The path is the agent's own: started without systemd, it binds exactly there (%t is
+    // the user's XDG_RUNTIME_DIR).
+    const env = cleanUser();
+    const agent = start(join(unpacked, 'usr/bin/keylink'), ['agent'], { env });
+    const serving = await waitFor('keylink agent to say where it serves',
+      () => / on (\/\S+) until stopped/.exec(agent.stderr()) ?? (agent.running() ? null : 'exited'), 20000);
+    kill(agent.pid);
+    await agent.exit(10000, 'keylink agent');
+    assert.notEqual(serving, 'exited', `keylink agent stopped:\n${agent.stderr()}`);
+    assert.equal(serving[1], socket.Socket.ListenStream[0].replace('%t', env.XDG_RUNTIME_DIR));
+
+    const service = unitKeys(join(unpacked, USER_UNITS, SERVICE_UNIT));
+    assert.ok(service.Unit.Description && service.Unit.Documentation, 'a Description and a Documentation');
+    assert.deepEqual(service.Service.ExecStart, ['/usr/bin/keylink agent']);
+    assert.ok(debFilesList.includes('usr/bin/keylink'), 'the program it runs is in the package');
+    assert.deepEqual(service.Unit.Requires, [SOCKET_UNIT]);
+    assert.equal(service.Install, undefined, 'no [Install]: the socket starts it');
+  });
+
+  test('its maintainer scripts enable the agent\'s socket for every user on a first installation, keep the administrator\'s choice on upgrades, disable it on removal, and skip all that without systemctl', async () => {
+    const control = join(root, 'deb-control');
+    await ok('dpkg-deb', ['-e', deb, control]);
+    const postinst = join(control, 'postinst');
+    const prerm = join(control, 'prerm');
+    for (const script of [postinst, prerm]) assert.equal(statSync(script).mode & 0o777, 0o755, `${script} is 0755`);
+    const machine = scriptRoot();
+    const target = `/${USER_UNITS}/${SOCKET_UNIT}`;
+    await machine.script(postinst, ['configure', '']);
+    assert.equal(machine.link(), target, `a first installation links /${SOCKET_WANTS}`);
+    await machine.script(prerm, ['upgrade', '0.2.0']);
+    assert.equal(machine.link(), target, 'an upgrade leaves it');
+    await machine.script(prerm, ['remove']);
+    assert.equal(machine.link(), null, 'removal unlinks it');
+    await machine.script(postinst, ['configure', VERSION]);
+    assert.equal(machine.link(), null, 'an upgrade does not enable what the administrator disabled');
+    await machine.script(postinst, ['abort-remove']);
+    assert.equal(machine.link(), target, 'a removal rolled back enables it again');
+
+    const bare = scriptRoot();
+    await bare.script(postinst, ['configure', ''], { systemctl: false });
+    await bare.script(prerm, ['remove'], { systemctl: false });
+    assert.equal(bare.link(), null, 'nothing without systemctl, and no failure');
+  });
+
   test('the policy example changes nothing as shipped, and is a valid locked policy once its settings are uncommented', async () => {
     const cli = join(unpacked, 'usr/bin/keylink');
     const example = join(unpacked, DOC, 'examples/keylink.toml');
@@ -349,7 +463,10 @@ describe('the .rpm', () => {
       assert.ok(requires.includes(lib), `requires ${lib}:\n${requires.join('\n')}`);
     }
     assert.deepEqual(requires.filter((r) => /-devel\b/.test(r)), []);
-    assert.equal(new Set(requires).size, requires.length, 'no requirement twice');
+    // A scriptlet's interpreter is required once for each scriptlet (Requires(post) and
+    // Requires(preun): /bin/sh, as rpmbuild writes them); everything else once.
+    const kinds = (await ok('rpm', ['-qp', '--queryformat', '[%{REQUIRENAME} %{REQUIREFLAGS:deptype}\n]', rpm])).trim().split('\n');
+    assert.equal(new Set(kinds).size, kinds.length, `no requirement twice:\n${kinds.join('\n')}`);
     const rpmFiles = (await ok('rpm', ['-qlp', rpm])).trim().split('\n')
       .filter((f) => !f.startsWith('/usr/share/licenses/')).map((f) => f.slice(1));
     const debFiles = debFilesList
@@ -359,6 +476,43 @@ describe('the .rpm', () => {
     for (const file of debFiles) assert.ok(rpmFiles.includes(file), `the .rpm has /${file}`);
     const licences = (await ok('rpm', ['-qlp', rpm])).split('\n').filter((f) => f.startsWith('/usr/share/licenses/keylink/'));
     assert.deepEqual(licences.sort(), ['/usr/share/licenses/keylink/LICENSE-APACHE', '/usr/share/licenses/keylink/LICENSE-MIT']);
+  });
+
+  test('its agent units are the .deb\'s; its %post enables the socket for every user on a first installation only, and %preun disables it on the last removal only', async () => {
+    // rpm --dump: path size mtime sha256 mode ...
+    const dump = (await ok('rpm', ['-qp', '--dump', rpm])).split('\n').map((l) => l.split(' '));
+    for (const unit of [SOCKET_UNIT, SERVICE_UNIT]) {
+      const entry = dump.find((f) => f[0] === `/${USER_UNITS}/${unit}`);
+      assert.ok(entry, `the .rpm has /${USER_UNITS}/${unit}`);
+      const debDigest = createHash('sha256').update(readFileSync(join(unpacked, USER_UNITS, unit))).digest('hex');
+      assert.equal(entry[3], debDigest, `${unit} as in the .deb`);
+      assert.equal(entry[4], '0100644', `${unit} is 0644`);
+    }
+    // The scriptlets as rpm runs them: /bin/sh with $1 the number of installed versions
+    // afterwards (1 first install, 2 upgrade; for %preun 1 upgrade, 0 last removal).
+    const scriptlet = async (tag) => {
+      const path = join(root, `rpm-${tag}.sh`);
+      writeFileSync(path, await ok('rpm', ['-qp', '--queryformat', `%{${tag}}`, rpm]));
+      return path;
+    };
+    const kinds = (await ok('rpm', ['-qp', '--queryformat', '[%{REQUIRENAME} %{REQUIREFLAGS:deptype}\n]', rpm])).split('\n');
+    for (const kind of ['/bin/sh post,interp', '/bin/sh preun,interp']) assert.ok(kinds.includes(kind), `Requires ${kind}:\n${kinds.join('\n')}`);
+    const post = await scriptlet('POSTIN');
+    const preun = await scriptlet('PREUN');
+    const machine = scriptRoot();
+    const target = `/${USER_UNITS}/${SOCKET_UNIT}`;
+    await machine.script(post, ['1']);
+    assert.equal(machine.link(), target, `a first installation links /${SOCKET_WANTS}`);
+    await machine.script(preun, ['1']);
+    assert.equal(machine.link(), target, 'an upgrade leaves it');
+    await machine.script(preun, ['0']);
+    assert.equal(machine.link(), null, 'the last removal unlinks it');
+    await machine.script(post, ['2']);
+    assert.equal(machine.link(), null, 'an upgrade does not enable what the administrator disabled');
+    const bare = scriptRoot();
+    await bare.script(post, ['1'], { systemctl: false });
+    await bare.script(preun, ['0'], { systemctl: false });
+    assert.equal(bare.link(), null, 'nothing without systemctl, and no failure');
   });
 });
 
@@ -459,6 +613,16 @@ describe('the .deb, installed with dpkg', { skip: !IS_ROOT && 'SKIPPED: not root
     assert.equal(code, 0, `doctor passes on a good installation: ${JSON.stringify(report.checks)}`);
   });
 
+  test('dpkg put the agent\'s units in /usr/lib/systemd/user and enabled the socket for every user; systemd-analyze verifies them', async () => {
+    for (const unit of [SOCKET_UNIT, SERVICE_UNIT]) assert.ok(existsSync(`/${USER_UNITS}/${unit}`), `/${USER_UNITS}/${unit} is installed`);
+    assert.equal(symlinkTarget(`/${SOCKET_WANTS}`), `/${USER_UNITS}/${SOCKET_UNIT}`, `the postinst linked /${SOCKET_WANTS}`);
+    assert.equal((await ok('systemctl', ['--global', 'is-enabled', SOCKET_UNIT])).trim(), 'enabled');
+    // As a user's manager loads them (%t needs XDG_RUNTIME_DIR); ExecStart's program must exist.
+    const verified = await run('systemd-analyze', ['--user', 'verify', `/${USER_UNITS}/${SOCKET_UNIT}`, `/${USER_UNITS}/${SERVICE_UNIT}`], { env });
+    assert.equal(verified.code, 0, `systemd-analyze --user verify:\n${verified.stdout}${verified.stderr}`);
+    assert.equal(`${verified.stdout}${verified.stderr}`.trim(), '', 'not even a warning from systemd-analyze');
+  });
+
   test('cold: the app is not running; xdg-open starts the installed app with the redirect and the link completes', async () => {
     await waitForAppGone();
     assert.equal(await singleInstanceOwned(), false, 'no app instance before the redirect');
@@ -504,6 +668,43 @@ describe('the .deb, installed with dpkg', { skip: !IS_ROOT && 'SKIPPED: not root
     await waitForAppGone();
   });
 
+  test('socket activation as the user manager does it: the installed keylink agent starts on the first keylink token and answers it on the socket the unit names', async () => {
+    assert.ok(linked.length > 0, 'an account linked by the tests above');
+    const account = linked[0];
+    // A private XDG_RUNTIME_DIR, and the socket's directory as the unit's DirectoryMode makes it.
+    const runtime = join(root, 'agent-run');
+    const listen = unitKeys(`/${USER_UNITS}/${SOCKET_UNIT}`).Socket.ListenStream[0];
+    const socket = listen.replace('%t', runtime);
+    mkdirSync(join(socket, '..'), { recursive: true });
+    chmodSync(runtime, 0o700);
+    chmodSync(join(socket, '..'), 0o700);
+    const userEnv = { ...env, XDG_RUNTIME_DIR: runtime };
+    const [program, ...args] = unitKeys(`/${USER_UNITS}/${SERVICE_UNIT}`).Service.ExecStart[0].split(' ');
+    // Like a service's, the agent's environment is only what is handed to it (-E): here the
+    // test user's session, as the user manager has it.
+    const agentEnv = { ...userEnv, RUST_LOG: 'keylink=debug' };
+    const pass = Object.keys(agentEnv).flatMap((name) => ['-E', name]);
+    const activator = start('systemd-socket-activate', [...pass, '-l', socket, program, ...args], { env: agentEnv });
+    try {
+      await waitFor('the socket', () => {
+        assert.ok(activator.running(), `systemd-socket-activate exited:\n${activator.stderr()}`);
+        return existsSync(socket) && statSync(socket).isSocket();
+      }, 20000);
+      // Like systemd, it starts the service only when the first connection comes.
+      assert.equal(readlinkSync(`/proc/${activator.pid}/exe`), '/usr/bin/systemd-socket-activate', 'no agent before a request');
+
+      const token = await run('/usr/bin/keylink', ['token', account], { env: userEnv });
+      assert.equal(token.code, 0, `keylink token:\n${token.stderr}`);
+      await waitFor('the agent\'s answer in its log', () => activator.stderr().includes('the agent answered a token request'), 20000);
+      assert.equal(readlinkSync(`/proc/${activator.pid}/exe`), '/usr/bin/keylink', 'the installed keylink agent took over the socket');
+      assert.ok(activator.stderr().includes(`serving the tokens of dev.keylink on ${socket} until`), activator.stderr());
+      assert.equal(token.stdout.trim(), (await storedTokenSet(env, account)).access_token, 'the account\'s access token');
+    } finally {
+      kill(activator.pid);
+      await activator.exit(10000, 'keylink agent');
+    }
+  });
+
   test('a checkout\'s leftovers: the app run from the checkout shadows the package; doctor names the files and the command, and after it xdg-mime resolves to the package\'s entry', async () => {
     // Nothing of the installed app may be running, or the checkout's app would only forward.
     const running = await appPid();
@@ -543,9 +744,11 @@ describe('the .deb, installed with dpkg', { skip: !IS_ROOT && 'SKIPPED: not root
   test('dpkg -r removes the programs and the entry; the accounts, their keychain entries and the data directory stay', async () => {
     await waitForAppGone();
     await ok('dpkg', ['-r', 'keylink']);
-    for (const path of ['/usr/bin/keylink-app', '/usr/bin/keylink', `/usr/share/applications/${ENTRY}`, `/${DOC}`]) {
+    for (const path of ['/usr/bin/keylink-app', '/usr/bin/keylink', `/usr/share/applications/${ENTRY}`, `/${DOC}`,
+      `/${USER_UNITS}/${SOCKET_UNIT}`, `/${USER_UNITS}/${SERVICE_UNIT}`]) {
       assert.ok(!existsSync(path), `${path} is gone`);
     }
+    assert.equal(symlinkTarget(`/${SOCKET_WANTS}`), null, `the prerm removed /${SOCKET_WANTS} (no dangling link left)`);
     assert.equal((await resolveHandler(env)).xdgMime, '', 'nothing handles dev.keylink any more');
     assert.ok(existsSync(join(dataDir, 'keychain-id')), 'the data directory stays');
     // The same CLI, from the unpacked package: what a reinstall finds.
