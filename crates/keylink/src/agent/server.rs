@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::app::{AppIdentity, Environment};
 use crate::client::Keylink;
+use crate::error::ErrorCode;
 use crate::store::Account;
 
 use super::protocol::{
@@ -470,11 +471,14 @@ impl Served {
                 }
             }
             Err(e) => {
-                // The caller reports it, from the keychain: the store of record. What this
-                // agent holds is rebuilt on the next request, so a keychain that restarted
-                // or a data directory fixed meanwhile is used afresh.
+                // The caller reports it, from the keychain: the store of record. After a
+                // keychain or configuration error what this agent holds is rebuilt on the
+                // next request, so a keychain that restarted or a data directory fixed
+                // meanwhile is used afresh.
                 tracing::debug!(error = %e, "the agent did not serve a token request");
-                *self.lock() = Current::default();
+                if matches!(e.code(), ErrorCode::Keychain | ErrorCode::Config) {
+                    *self.lock() = Current::default();
+                }
                 not_served("the agent could not answer; the caller asks the keychain")
             }
         }
