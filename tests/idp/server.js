@@ -180,6 +180,27 @@ function recordRequest(ctx) {
   }
 }
 
+// POST /__test/introspect with token=<access token>: whether the provider
+// knows it and the scope it carries, so a test can check what a token really
+// allows (not what the client stored). Not counted in the stats.
+function testIntrospection(provider) {
+  return async function introspect(ctx, next) {
+    if (ctx.path !== '/__test/introspect') {
+      return next();
+    }
+    if (ctx.method !== 'POST') {
+      ctx.status = 405;
+      ctx.set('Allow', 'POST');
+      ctx.body = { error: 'method_not_allowed' };
+      return undefined;
+    }
+    const token = new URLSearchParams(await readRequestBody(ctx.req)).get('token') ?? '';
+    const found = token ? await provider.AccessToken.find(token) : undefined;
+    ctx.body = found ? { active: true, scope: found.scope ?? '' } : { active: false };
+    return undefined;
+  };
+}
+
 // Outermost middleware: serves /__test/* itself and counts everything else.
 async function testControl(ctx, next) {
   if (ctx.path.startsWith('/__test/')) {
@@ -441,9 +462,17 @@ function automatedInteractions(provider) {
           result = { login: { accountId: login } };
           break;
         }
-        case 'consent':
-          result = await completeConsent(provider, details);
+        case 'consent': {
+          // x-test-refuse-scopes plays a person who declines some of what is asked: a
+          // consent that would grant any of these scopes ends with access_denied.
+          const refused = (ctx.get('x-test-refuse-scopes') || '').split(' ').filter(Boolean);
+          const asked = details.prompt.details.missingOIDCScope ?? [];
+          const declined = asked.filter((scope) => refused.includes(scope));
+          result = declined.length > 0
+            ? { error: 'access_denied', error_description: `The person declined ${declined.join(' ')}.` }
+            : await completeConsent(provider, details);
           break;
+        }
         default:
           throw Object.assign(new Error(`unsupported prompt ${details.prompt.name}`), { status: 501 });
       }
@@ -516,7 +545,9 @@ function providerConfiguration({
     responseTypes: ['code'],
     jwks: { keys: [signingKey] },
     cookies: { keys: ['keylink-test-idp-cookie-key'] },
-    scopes: ['openid', 'offline_access'],
+    // "calendar" stands for an API scope an app asks for later (incremental
+    // consent); nothing asks for it unless a test does.
+    scopes: ['openid', 'offline_access', 'calendar'],
     // Standard claims per scope; "profile" and "email" become supported scopes.
     claims: {
       openid: ['sub'],
@@ -617,6 +648,7 @@ async function main() {
   logProviderErrors(provider);
   // provider.use() inserts middleware ahead of the provider's own routes, in
   // call order.
+  provider.use(testIntrospection(provider));
   provider.use(testControl);
   provider.use(deviceFlowExtras(options));
   if (!options.interactive) {

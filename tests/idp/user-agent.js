@@ -27,6 +27,8 @@
 //
 // Other environment:
 //   KEYLINK_UA_LOGIN  login name sent as x-test-login (default "alice")
+//   KEYLINK_UA_REFUSE_SCOPES  scopes (space-separated) to decline at the consent,
+//                     sent as x-test-refuse-scopes
 //   KEYLINK_UA_LOG    file to append one line per hop to (method, status, path)
 //
 // URLs carry authorization codes and user codes, so only paths (never
@@ -175,10 +177,12 @@ async function request(url, headers, { method = 'GET', form } = {}) {
 async function followProvider(start) {
   const jar = new CookieJar();
   const login = process.env.KEYLINK_UA_LOGIN || 'alice';
+  const refuse = process.env.KEYLINK_UA_REFUSE_SCOPES || '';
   let url = start;
 
   for (let hop = 0; hop < MAX_HOPS; hop += 1) {
     const headers = { 'x-test-login': login, accept: 'text/html,application/json;q=0.9' };
+    if (refuse) headers['x-test-refuse-scopes'] = refuse;
     const cookie = jar.header(url);
     if (cookie) headers.cookie = cookie;
 
@@ -285,6 +289,7 @@ function pageMarker(html, name) {
 async function playDevicePerson(start, givenUserCode, decision) {
   const jar = new CookieJar();
   const login = process.env.KEYLINK_UA_LOGIN || 'alice';
+  const refuse = process.env.KEYLINK_UA_REFUSE_SCOPES || '';
   let userCode = givenUserCode;
   let url = start;
   let method = 'GET';
@@ -292,6 +297,7 @@ async function playDevicePerson(start, givenUserCode, decision) {
 
   for (let hop = 0; hop < MAX_HOPS; hop += 1) {
     const headers = { 'x-test-login': login, accept: 'text/html,application/json;q=0.9' };
+    if (refuse) headers['x-test-refuse-scopes'] = refuse;
     const cookie = jar.header(url);
     if (cookie) headers.cookie = cookie;
 
