@@ -48,7 +48,28 @@ enum Commands {
         /// machines without a browser (RFC 8628).
         #[arg(long, conflicts_with = "no_browser")]
         device: bool,
+        /// Also ask for this scope, besides the provider's configured ones (repeatable).
+        #[arg(long = "scope", value_name = "S")]
+        scopes: Vec<String>,
         /// Print the linked account as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign in again as a linked account (the same person only); with --scope, ask for more
+    /// permissions, keeping those already granted.
+    Reconnect {
+        /// Account id or email.
+        account: String,
+        /// Seconds to wait for the sign-in.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        timeout: u64,
+        /// Print the URL instead of opening a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Also ask for this scope, besides those the account has (repeatable).
+        #[arg(long = "scope", value_name = "S")]
+        scopes: Vec<String>,
+        /// Print the account as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -435,6 +456,7 @@ fn run(app: Option<&str>, command: Commands, agent_asked: bool) -> Result<(), Er
             timeout,
             no_browser,
             device,
+            scopes,
             json,
         } => {
             let provider = ProviderId::new(provider);
@@ -443,7 +465,8 @@ fn run(app: Option<&str>, command: Commands, agent_asked: bool) -> Result<(), Er
                 (true, _) => LinkStart::device(provider),
                 (false, true) => LinkStart::browser(provider).without_browser(),
                 (false, false) => LinkStart::browser(provider),
-            };
+            }
+            .scopes(scopes);
             let session = keylink.link(start)?;
             let account = session.run(Duration::from_secs(timeout), |progress| match progress {
                 LinkProgress::OpenInBrowser(url) => {
@@ -476,6 +499,13 @@ fn run(app: Option<&str>, command: Commands, agent_asked: bool) -> Result<(), Er
             }
             Ok(())
         }
+        Commands::Reconnect {
+            account,
+            timeout,
+            no_browser,
+            scopes,
+            json,
+        } => reconnect(&keylink, &account, timeout, no_browser, scopes, json),
         Commands::OpenUrl { args } => {
             // The OS may add arguments around the URL; only a redirect URL is ever used.
             let url = args
@@ -633,6 +663,82 @@ struct Report<'a> {
 
 /// What a `keylink` user can do about `e`, in the CLI's own commands, flags and variables:
 /// the library's messages say only what happened.
+/// `keylink reconnect`: signs in again as `account` (SECURITY 45: the same person only),
+/// asking for `scopes` besides those it has; says which of them the provider did not grant.
+fn reconnect(
+    keylink: &Keylink,
+    account: &str,
+    timeout: u64,
+    no_browser: bool,
+    scopes: Vec<String>,
+    json: bool,
+) -> Result<(), Error> {
+    let before = keylink.account(account)?;
+    let name = keylink.provider(&before.provider)?.name.clone();
+    let label = before.label().to_owned();
+    let mut start = LinkStart::reconnect(before.id.clone()).scopes(scopes.clone());
+    if no_browser {
+        start = start.without_browser();
+    }
+    let session = keylink.link(start)?;
+    let result = session.run(Duration::from_secs(timeout), |progress| match progress {
+        LinkProgress::OpenInBrowser(url) => {
+            eprintln!("Open this URL in your browser and sign in to {name} as {label}:");
+            eprintln!("{url}");
+        }
+        LinkProgress::BrowserOpened => eprintln!(
+            "Continue in your browser and sign in to {name} as {label} (waiting up to {timeout} s)..."
+        ),
+        _ => {}
+    });
+    let after = match result {
+        Ok(after) => after,
+        // Declined at the provider, here or in the process that received the redirect: the
+        // account is as it was, which "nothing was linked" would not say.
+        Err(e)
+            if matches!(e, Error::SignInDeclined(_))
+                || matches!(
+                    e,
+                    Error::LinkFailed {
+                        code: ErrorCode::Cancelled,
+                        ..
+                    }
+                ) =>
+        {
+            return Err(Error::LinkFailed {
+                code: ErrorCode::Cancelled,
+                message: format!(
+                    "the sign-in at {name} was declined, so nothing was changed: {label} keeps the permissions it had"
+                ),
+                remedy: Some(format!(
+                    "run `keylink reconnect {}` again when you are ready",
+                    before.id
+                )),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    if json {
+        print_json(&AccountJson::from(&after));
+    } else {
+        eprintln!("Reconnected {} at {name}.", after.label());
+        println!("{}", after.id);
+    }
+    let missing: Vec<&str> = scopes
+        .iter()
+        .filter(|s| !after.scopes.contains(s))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "keylink: {name} did not grant {}; the account has {}",
+            missing.join(" "),
+            after.scopes.join(" ")
+        );
+    }
+    Ok(())
+}
+
 fn advice(e: &Error) -> Option<String> {
     use keylink::link::DeviceError;
     use keylink::store::StoreError;
@@ -640,6 +746,7 @@ fn advice(e: &Error) -> Option<String> {
         Error::UnknownProvider(_) => "run `keylink providers` to see the configured ones".into(),
         Error::UnknownAccount(_) => "run `keylink list` to see the linked accounts".into(),
         Error::AmbiguousAccount(_) => "use the account id from `keylink list` instead".into(),
+        Error::InvalidScope(_) => "give each scope to its own --scope, spelled as the provider documents it".into(),
         Error::Browser(_) => "use --device to sign in from another device, or --no-browser to open the printed URL yourself (or set BROWSER)".into(),
         Error::NeedsRelink(_) => "run `keylink link` for its provider".into(),
         Error::Identity(IdentityError::DataDirUnknown(_)) => "set KEYLINK_DATA_DIR to an absolute path of your own".into(),

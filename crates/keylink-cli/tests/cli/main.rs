@@ -38,3 +38,5 @@ mod credentials;
 mod agent;
 // kubectl's exec credential plugin and docker's credential helper, driven as the tools drive them.
 mod kubectl;
+// Incremental consent: more scopes on link and reconnect, granted, declined or refused.
+mod consent;
