@@ -661,8 +661,6 @@ struct Report<'a> {
     checks: &'a [Check],
 }
 
-/// What a `keylink` user can do about `e`, in the CLI's own commands, flags and variables:
-/// the library's messages say only what happened.
 /// `keylink reconnect`: signs in again as `account` (SECURITY 45: the same person only),
 /// asking for `scopes` besides those it has; says which of them the provider did not grant.
 fn reconnect(
@@ -739,6 +737,8 @@ fn reconnect(
     Ok(())
 }
 
+/// What a `keylink` user can do about `e`, in the CLI's own commands, flags and variables:
+/// the library's messages say only what happened.
 fn advice(e: &Error) -> Option<String> {
     use keylink::link::DeviceError;
     use keylink::store::StoreError;
