@@ -148,6 +148,10 @@ pub struct ProviderConfig {
     pub client_secret: Option<ClientSecret>,
     /// Requested scopes.
     pub scopes: Vec<String>,
+    /// Scopes an app may ask for later, beyond [`scopes`](Self::scopes) (incremental
+    /// consent, with [`LinkStart::scopes`](crate::LinkStart::scopes)): each a scope-token of
+    /// RFC 6749 §3.3, each once. Nothing asks for them by itself; a front end offers them.
+    pub optional_scopes: Vec<String>,
     /// Redirect transport.
     pub redirect: RedirectKind,
     /// The configured deep-link redirect URI, if any; the default is

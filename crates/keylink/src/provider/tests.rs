@@ -88,6 +88,48 @@ fn errors_name_the_file_the_key_and_the_problem() {
 }
 
 #[test]
+fn optional_scopes_are_kept_once_each_and_none_by_default() {
+    let config = load(&format!(
+        "{DEMO}optional_scopes = [\"calendar\", \"https://api.example.com/files.read\", \"calendar\"]\n"
+    ))
+    .unwrap();
+    let demo = config.provider(&crate::ProviderId::new("demo")).unwrap();
+    assert_eq!(
+        demo.optional_scopes,
+        ["calendar", "https://api.example.com/files.read"]
+    );
+    // Asking for them is up to the app: the scopes of a first sign-in are unchanged.
+    assert_eq!(
+        demo.scopes,
+        ["openid", "profile", "email", "offline_access"]
+    );
+    let plain = load(DEMO).unwrap();
+    assert!(
+        plain
+            .provider(&crate::ProviderId::new("demo"))
+            .unwrap()
+            .optional_scopes
+            .is_empty()
+    );
+}
+
+#[test]
+fn an_optional_scope_that_could_never_be_asked_for_is_refused() {
+    for bad in ["", "two words", "quo\\\"te", "back\\\\slash", "tab\\there"] {
+        let message = error(&format!("{DEMO}optional_scopes = [\"{bad}\"]\n"));
+        assert!(message.starts_with("/etc/test.toml: "), "{bad}: {message}");
+        assert!(
+            message.contains("`providers.demo.optional_scopes` contains the invalid scope"),
+            "{bad}: {message}"
+        );
+        assert!(message.contains("one word of printable ASCII"), "{message}");
+    }
+    let message = error(&format!("{DEMO}optional_scopes = \"calendar\"\n"));
+    assert!(message.starts_with("/etc/test.toml:6:"), "{message}");
+    assert!(message.contains("expected a sequence"), "{message}");
+}
+
+#[test]
 fn syntax_errors_give_the_line_and_never_echo_the_file() {
     let text =
         "[providers.demo]\nclient_secret = \"s3cret-value\"\nredirect = \"carrier-pigeon\"\n";

@@ -36,6 +36,8 @@ pub(super) struct RawProvider {
     #[serde(default)]
     pub(super) api_origins: Vec<String>,
     #[serde(default)]
+    pub(super) optional_scopes: Vec<String>,
+    #[serde(default)]
     pub(super) locked: bool,
 }
 
@@ -178,6 +180,24 @@ pub(super) fn parse_provider(
             &format!("contains the invalid scope {bad:?}; scopes are single words"),
         ));
     }
+    let mut optional_scopes: Vec<String> = Vec::new();
+    for scope in raw.optional_scopes {
+        // The same rule a sign-in applies to the scopes an app asks for, so a scope that is
+        // configured here can always be asked for.
+        if !crate::flow::is_scope_token(&scope) {
+            return Err(invalid(
+                file,
+                &key("optional_scopes"),
+                &format!(
+                    "contains the invalid scope {:?}; a scope is one word of printable ASCII characters without quotes or backslashes",
+                    crate::text::printable(&scope, 100)
+                ),
+            ));
+        }
+        if !optional_scopes.contains(&scope) {
+            optional_scopes.push(scope);
+        }
+    }
     let redirect = raw.redirect.unwrap_or(RedirectKind::DeepLink);
     let redirect_uri = match raw.redirect_uri {
         Some(uri) => {
@@ -245,6 +265,7 @@ pub(super) fn parse_provider(
         client_id,
         client_secret: raw.client_secret.map(ClientSecret::new),
         scopes,
+        optional_scopes,
         redirect,
         redirect_uri,
         endpoints,
