@@ -179,6 +179,9 @@ export interface Provider {
   deviceSignIn: boolean
   /** Set by the administrator's policy. */
   fromPolicy: boolean
+  /** Scopes the configuration says an app may ask for later (its `optional_scopes`), with
+   * {@link link}'s or {@link reconnect}'s `scopes`. */
+  optionalScopes: string[]
 }
 
 /** A linked account (no tokens: they stay in the keychain). */
@@ -222,9 +225,29 @@ export interface LinkOptions {
   signal?: AbortSignal
 }
 
+export interface BrowserLinkOptions extends LinkOptions {
+  /**
+   * Scopes to ask for besides the provider's configured ones (incremental consent); a
+   * reconnect also asks again for every scope the account has, so none is dropped. Each is one
+   * word of printable ASCII without quotes or backslashes, else the call rejects with code
+   * `config` and nothing is sent. The account's `scopes` are then what the provider granted.
+   */
+  scopes?: string[]
+}
+
 export interface DeviceLinkOptions extends LinkOptions {
   /** Called with the code to show once the provider gave it. */
   onCode?: (code: DeviceCode) => void
+}
+
+/** `options.scopes` as the command's argument; checked here so a mistake sends nothing. */
+function scopesArg(options: BrowserLinkOptions): { scopes?: string[] } {
+  const { scopes } = options
+  if (scopes === undefined) return {}
+  if (!Array.isArray(scopes) || scopes.some((s) => typeof s !== 'string')) {
+    throw new KeylinkError('config', 'The scopes must be a list of strings; nothing was sent.')
+  }
+  return { scopes }
 }
 
 function session(
@@ -319,10 +342,19 @@ export async function accounts(): Promise<Account[]> {
  *   signal: controller.signal,
  *   onProgress: (p) => { if (p.kind === 'browserOpened') status.textContent = 'Continue in your browser…' }
  * })
+ * // Asking for more than the provider's configured scopes:
+ * const withCalendar = await link('google', { scopes: ['https://www.googleapis.com/auth/calendar.readonly'] })
  * ```
  */
-export async function link(provider: Provider | string, options: LinkOptions = {}): Promise<Account> {
-  return await session('link', { provider: idOf(provider, 'provider', 'link') }, options)
+export async function link(
+  provider: Provider | string,
+  options: BrowserLinkOptions = {}
+): Promise<Account> {
+  return await session(
+    'link',
+    { provider: idOf(provider, 'provider', 'link'), ...scopesArg(options) },
+    options
+  )
 }
 
 /**
@@ -351,7 +383,9 @@ export async function linkWithDevice(
 
 /**
  * Signs in again as `account` (an {@link Account} or its id); signing in as anyone else
- * changes nothing.
+ * changes nothing. With `scopes`, asks for those permissions too (incremental consent): the
+ * account resolves with the scopes the provider granted; declining rejects with code
+ * `cancelled` and changes nothing.
  *
  * @example
  * ```ts
@@ -360,10 +394,19 @@ export async function linkWithDevice(
  * for (const account of await accounts()) {
  *   if (account.status === 'needs_relink') await reconnect(account)
  * }
+ * // Later, when a feature needs more:
+ * const account = await reconnect(accountId, { scopes: ['calendar'] })
  * ```
  */
-export async function reconnect(account: Account | string, options: LinkOptions = {}): Promise<Account> {
-  return await session('reconnect', { account: idOf(account, 'account', 'reconnect') }, options)
+export async function reconnect(
+  account: Account | string,
+  options: BrowserLinkOptions = {}
+): Promise<Account> {
+  return await session(
+    'reconnect',
+    { account: idOf(account, 'account', 'reconnect'), ...scopesArg(options) },
+    options
+  )
 }
 
 /** What the provider said about an account's stored tokens. */

@@ -61,11 +61,13 @@ pub(crate) async fn accounts<R: Runtime>(
     .await
 }
 
-/// Runs a link session for `start`, reporting each step on `progress`.
+/// Runs a link session for `start`, reporting each step on `progress`; `reconnecting` is the
+/// account a reconnect signs in as, whose decline is said as such.
 fn run_session(
     state: &State,
     start: keylink::LinkStart,
     progress: &Channel<Progress>,
+    reconnecting: Option<&keylink::AccountId>,
 ) -> Result<Account> {
     let session = state.keylink()?.link(start)?;
     let id = session.id().to_string();
@@ -87,7 +89,11 @@ fn run_session(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .retain(|(s, _)| *s != id);
-    let account = result?;
+    let account = match (result, reconnecting) {
+        (Ok(account), _) => account,
+        (Err(e), Some(before)) if is_declined(&e) => return Err(declined_reconnect(state, before)),
+        (Err(e), _) => return Err(e.into()),
+    };
     state.accounts_changed();
     Ok(Account::from(&account))
 }
@@ -98,20 +104,23 @@ async fn session(
     start: keylink::LinkStart,
     progress: Channel<Progress>,
 ) -> Result<Account> {
-    blocking(state, move |s| run_session(s, start, &progress)).await
+    blocking(state, move |s| run_session(s, start, &progress, None)).await
 }
 
-/// Links an account at `provider` in the system browser.
+/// Links an account at `provider` in the system browser, asking for `scopes` besides the
+/// provider's configured ones.
 #[tauri::command]
 pub(crate) async fn link<R: Runtime>(
     _app: tauri::AppHandle<R>,
     state: PluginState<'_>,
     provider: String,
+    scopes: Option<Vec<String>>,
     on_progress: Channel<Progress>,
 ) -> Result<Account> {
     session(
         &state,
-        keylink::LinkStart::browser(keylink::ProviderId::new(provider)),
+        keylink::LinkStart::browser(keylink::ProviderId::new(provider))
+            .scopes(scopes.unwrap_or_default()),
         on_progress,
     )
     .await
@@ -133,15 +142,58 @@ pub(crate) async fn link_with_device<R: Runtime>(
     .await
 }
 
-/// Signs in again as `account`; signing in as anyone else changes nothing.
+/// Signs in again as `account`, asking for `scopes` besides those it has (incremental
+/// consent); signing in as anyone else, or declining, changes nothing.
 #[tauri::command]
 pub(crate) async fn reconnect<R: Runtime>(
     _app: tauri::AppHandle<R>,
     state: PluginState<'_>,
     account: keylink::AccountId,
+    scopes: Option<Vec<String>>,
     on_progress: Channel<Progress>,
 ) -> Result<Account> {
-    session(&state, keylink::LinkStart::reconnect(account), on_progress).await
+    blocking(&state, move |s| {
+        let start =
+            keylink::LinkStart::reconnect(account.clone()).scopes(scopes.unwrap_or_default());
+        run_session(s, start, &on_progress, Some(&account))
+    })
+    .await
+}
+
+/// Declined at the provider's consent page, whether this session or the process that received
+/// the redirect saw it.
+fn is_declined(e: &keylink::Error) -> bool {
+    matches!(
+        e,
+        keylink::Error::SignInDeclined(_)
+            | keylink::Error::LinkFailed {
+                code: keylink::ErrorCode::Cancelled,
+                ..
+            }
+    )
+}
+
+/// A reconnect declined at the provider: the account is as it was, which the core's
+/// "nothing was linked" would not say.
+fn declined_reconnect(state: &State, account: &keylink::AccountId) -> Error {
+    let found = state
+        .keylink()
+        .ok()
+        .and_then(|k| k.account(account.as_str()).ok().map(|a| (k, a)));
+    let message = match found {
+        Some((keylink, a)) => {
+            let provider = keylink
+                .config()
+                .provider(&a.provider)
+                .map_or_else(|| a.provider.to_string(), |p| p.name.clone());
+            let label = a.email.clone().or(a.name.clone()).unwrap_or_else(|| a.id.to_string());
+            format!(
+                "the sign-in at {provider} was declined, so nothing was changed: {label} keeps the permissions it had; allow them when you are ready"
+            )
+        }
+        None => "the sign-in was declined, so nothing was changed: the account keeps the permissions it had; allow them when you are ready".to_owned(),
+    };
+    Error::new(keylink::ErrorCode::Cancelled, message)
 }
 
 /// Cancels the link session `session` (the one in progress when not given).

@@ -14,7 +14,8 @@ use serde::Deserialize;
 ///   "keylink": {
 ///     "providers": {
 ///       "work": { "issuer": "https://login.example.com", "client_id": "my-desktop-client",
-///                 "api_origins": ["https://api.example.com"] }
+///                 "api_origins": ["https://api.example.com"],
+///                 "optional_scopes": ["calendar"] }
 ///     }
 ///   }
 /// }
@@ -29,7 +30,9 @@ pub struct Config {
     /// of `plugins.deep-link`, else the identity.
     pub scheme: Option<String>,
     /// Providers inline, keyed by provider id, with the keys of Keylink's TOML
-    /// `[providers.<id>]` tables.
+    /// `[providers.<id>]` tables (`optional_scopes` among them: the scopes the app may ask
+    /// for later with `link`'s or `reconnect`'s `scopes`, listed as each provider's
+    /// `optionalScopes`).
     pub providers: Option<serde_json::Map<String, serde_json::Value>>,
     /// Or a TOML configuration file with `[providers.<id>]` tables. `$APPCONFIG/` at its
     /// start stands for the app's configuration directory (on Linux

@@ -36,6 +36,9 @@ pub struct Provider {
     pub device_sign_in: bool,
     /// Set by the system policy.
     pub from_policy: bool,
+    /// The scopes an app may ask for later with `link`'s or `reconnect`'s `scopes`, as the
+    /// configuration's `optional_scopes` lists them.
+    pub optional_scopes: Vec<String>,
 }
 
 impl Provider {
@@ -61,6 +64,7 @@ impl Provider {
             },
             redirect_uri: keylink.redirect_uri_to_register(p),
             from_policy: p.from_policy,
+            optional_scopes: p.optional_scopes.clone(),
         }
     }
 }

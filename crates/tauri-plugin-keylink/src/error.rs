@@ -63,6 +63,9 @@ fn advice(e: &keylink::Error) -> Option<String> {
             "check that the directory is yours and writable".into()
         }
         E::Device(DeviceError::Unsupported(_)) => "link it in the browser instead".into(),
+        E::InvalidScope(_) => {
+            "the app asked for a permission no provider can grant, so nothing was sent and nothing changed".into()
+        }
         _ => return None,
     };
     Some(text)

@@ -193,6 +193,7 @@ fn errors_tell_an_app_user_what_to_do_not_which_cli_command_to_run() {
         keylink::Error::NeedsRelink(keylink::AccountId::new("work-1")),
         keylink::Error::Store(keylink::store::StoreError::Keychain("no reply".into())),
         keylink::Error::Device(keylink::link::DeviceError::Unsupported("work".into())),
+        keylink::Error::InvalidScope("a b".into()),
     ];
     for core in cases {
         let cli = core.to_string();
@@ -211,6 +212,56 @@ fn errors_tell_an_app_user_what_to_do_not_which_cli_command_to_run() {
     assert_eq!(
         e.message,
         "No sign-in arrived within 5 minutes, so nothing was linked; link again when you are ready."
+    );
+}
+
+#[test]
+fn optional_scopes_come_from_tauri_conf_and_reach_the_page_as_optional_scopes() {
+    let c = config(serde_json::json!({
+        "providers": { "work": { "issuer": "https://login.example.com", "client_id": "x",
+                                 "optional_scopes": ["calendar", "files.read"] } }
+    }))
+    .unwrap();
+    let Source::Inline(core) = c.source(None).unwrap() else {
+        panic!("inline providers");
+    };
+    let work = core.provider(&keylink::ProviderId::new("work")).unwrap();
+    assert_eq!(work.optional_scopes, ["calendar", "files.read"]);
+    let provider = crate::dto::Provider {
+        id: "work".into(),
+        name: "Work".into(),
+        redirect: "deep-link",
+        redirect_uri: "com.example.notes:/callback/work".into(),
+        host: None,
+        device_sign_in: false,
+        from_policy: false,
+        optional_scopes: work.optional_scopes.clone(),
+    };
+    let json = serde_json::to_value(&provider).unwrap();
+    assert_eq!(
+        json["optionalScopes"],
+        serde_json::json!(["calendar", "files.read"])
+    );
+    // A scope no provider could be asked for is refused at start-up, by its key.
+    let bad = config(serde_json::json!({
+        "providers": { "work": { "issuer": "https://login.example.com", "client_id": "x",
+                                 "optional_scopes": ["two words"] } }
+    }))
+    .unwrap();
+    let e = bad.source(None).unwrap_err().to_string();
+    assert!(
+        e.contains("providers.work.optional_scopes") && e.contains("\"two words\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_invalid_scope_is_a_sentence_an_app_user_can_read() {
+    let e = Error::from(keylink::Error::InvalidScope("a b".into()));
+    assert_eq!(e.code, keylink::ErrorCode::Config);
+    assert_eq!(
+        e.message,
+        "\"a b\" is not a valid scope: a scope is one word of printable ASCII characters without quotes or backslashes; the app asked for a permission no provider can grant, so nothing was sent and nothing changed."
     );
 }
 
