@@ -150,6 +150,13 @@ impl AsyncKeylink {
         on_blocking_pool(move || keylink.unlink(&account)).await
     }
 
+    /// Unlinks an account and opens the provider's sign-out page, ending the person's
+    /// session there ([`Keylink::unlink_and_sign_out`]).
+    pub async fn unlink_and_sign_out(&self, account: &AccountId) -> Result<UnlinkReport, Error> {
+        let (keylink, account) = (self.inner.clone(), account.clone());
+        on_blocking_pool(move || keylink.unlink_and_sign_out(&account)).await
+    }
+
     /// Calls the provider's API as the account, the token attached here and never handed
     /// out ([`Keylink::api_request`]).
     pub async fn api_request(

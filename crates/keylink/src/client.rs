@@ -361,7 +361,35 @@ impl Keylink {
     /// Unlinks an account: revokes its refresh token at the provider (RFC 7009) when possible,
     /// then always deletes the keychain entry and the index entry.
     pub fn unlink(&self, account: &AccountId) -> Result<UnlinkReport, Error> {
-        crate::asynchronous::off_runtime(|| self.tokens.unlink(&self.ctx, account))
+        crate::asynchronous::off_runtime(|| self.tokens.unlink(&self.ctx, account, None))
+    }
+
+    /// Unlinks an account as [`Keylink::unlink`] does and also ends the person's session at
+    /// the provider (OpenID Connect RP-Initiated Logout 1.0): before the tokens are deleted,
+    /// the browser opener is sent to the provider's `end_session_endpoint` with the stored ID
+    /// token as `id_token_hint`, the client id, a fresh `state` and the
+    /// `post_logout_redirect_uri` `<scheme>:/signed-out/<provider-id>`, whose arrival
+    /// [`Keylink::signed_out_provider`] recognises. [`UnlinkReport::sign_out`] says what
+    /// happened; the account is unlinked in every case.
+    pub fn unlink_and_sign_out(&self, account: &AccountId) -> Result<UnlinkReport, Error> {
+        crate::asynchronous::off_runtime(|| {
+            self.tokens
+                .unlink(&self.ctx, account, Some(self.browser.as_ref()))
+        })
+    }
+
+    /// The `post_logout_redirect_uri` to register at `provider` for
+    /// [`Keylink::unlink_and_sign_out`]: `<scheme>:/signed-out/<provider-id>`, exactly.
+    pub fn post_logout_redirect_uri(&self, provider: &ProviderConfig) -> String {
+        crate::logout::post_logout_redirect_uri(&self.ctx.identity, &provider.id)
+    }
+
+    /// The provider whose sign-out confirmation `url` is (`<scheme>:/signed-out/<id>`, the
+    /// provider's redirect after [`Keylink::unlink_and_sign_out`]), or `None` when `url` is
+    /// not one: then it is a sign-in redirect, for [`Keylink::complete_redirect`]. A
+    /// confirmation changes nothing; the front end may tell the person they are signed out.
+    pub fn signed_out_provider(&self, url: &str) -> Option<ProviderId> {
+        crate::logout::signed_out_provider(&self.ctx, url)
     }
 
     /// Calls the provider's API as the account `account`: the request goes only to an origin

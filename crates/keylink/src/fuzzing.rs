@@ -223,6 +223,7 @@ pub fn discovery(data: &[u8]) {
                 metadata.userinfo_endpoint.as_ref(),
                 metadata.revocation_endpoint.as_ref(),
                 metadata.device_authorization_endpoint.as_ref(),
+                metadata.end_session_endpoint.as_ref(),
             ];
             assert!(endpoints.into_iter().flatten().all(is_allowed_endpoint));
         }

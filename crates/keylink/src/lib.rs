@@ -85,6 +85,7 @@ mod http;
 mod id_token;
 mod identity;
 mod ids;
+mod logout;
 #[cfg(test)]
 mod mutate;
 mod outcome;

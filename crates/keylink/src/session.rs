@@ -187,6 +187,10 @@ pub enum Delivery {
     /// A sign-in no session here waits for (started by another process, or refused before
     /// it reached one): its result, for the front end to show.
     Completed(Result<Account, Error>),
+    /// The provider's confirmation that the person signed out there
+    /// ([`Keylink::unlink_and_sign_out`](crate::Keylink::unlink_and_sign_out)), for this
+    /// configured provider: not a sign-in, and nothing was changed.
+    SignedOut(ProviderId),
 }
 
 /// The link sessions of one [`Keylink`](crate::Keylink): the active one, the flows of this
@@ -324,6 +328,10 @@ impl LinkSessions {
         if !lock(&self.seen).insert(self.hasher.hash_one(url)) {
             tracing::debug!("redirect already delivered; ignoring the second delivery");
             return Delivery::Duplicate;
+        }
+        if let Some(provider) = crate::logout::signed_out_provider(ctx, url) {
+            tracing::debug!(%provider, "sign-out confirmation delivered");
+            return Delivery::SignedOut(provider);
         }
         // Which session the flow belongs to is read when it is claimed: once the outcome is
         // recorded, the session may take it and end before this call returns.

@@ -443,6 +443,7 @@ impl Fixture {
                 userinfo_endpoint: None,
                 revocation_endpoint: None,
                 device_authorization_endpoint: None,
+                end_session_endpoint: None,
                 id_token_signing_alg_values_supported: vec!["RS256".into()],
                 authorization_response_iss_parameter_supported: true,
             };

@@ -14,5 +14,6 @@
 //! # Ok(()) }
 //! ```
 
+pub use crate::logout::SignOut;
 pub use crate::secret::{AccessToken, ClientSecret, IdToken, RefreshToken, SecretString};
 pub use crate::tokens::{MAX_RETRY_WAIT, REFRESH_ATTEMPTS, Revocation, UnlinkReport};

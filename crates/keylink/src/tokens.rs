@@ -10,6 +10,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::exchange::{self, TokenSet};
 use crate::ids::AccountId;
+use crate::logout::SignOut;
 use crate::provider::{Metadata, ProviderConfig};
 use crate::secret::AccessToken;
 use crate::store::{Account, AccountStatus, decode_tokens, encode_tokens};
@@ -39,6 +40,9 @@ pub struct UnlinkReport {
     pub account: Account,
     /// What the provider was told (the account was removed locally in every case).
     pub revocation: Revocation,
+    /// Whether the person's session at the provider is being ended, when that was asked
+    /// for ([`Keylink::unlink_and_sign_out`](crate::Keylink::unlink_and_sign_out)).
+    pub sign_out: Option<SignOut>,
 }
 
 /// Revocation at the provider when unlinking (RFC 7009).
@@ -300,8 +304,14 @@ impl TokenSource {
     }
 
     /// Unlinks an account: revokes its refresh token at the provider (RFC 7009) when possible,
-    /// then always deletes the keychain entry and the index entry.
-    pub(crate) fn unlink(&self, ctx: &Context, account: &AccountId) -> Result<UnlinkReport, Error> {
+    /// with `sign_out` opens the provider's sign-out page with the stored ID token, then
+    /// always deletes the keychain entry and the index entry.
+    pub(crate) fn unlink(
+        &self,
+        ctx: &Context,
+        account: &AccountId,
+        sign_out: Option<&dyn crate::browser::BrowserOpener>,
+    ) -> Result<UnlinkReport, Error> {
         let account = ctx.account_by_id(account)?;
         let secrets = ctx.secrets()?;
         let key = ctx.token_key(&account.id)?;
@@ -310,10 +320,13 @@ impl TokenSource {
         let tokens = secrets
             .get(&key)?
             .and_then(|raw| decode_tokens(&account.id, &raw).ok());
-        let revocation = match tokens {
-            Some(tokens) => revoke(ctx, &account, &tokens),
+        let revocation = match &tokens {
+            Some(tokens) => revoke(ctx, &account, tokens),
             None => Revocation::NotSupported,
         };
+        // Read before the tokens are deleted: the ID token is the provider's hint.
+        let sign_out = sign_out
+            .map(|browser| crate::logout::sign_out(ctx, browser, &account, tokens.as_ref()));
         secrets.delete(&key)?;
         self.lock_cache()
             .retain(|_, cached| cached.account != account.id);
@@ -323,6 +336,7 @@ impl TokenSource {
         Ok(UnlinkReport {
             account,
             revocation,
+            sign_out,
         })
     }
 }

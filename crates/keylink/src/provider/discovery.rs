@@ -25,6 +25,9 @@ pub struct Metadata {
     pub revocation_endpoint: Option<Url>,
     /// Device authorization endpoint (RFC 8628 §4).
     pub device_authorization_endpoint: Option<Url>,
+    /// Where the browser ends the person's session at the provider (OpenID Connect
+    /// RP-Initiated Logout 1.0 §2.1); discovered only, checked like every other endpoint.
+    pub end_session_endpoint: Option<Url>,
     /// Signing algorithms the issuer uses for ID tokens.
     pub id_token_signing_alg_values_supported: Vec<String>,
     /// RFC 9207: the provider always returns `iss` in authorization responses.
@@ -105,6 +108,8 @@ pub(super) struct RawMetadata {
     pub(super) userinfo_endpoint: Option<String>,
     pub(super) revocation_endpoint: Option<String>,
     pub(super) device_authorization_endpoint: Option<String>,
+    #[serde(default)]
+    pub(super) end_session_endpoint: Option<String>,
     pub(super) code_challenge_methods_supported: Option<Vec<String>>,
     #[serde(default)]
     pub(super) id_token_signing_alg_values_supported: Vec<String>,
@@ -137,6 +142,7 @@ pub(crate) fn discover(
             userinfo_endpoint: overrides.userinfo_endpoint.clone(),
             revocation_endpoint: overrides.revocation_endpoint.clone(),
             device_authorization_endpoint: overrides.device_authorization_endpoint.clone(),
+            end_session_endpoint: None,
             id_token_signing_alg_values_supported: Vec::new(),
             authorization_response_iss_parameter_supported: false,
         });
@@ -243,6 +249,8 @@ pub(super) fn metadata_from_document(
             &o.device_authorization_endpoint,
             raw.device_authorization_endpoint,
         )?,
+        // No configuration key overrides it: a provider without discovery offers no logout.
+        end_session_endpoint: endpoint("end_session_endpoint", &None, raw.end_session_endpoint)?,
         id_token_signing_alg_values_supported: raw.id_token_signing_alg_values_supported,
         authorization_response_iss_parameter_supported: raw
             .authorization_response_iss_parameter_supported,

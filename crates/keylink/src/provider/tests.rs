@@ -225,6 +225,7 @@ fn raw_metadata(issuer: &str, methods: Option<Vec<&str>>, auth: &str) -> RawMeta
         userinfo_endpoint: None,
         revocation_endpoint: None,
         device_authorization_endpoint: None,
+        end_session_endpoint: None,
         code_challenge_methods_supported: methods
             .map(|m| m.into_iter().map(String::from).collect()),
         id_token_signing_alg_values_supported: vec!["RS256".into()],

@@ -348,7 +348,7 @@ fn unlink_revokes_the_refresh_token_and_always_deletes_the_account() {
             .answer(move |_, _| Reply::json(answer, serde_json::json!({})));
         let source = TokenSource::default();
         assert_eq!(token(&source, &f, &account).unwrap(), "at-1");
-        let report = source.unlink(&f.ctx, &account.id).unwrap();
+        let report = source.unlink(&f.ctx, &account.id, None).unwrap();
         assert_eq!(report.revocation, revocation);
         assert_eq!(report.account.id, account.id);
         let sent = f.server.requests("/revoke");
