@@ -26,10 +26,11 @@ export const providers = () => call((k) => k.providers());
 export const accounts = () => call((k) => k.accounts());
 /**
  * Links an account: in the system browser, with a code entered on another device (`device`),
- * or again as `account` (Reconnect). `onProgress` hears each step; aborting `signal` cancels.
+ * or again as `account` (Reconnect), asking for `scopes` too ("Allow more"). `onProgress`
+ * hears each step; aborting `signal` cancels.
  */
-export const link = (provider, { device = false, account = null, onProgress, signal }) => call((k) => {
-  if (account) return k.reconnect(account, { onProgress, signal });
+export const link = (provider, { device = false, account = null, scopes = null, onProgress, signal }) => call((k) => {
+  if (account) return k.reconnect(account, scopes ? { scopes, onProgress, signal } : { onProgress, signal });
   return device ? k.linkWithDevice(provider, { onProgress, signal }) : k.link(provider, { onProgress, signal });
 });
 /** Asks the provider who the stored tokens belong to. */

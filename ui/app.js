@@ -27,6 +27,21 @@ function accountLabel(account) {
   return account.name || account.email || account.id;
 }
 
+// The standard OpenID Connect scopes, in words; any other scope is shown as the provider
+// spells it, since only the provider knows what it means.
+const SCOPE_WORDS = {
+  openid: 'Sign-in',
+  profile: 'Name and profile',
+  email: 'Email address',
+  address: 'Postal address',
+  phone: 'Phone number',
+  offline_access: 'Stays connected',
+};
+
+function scopeWords(scope) {
+  return SCOPE_WORDS[scope] || scope;
+}
+
 function formatTime(iso) {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
@@ -127,6 +142,22 @@ function notifyLinked(account, extra) {
   notify('success', `${accountLabel(account)} is linked.`, `Provider: ${providerName(account.provider)}.${extra}`);
 }
 
+/** After "Allow more": what the provider granted of what was asked, in words. */
+function notifyMore(account, asked) {
+  connections.delete(account.id);
+  lastRendered = '';
+  const granted = asked.filter((s) => account.scopes.includes(s));
+  const refused = asked.filter((s) => !account.scopes.includes(s));
+  const words = (list) => list.map(scopeWords).join(', ');
+  if (granted.length === 0) {
+    notify('info', `${providerName(account.provider)} granted none of the permissions asked for.`,
+      `${accountLabel(account)} keeps the permissions it had.`);
+    return;
+  }
+  notify('success', `${accountLabel(account)} now allows ${words(granted)}.`,
+    refused.length ? `${providerName(account.provider)} did not grant ${words(refused)}.` : '');
+}
+
 // ---------------------------------------------------------------------------- state
 
 /** What a redirect nobody here waited for did, and the accounts after any change. */
@@ -220,10 +251,20 @@ function renderAccount(account) {
   const scopes = li.querySelector('.scopes');
   for (const scope of account.scopes) {
     const chip = document.createElement('li');
-    chip.textContent = scope;
+    chip.textContent = scopeWords(scope);
+    chip.dataset.scope = scope;
+    chip.title = scope;
     scopes.append(chip);
   }
   const relink = account.status === 'needs_relink';
+  // What the configuration says an app may ask for later, and this account does not have.
+  const provider = state.providers.find((p) => p.id === account.provider);
+  const missing = ((provider && provider.optionalScopes) || []).filter((s) => !account.scopes.includes(s));
+  const more = li.querySelector('.more');
+  more.hidden = relink || missing.length === 0;
+  more.dataset.scopes = missing.join(' ');
+  more.title = `Ask ${providerName(account.provider)} for: ${missing.map(scopeWords).join(', ')}`;
+  more.addEventListener('click', () => beginLink(account.provider, { account: account.id, scopes: missing }));
   const badge = li.querySelector('.badge');
   badge.textContent = relink ? 'Needs reconnecting' : 'Connected';
   badge.classList.add(relink ? 'warn' : 'ok');
@@ -238,6 +279,7 @@ function renderAccount(account) {
   check.setAttribute('aria-label', `Check connection of ${label}`);
   li.querySelector('.unlink').setAttribute('aria-label', `Unlink ${label}`);
   reconnect.setAttribute('aria-label', `Reconnect ${label}`);
+  more.setAttribute('aria-label', `Allow more for ${label}: ${missing.map(scopeWords).join(', ')}`);
   showConnection(li, connections.get(account.id));
   return li;
 }
@@ -341,10 +383,10 @@ async function stopLinking() {
   }
 }
 
-async function beginLink(provider, { device = false, account = null } = {}) {
+async function beginLink(provider, { device = false, account = null, scopes = null } = {}) {
   await stopLinking();
   const controller = new AbortController();
-  const view = { status: 'starting', provider, providerName: providerName(provider), byCode: device, account, controller };
+  const view = { status: 'starting', provider, providerName: providerName(provider), byCode: device, account, scopes, controller };
   linkView = view;
   renderLinking();
   focusLater(() => $('linking-cancel'));
@@ -355,10 +397,11 @@ async function beginLink(provider, { device = false, account = null } = {}) {
     if (step.kind === 'exchanging') view.exchanging = true;
     renderLinking();
   };
-  view.done = api.link(provider, { device, account, onProgress, signal: controller.signal }).then(
+  view.done = api.link(provider, { device, account, scopes, onProgress, signal: controller.signal }).then(
     (linked) => {
       // Said even when the person cancelled a moment too late: the account is linked.
-      notifyLinked(linked, ' Apps and scripts can use it now.');
+      if (scopes) notifyMore(linked, scopes);
+      else notifyLinked(linked, ' Apps and scripts can use it now.');
       if (linkView !== view) return;
       linkView = null;
       focusLater(() => document.querySelector(`.account[data-account="${CSS.escape(linked.id)}"] .check`));

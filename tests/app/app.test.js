@@ -126,7 +126,7 @@ test('(a) Link → browser sign-in → redirect through xdg-open and a second ap
     writeFileSync(env.KEYLINK_TEST_GATE, 'go');
     await waitFor('Alice in the accounts list', async () => (await accountNames(session)).includes('Alice'), 30000);
     const card = await session.textOf('#accounts .account');
-    for (const expected of ['Alice', 'alice@example.test', 'Demo provider', 'openid', 'email', 'Connected']) {
+    for (const expected of ['Alice', 'alice@example.test', 'Demo provider', 'Sign-in', 'Email address', 'Connected']) {
       assert.ok(card.includes(expected), `the account card shows ${expected}: ${card}`);
     }
     assert.match(await session.textOf('#notices'), /Alice \(alice@example\.test\) is linked/);
@@ -426,6 +426,95 @@ test('(i) while the app runs it is the token agent: keylink token answers from i
     assert.ok(!existsSync(socket), 'the agent socket is removed');
     await assert.rejects(keylink(noKeychain, 'token', erin.id), (e) => e.code !== 0, 'no agent answers');
     assert.equal((await keylink(env, 'token', erin.id)).trim(), await keychainToken(erin.id), 'the keychain answers');
+  } finally {
+    await driver.stop();
+  }
+});
+
+test('(j) an account row shows its permissions; Allow more asks for the optional calendar scope, and a decline changes nothing', async () => {
+  // A configuration naming calendar as optional, and accounts of their own.
+  const config = join(root, 'j-keylink.toml');
+  writeFileSync(config, demoProviderToml(idp, { ca: baseEnv.NODE_EXTRA_CA_CERTS }, [
+    'scopes = ["openid", "profile", "email", "offline_access"]',
+    'optional_scopes = ["calendar"]',
+    'redirect = "deep-link"',
+  ]));
+  const common = { KEYLINK_UA_LOGIN: 'frank', KEYLINK_CONFIG: config, KEYLINK_DATA_DIR: join(root, 'j-data') };
+  const chips = (card) => `return [...document.querySelectorAll('${card} .scopes li')].map((c) => [c.dataset.scope, c.textContent])`;
+  const moreShown = (card) => `const b = document.querySelector('${card} button.more'); return Boolean(b && !b.hidden);`;
+
+  // The person declines any consent to calendar.
+  const refusing = scenarioEnv('j', { ...common, KEYLINK_UA_REFUSE_SCOPES: 'calendar' });
+  let driver = await startDriver(refusing, join(root, 'j', 'driver.log'));
+  let frank;
+  let card;
+  let before;
+  try {
+    const session = await launch(driver);
+    await session.clickCss('button.link[data-provider="demo"]');
+    await waitFor('the "Continue in your browser" screen', async () =>
+      (await session.textOf('#linking')).includes('Continue in your browser'));
+    writeFileSync(refusing.KEYLINK_TEST_GATE, 'go');
+    await waitFor('Frank in the accounts list', async () => (await accountNames(session)).includes('Frank'), 30000);
+    [frank] = await listJson(refusing);
+    assert.equal(frank.email, 'frank@example.test');
+    assert.ok(!frank.scopes.includes('calendar'), 'calendar is granted only when asked for');
+    card = `.account[data-account="${frank.id}"]`;
+    // The row says which permissions the account has: exactly its scopes, in words where
+    // they are standard.
+    before = await session.execute(chips(card));
+    assert.deepEqual(before.map(([scope]) => scope), frank.scopes);
+    const words = Object.fromEntries(before);
+    assert.equal(words.openid, 'Sign-in');
+    assert.equal(words.email, 'Email address');
+    assert.ok(await session.execute(moreShown(card)), 'Allow more is offered: calendar is optional and missing');
+    await snapshot(session, 'j1-permissions');
+
+    await session.clickCss(`${card} button.more`);
+    await waitFor('the "Continue in your browser" screen', async () =>
+      (await session.textOf('#linking')).includes('Continue in your browser'));
+    writeFileSync(refusing.KEYLINK_TEST_GATE, 'go');
+    await waitFor('the declined notice', async () =>
+      /The sign-in at Demo provider was declined, so nothing was changed: frank@example\.test keeps the permissions it had/
+        .test(await session.textOf('#notices')), 30000);
+    assert.equal(await session.textOf('#linking'), '', 'back to the accounts, no failure panel');
+    assert.deepEqual(await session.execute(chips(card)), before, 'the row is as it was');
+    assert.ok(await session.execute(moreShown(card)), 'Allow more is still offered');
+    const [after] = await listJson(refusing);
+    assert.deepEqual(after.scopes, frank.scopes, 'keylink list shows the same scopes');
+    assert.equal(after.status, 'ok');
+    await snapshot(session, 'j2-declined');
+    await collectIpc(session);
+    await session.delete();
+  } finally {
+    await driver.stop();
+  }
+
+  // The same person allows it.
+  const allowing = { ...refusing, KEYLINK_UA_REFUSE_SCOPES: '' };
+  driver = await startDriver(allowing, join(root, 'j', 'driver-2.log'));
+  try {
+    const session = await launch(driver);
+    await waitFor('Allow more on Frank\'s row', () => session.execute(moreShown(card)));
+    await session.clickCss(`${card} button.more`);
+    await waitFor('the "Continue in your browser" screen', async () =>
+      (await session.textOf('#linking')).includes('Continue in your browser'));
+    writeFileSync(allowing.KEYLINK_TEST_GATE, 'go');
+    await waitFor('calendar on Frank\'s row', async () =>
+      (await session.execute(chips(card))).some(([scope]) => scope === 'calendar'), 30000);
+    assert.match(await session.textOf('#notices'), /Frank \(frank@example\.test\) now allows calendar/);
+    assert.ok(!(await session.execute(moreShown(card))), 'nothing more to allow');
+    const [after] = await listJson(allowing);
+    assert.equal(after.id, frank.id, 'the same account');
+    assert.ok(after.scopes.includes('calendar'), `keylink list shows calendar: ${after.scopes}`);
+    for (const scope of frank.scopes) assert.ok(after.scopes.includes(scope), `${scope} is kept`);
+    assert.deepEqual((await session.execute(chips(card))).map(([scope]) => scope), after.scopes);
+    // The refresh token still works after the new consent.
+    assert.ok((await keylink(allowing, 'token', frank.id, '--min-ttl', '999999')).trim().length >= 16);
+    await snapshot(session, 'j3-calendar-allowed');
+    await collectTokens(allowing);
+    await collectIpc(session);
+    await session.delete();
   } finally {
     await driver.stop();
   }
