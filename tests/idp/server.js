@@ -143,6 +143,11 @@ function emptyStats() {
     userinfo: 0,
     device_authorizations: 0,
     device_slow_downs: 0,
+    // Login pages shown (automated mode): a sign-in without a provider session shows one,
+    // one within a session does not.
+    logins: 0,
+    // Sessions ended through the end_session_endpoint (RP-Initiated Logout).
+    sign_outs: 0,
   };
 }
 
@@ -174,6 +179,12 @@ function recordRequest(ctx) {
       break;
     case 'userinfo':
       stats.userinfo += 1;
+      break;
+    case 'end_session_confirm':
+      // Confirmed ("logout=yes") and answered with a redirect, not an error page.
+      if (oidc.params?.logout && ctx.status >= 300 && ctx.status < 400) {
+        stats.sign_outs += 1;
+      }
       break;
     default:
       break;
@@ -363,6 +374,35 @@ async function deviceSuccessSource(ctx) {
   ctx.body = devicePage('success', 'Device signed in', '<p>You can close this page and return to your device.</p>');
 }
 
+// The sign-out pages (RP-Initiated Logout), replacing oidc-provider's defaults:
+// usable by a human, and marked for user-agent.js with data-logout-page (confirm
+// or success). The form oidc-provider passes in carries the xsrf value.
+
+async function logoutSource(ctx, form) {
+  ctx.type = 'html';
+  ctx.body = `<!DOCTYPE html>
+<html>
+<head><meta charset="utf-8"><title>Sign out</title></head>
+<body data-logout-page="confirm">
+<h1>Sign out of ${htmlEscape(ctx.host)}?</h1>
+${form}
+<button type="submit" form="op.logoutForm" name="logout" value="yes">Yes, sign me out</button>
+<button type="submit" form="op.logoutForm">No, stay signed in</button>
+</body>
+</html>`;
+}
+
+async function postLogoutSuccessSource(ctx) {
+  ctx.type = 'html';
+  ctx.body = `<!DOCTYPE html>
+<html>
+<head><meta charset="utf-8"><title>Signed out</title></head>
+<body data-logout-page="success">
+<h1>You are signed out</h1>
+</body>
+</html>`;
+}
+
 // ---------------------------------------------------------------------------
 // Automated interactions (default mode). The provider redirects the user
 // agent to /interaction/:uid whenever it needs a login or a consent; this
@@ -459,6 +499,7 @@ function automatedInteractions(provider) {
             ctx.body = { error: 'invalid_request', error_description: 'x-test-login must match [a-z0-9_-]{1,32}' };
             return undefined;
           }
+          stats.logins += 1;
           result = { login: { accountId: login } };
           break;
         }
@@ -526,6 +567,11 @@ function providerConfiguration({
           ...APP_SCHEMES.map((scheme) => `${scheme}:/callback/${id}`),
           `http://127.0.0.1/callback/${id}`,
         ]),
+        // Where the provider confirms a sign-out (RP-Initiated Logout 1.0), compared
+        // exactly: <scheme>:/signed-out/<provider id>.
+        post_logout_redirect_uris: PROVIDER_IDS.flatMap((id) => (
+          APP_SCHEMES.map((scheme) => `${scheme}:/signed-out/${id}`)
+        )),
       },
       // oidc-agent authenticates at the token endpoint with HTTP Basic even
       // for a public client (an empty secret, which oidc-provider refuses), so
@@ -576,6 +622,13 @@ function providerConfiguration({
         userCodeConfirmSource,
         successSource: deviceSuccessSource,
       },
+      // end_session_endpoint: the person confirms on logoutSource's page, then the provider
+      // redirects to the client's post_logout_redirect_uri with its state.
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource,
+        postLogoutSuccessSource,
+      },
     },
     // Refresh tokens for every code exchange and device grant, without
     // requiring the client to ask for offline_access/prompt=consent.
@@ -619,6 +672,7 @@ function logProviderErrors(provider) {
   const events = [
     'grant.error', 'authorization.error', 'userinfo.error', 'revocation.error',
     'device_authorization.error', 'code_verification.error', 'device_resume.error',
+    'end_session.error', 'end_session_confirm.error',
   ];
   for (const event of events) {
     provider.on(event, (ctx, err) => log(`${event} ${ctx.method} ${ctx.path}: ${describeError(err)}`));

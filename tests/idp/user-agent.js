@@ -14,6 +14,13 @@
 //     ours. Without KEYLINK_UA_HANDLER we exit 2.
 // Error redirects (?error=...) are delivered like any other.
 //
+// A sign-out (the provider's end_session_endpoint, RP-Initiated Logout) goes
+// the same way: the provider's confirmation page (data-logout-page="confirm")
+// is confirmed by posting its form with logout=yes, and the provider's
+// redirect to the app (its post_logout_redirect_uri) is delivered as above.
+// Without one, the provider's success page (data-logout-page="success") ends
+// it with exit 0.
+//
 // Device mode (RFC 8628), with KEYLINK_UA_DEVICE=confirm or abort:
 //
 //   user-agent.js <verification-uri-complete>
@@ -30,6 +37,10 @@
 //   KEYLINK_UA_REFUSE_SCOPES  scopes (space-separated) to decline at the consent,
 //                     sent as x-test-refuse-scopes
 //   KEYLINK_UA_LOG    file to append one line per hop to (method, status, path)
+//   KEYLINK_UA_COOKIES  file the cookie jar is read from and kept in, so the
+//                     provider's session outlives one run as it does in a
+//                     person's browser (without it every run starts with no
+//                     cookies)
 //
 // URLs carry authorization codes and user codes, so only paths (never
 // queries or form bodies) are printed or logged.
@@ -89,6 +100,32 @@ function logHop(method, status, url) {
 
 class CookieJar {
   #hosts = new Map(); // host -> Map("name\tpath" -> {name, value, path})
+  #file;
+
+  // With a file, the cookies saved there; every change is written back.
+  constructor(file) {
+    this.#file = file;
+    if (!file) return;
+    let saved;
+    try {
+      saved = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      if (err.code === 'ENOENT') return;
+      fail(1, `cannot read the cookie jar KEYLINK_UA_COOKIES: ${err.message}`);
+    }
+    for (const [host, cookies] of Object.entries(saved)) {
+      this.#hosts.set(host, new Map(cookies.map((c) => [`${c.name}\t${c.path}`, c])));
+    }
+  }
+
+  #save() {
+    if (!this.#file) return;
+    const saved = {};
+    for (const [host, cookies] of this.#hosts) saved[host] = [...cookies.values()];
+    const temporary = join(dirname(this.#file), `.${basename(this.#file)}.${process.pid}.tmp`);
+    writeFileSync(temporary, JSON.stringify(saved), { mode: 0o600 });
+    renameSync(temporary, this.#file);
+  }
 
   store(url, setCookieHeaders) {
     let cookies = this.#hosts.get(url.host);
@@ -126,6 +163,7 @@ class CookieJar {
         cookies.set(id, { name, value, path });
       }
     }
+    this.#save();
   }
 
   header(url) {
@@ -173,12 +211,16 @@ async function request(url, headers, { method = 'GET', form } = {}) {
   }
 }
 
-// Drives the provider until it redirects to the app; returns that URL.
+// Drives the provider until it redirects to the app; returns that URL. A
+// sign-out confirmation page is confirmed on the way; the provider's own
+// "signed out" page, when it has no redirect to the app, ends the run (exit 0).
 async function followProvider(start) {
-  const jar = new CookieJar();
+  const jar = new CookieJar(process.env.KEYLINK_UA_COOKIES);
   const login = process.env.KEYLINK_UA_LOGIN || 'alice';
   const refuse = process.env.KEYLINK_UA_REFUSE_SCOPES || '';
   let url = start;
+  let method = 'GET';
+  let form;
 
   for (let hop = 0; hop < MAX_HOPS; hop += 1) {
     const headers = { 'x-test-login': login, accept: 'text/html,application/json;q=0.9' };
@@ -186,14 +228,24 @@ async function followProvider(start) {
     const cookie = jar.header(url);
     if (cookie) headers.cookie = cookie;
 
-    const response = await request(url, headers);
+    const response = await request(url, headers, { method, form });
     jar.store(url, response.headers.getSetCookie());
-    logHop('GET', response.status, url);
+    logHop(method, response.status, url);
 
     const location = response.headers.get('location');
     if (response.status < 300 || response.status >= 400 || !location) {
       const body = await response.text();
-      return fail(1, `provider answered ${response.status} at ${url.pathname}:\n${body.slice(0, BODY_EXCERPT)}`);
+      const next = response.status === 200 ? signOutStep(body) : undefined;
+      if (next === 'signed-out') {
+        process.exit(0);
+      }
+      if (!next) {
+        return fail(1, `provider answered ${response.status} at ${url.pathname}:\n${body.slice(0, BODY_EXCERPT)}`);
+      }
+      url = new URL(next.action, url);
+      method = 'POST';
+      form = next.fields;
+      continue;
     }
     await response.body?.cancel();
 
@@ -202,9 +254,31 @@ async function followProvider(start) {
       return next;
     }
     url = next;
+    method = 'GET';
+    form = undefined;
   }
 
   return fail(1, `no redirect to the application after ${MAX_HOPS} hops`);
+}
+
+// What to do with a page of the provider's sign-out: the confirmation form to
+// post (with logout=yes), oidc-provider's self-submitting form to its
+// confirmation endpoint (shown when there is no session to confirm), or
+// 'signed-out' on its success page. Undefined for any other page.
+function signOutStep(html) {
+  const page = pageMarker(html, 'data-logout-page');
+  if (page === 'success') {
+    return 'signed-out';
+  }
+  const form = page === 'confirm' ? findForm(html, 'op.logoutForm') : findForm(html);
+  if (!form || form.method !== 'POST' || !form.action) {
+    return undefined;
+  }
+  if (page === 'confirm') {
+    form.fields.logout = 'yes';
+    return form;
+  }
+  return form.action.endsWith('/session/end/confirm') ? form : undefined;
 }
 
 function capture(file, url) {
