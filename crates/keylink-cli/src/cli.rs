@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use keylink::clock::{ClockOffset, rfc3339};
-use keylink::{Account, store::AccountStatus, token::Revocation};
+use keylink::{Account, store::AccountStatus, token::Revocation, token::SignOut};
 use keylink::{AppIdentity, Environment, Keylink, LinkProgress, LinkStart, ProviderId};
 use keylink::{Error, ErrorCode, IdentityError};
 
@@ -101,6 +101,9 @@ enum Commands {
     Unlink {
         /// Account id or email.
         account: String,
+        /// Also end your sign-in at the provider: opens its sign-out page in the browser.
+        #[arg(long)]
+        sign_out: bool,
     },
     /// git's credential helper: answers git with the token of the account mapped to the
     /// server under [credentials] (git runs it; see the README).
@@ -512,6 +515,14 @@ fn run(app: Option<&str>, command: Commands, agent_asked: bool) -> Result<(), Er
                 .iter()
                 .find(|a| looks_like_redirect(keylink.identity(), a))
                 .ok_or(keylink::link::RedirectError::RedirectMismatch)?;
+            // The provider's confirmation after `unlink --sign-out`: not a sign-in.
+            if let Some(provider) = keylink.signed_out_provider(url) {
+                eprintln!(
+                    "You are signed out of {}.",
+                    keylink.provider(&provider)?.name
+                );
+                return Ok(());
+            }
             let account = keylink.complete_redirect(url)?;
             eprintln!(
                 "Linked {}.",
@@ -572,8 +583,16 @@ fn run(app: Option<&str>, command: Commands, agent_asked: bool) -> Result<(), Er
             name.as_deref(),
             certificate_authority.as_deref(),
         ),
-        Commands::Unlink { account } => {
-            let report = keylink.unlink(&keylink.account(&account)?.id)?;
+        Commands::Unlink { account, sign_out } => {
+            let account = keylink.account(&account)?;
+            let name = keylink
+                .provider(&account.provider)
+                .map_or_else(|_| account.provider.to_string(), |p| p.name.clone());
+            let report = if sign_out {
+                keylink.unlink_and_sign_out(&account.id)?
+            } else {
+                keylink.unlink(&account.id)?
+            };
             match report.revocation {
                 Revocation::Revoked => eprintln!(
                     "Revoked the tokens of {} at the provider.",
@@ -587,6 +606,23 @@ fn run(app: Option<&str>, command: Commands, agent_asked: bool) -> Result<(), Er
                     "warning: could not revoke the tokens of {} at the provider ({e}); they were deleted locally.",
                     report.account.id
                 ),
+            }
+            let still = "you are still signed in there in your browser";
+            match report.sign_out {
+                None => {}
+                Some(SignOut::Opened) => eprintln!(
+                    "Opened {name}'s sign-out page in your browser; confirm there to end your sign-in at {name}."
+                ),
+                Some(SignOut::NotSupported) => {
+                    eprintln!("{name} offers no way to end its sign-in from here; {still}.")
+                }
+                Some(SignOut::NoIdToken) => eprintln!(
+                    "{name} gave no ID token for this account, so its sign-in cannot be ended from here; {still}."
+                ),
+                Some(SignOut::Failed(e)) => {
+                    eprintln!("warning: could not open {name}'s sign-out page ({e}); {still}.")
+                }
+                Some(_) => eprintln!("{name}'s sign-in could not be ended from here; {still}."),
             }
             eprintln!("Unlinked {}.", report.account.id);
             Ok(())

@@ -40,3 +40,5 @@ mod agent;
 mod kubectl;
 // Incremental consent: more scopes on link and reconnect, granted, declined or refused.
 mod consent;
+// Signing out at the provider on unlink (RP-Initiated Logout): the session ends, the next link signs in again.
+mod signout;
