@@ -21,7 +21,7 @@ run-host: deps
 demo-cli: deps
 	scripts/demo.sh
 
-## Everything CI runs: formatting, lints, an offline audit of the dependencies against the
+## Everything CI runs: formatting, lints (the fuzz targets' entry points too), an offline audit of the dependencies against the
 ## RustSec advisory database snapshot in ../shared/advisory-db, the public API listing is current
 ## (scripts/public-api.sh), unit and end-to-end tests of the
 ## core and the CLI in a private D-Bus session with its own gnome-keyring, the app end to end
@@ -32,6 +32,7 @@ demo-cli: deps
 test: deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p keylink --features fuzzing -- -D warnings
 	scripts/audit.sh
 	scripts/public-api.sh --check
 	scripts/test-guest-js.sh
@@ -55,6 +56,7 @@ public-api:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p keylink --features fuzzing -- -D warnings
 
 ## Every parser under cargo-fuzz (nightly), 1,000,000 executions per target, one target after
 ## the other at the lowest CPU priority; not part of `make test` (see the README, "Fuzzing").

@@ -17,6 +17,7 @@ use crate::clock::UnixTime;
 use crate::device::{DeviceError, MAX_POLL_INTERVAL};
 use crate::exchange::ExchangeError;
 use crate::http::is_allowed_endpoint;
+use crate::ids::ProviderId;
 use crate::id_token::{Expected, Jwks};
 use crate::provider::{Config, ProviderConfig};
 use crate::secret::{IdToken, Nonce};
@@ -193,7 +194,7 @@ fn discovery_providers() -> &'static [ProviderConfig; 2] {
              [providers.entra]\npreset = \"microsoft\"\nclient_id = \"{CLIENT}\"\n"
         ))
         .unwrap();
-        ["work", "entra"].map(|id| config.provider(id).unwrap().clone())
+        ["work", "entra"].map(|id| config.provider(&ProviderId::new(id)).unwrap().clone())
     })
 }
 
@@ -502,7 +503,7 @@ pub fn config(data: &[u8]) {
     check_config(&config);
     for (id, fixed) in &before.providers {
         if fixed.locked || !before.allow_user_providers {
-            let now = config.provider(id).unwrap();
+            let now = config.provider(&ProviderId::new(id.as_str())).unwrap();
             assert_eq!(format!("{fixed:?}"), format!("{now:?}"), "{id} replaced");
         }
     }

@@ -35,6 +35,8 @@ mod presets;
 mod validate;
 pub use credentials::{ServerCredential, ServerOrigin};
 pub(crate) use discovery::discover;
+#[cfg(feature = "fuzzing")]
+pub(crate) use discovery::read_metadata;
 pub use discovery::{DiscoveryError, Metadata};
 use layering::PolicyNetwork;
 pub use policy_file::{IgnoredPolicy, IgnoredReason, Untrusted};
