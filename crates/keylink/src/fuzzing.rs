@@ -17,8 +17,8 @@ use crate::clock::UnixTime;
 use crate::device::{DeviceError, MAX_POLL_INTERVAL};
 use crate::exchange::ExchangeError;
 use crate::http::is_allowed_endpoint;
-use crate::ids::ProviderId;
 use crate::id_token::{Expected, Jwks};
+use crate::ids::ProviderId;
 use crate::provider::{Config, ProviderConfig};
 use crate::secret::{IdToken, Nonce};
 
