@@ -438,16 +438,37 @@ export async function checkConnection(account: Account | string): Promise<Connec
   return await call('check_connection', { account: idOf(account, 'account', 'checkConnection') })
 }
 
+/** What became of signing out at the provider (`unlink` with `signOut`). */
+export type SignOutResult = 'opened' | 'not_supported' | 'no_id_token' | 'failed'
+
 /** What unlinking did. */
 export interface Unlinked {
   account: Account
   revoked: boolean
   warning: string | null
+  /**
+   * With `signOut`: `opened` (the browser shows the provider's sign-out page; the person
+   * confirms there, and {@link onSignedOut} hears when the provider sends them back),
+   * `not_supported` (the provider has no sign-out), `no_id_token` (it cannot be told whose
+   * session to end) or `failed`. Null without `signOut`.
+   */
+  signOut: SignOutResult | null
+  /** A sentence for the person about `signOut` (never the sign-out URL). */
+  signOutMessage: string | null
+}
+
+export interface UnlinkOptions {
+  /**
+   * Also end the person's session at the provider (OpenID Connect RP-Initiated Logout): the
+   * browser opens the provider's sign-out page. The account is unlinked either way.
+   */
+  signOut?: boolean
 }
 
 /**
  * Revokes the grant of `account` (an {@link Account} or its id) at the provider (when it
- * can) and removes the account here.
+ * can) and removes the account here; with `{ signOut: true }`, also opens the provider's
+ * sign-out page in the browser, so a shared computer is not left signed in there.
  *
  * @example
  * ```ts
@@ -455,10 +476,31 @@ export interface Unlinked {
  *
  * const { revoked, warning } = await unlink(account)
  * if (warning) showNotice(warning)
+ * // Signing out at the provider too ("Sign out everywhere"):
+ * const { signOut, signOutMessage } = await unlink(account, { signOut: true })
+ * showNotice(signOutMessage)
  * ```
  */
-export async function unlink(account: Account | string): Promise<Unlinked> {
-  return await call('unlink', { account: idOf(account, 'account', 'unlink') })
+export async function unlink(account: Account | string, options: UnlinkOptions = {}): Promise<Unlinked> {
+  const id = idOf(account, 'account', 'unlink')
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`unlink(): the options must be an object, not ${describeValue(options)}.`)
+  }
+  const { signOut } = options
+  if (signOut !== undefined && typeof signOut !== 'boolean') {
+    throw new TypeError(`unlink(): signOut must be true or false, not ${describeValue(signOut)}; nothing was unlinked.`)
+  }
+  const unlinked = await call<Unlinked>('unlink', signOut ? { account: id, signOut: true } : { account: id })
+  // A plugin older than this API says nothing of signing out.
+  return { ...unlinked, signOut: unlinked.signOut ?? null, signOutMessage: unlinked.signOutMessage ?? null }
+}
+
+/** A provider that confirmed the person signed out there. */
+export interface SignedOut {
+  /** The provider's id. */
+  provider: string
+  /** Its display name. */
+  name: string
 }
 
 /**
@@ -469,6 +511,9 @@ export interface AccountsChanged {
   accounts: Account[]
   linked: Account | null
   error: { code: ErrorCode; message: string } | null
+  /** The provider's confirmation, delivered by the OS, that the person signed out there
+   * (after `unlink(account, { signOut: true })`); it changed nothing here. */
+  signedOut: SignedOut | null
 }
 
 export interface AccountsChangedOptions {
@@ -505,7 +550,9 @@ function tell(listener: Listener, change: AccountsChanged): void {
 function deliver(change: AccountsChanged | null): void {
   if (listeners.size === 0) {
     // A change without an outcome is stale by the next one, which reads the accounts anew.
-    if (change !== null && (change.linked !== null || change.error !== null)) waiting.push(change)
+    if (change !== null && (change.linked !== null || change.error !== null || change.signedOut != null)) {
+      waiting.push(change)
+    }
     return
   }
   const changes = waiting.splice(0)
@@ -603,6 +650,32 @@ export async function onAccountsChanged(
   // What waited for a listener goes to those there now, before anything newer.
   if (listeners.size > 0) deliver(null)
   return stop
+}
+
+/**
+ * Calls `callback` when a provider confirms that the person signed out there (the browser
+ * came back from its sign-out page after `unlink(account, { signOut: true })`), with the
+ * provider's id and name; resolves to a function that stops it. It is
+ * {@link onAccountsChanged} for `signedOut` only, so a confirmation that started the app
+ * reaches it as a cold-start outcome does.
+ *
+ * @example
+ * ```ts
+ * import { onSignedOut } from 'tauri-plugin-keylink-api'
+ *
+ * await onSignedOut(({ name }) => notify(`You are signed out of ${name}.`))
+ * ```
+ */
+export async function onSignedOut(
+  callback: (signedOut: SignedOut) => void,
+  options: AccountsChangedOptions = {}
+): Promise<() => void> {
+  if (typeof callback !== 'function') {
+    throw new TypeError(`onSignedOut(): the callback must be a function, not ${describeValue(callback)}.`)
+  }
+  return await onAccountsChanged((change) => {
+    if (change.signedOut) callback(change.signedOut)
+  }, options)
 }
 
 /** A body `fetch` sends. */

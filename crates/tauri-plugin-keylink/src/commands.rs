@@ -241,15 +241,33 @@ pub(crate) async fn check_connection<R: Runtime>(
     .await
 }
 
-/// Revokes the account's grant at the provider (when it can) and removes it here.
+/// Revokes the account's grant at the provider (when it can) and removes it here; with
+/// `sign_out`, also opens the provider's sign-out page in the browser (RP-Initiated Logout).
 #[tauri::command]
 pub(crate) async fn unlink<R: Runtime>(
     _app: tauri::AppHandle<R>,
     state: PluginState<'_>,
     account: keylink::AccountId,
+    sign_out: Option<bool>,
 ) -> Result<Unlinked> {
     blocking(&state, move |s| {
-        let report = s.keylink()?.unlink(&account)?;
+        let keylink = s.keylink()?;
+        let report = if sign_out.unwrap_or(false) {
+            keylink.unlink_and_sign_out(&account)?
+        } else {
+            keylink.unlink(&account)?
+        };
+        let provider = keylink
+            .config()
+            .provider(&report.account.provider)
+            .map_or_else(|| report.account.provider.to_string(), |p| p.name.clone());
+        let (sign_out, sign_out_message) = match &report.sign_out {
+            Some(outcome) => {
+                let (kind, message) = crate::dto::SignOut::from_core(outcome, &provider);
+                (Some(kind), Some(message))
+            }
+            None => (None, None),
+        };
         let (revoked, warning) = match report.revocation {
             keylink::token::Revocation::Revoked => (true, None),
             keylink::token::Revocation::NotSupported => (false, None),
@@ -265,6 +283,8 @@ pub(crate) async fn unlink<R: Runtime>(
             account: Account::from(&report.account),
             revoked,
             warning,
+            sign_out,
+            sign_out_message,
         })
     })
     .await

@@ -196,6 +196,19 @@ pub struct AccountsChanged {
     pub linked: Option<Account>,
     /// A redirect the OS delivered that linked nothing.
     pub error: Option<crate::Error>,
+    /// The provider's confirmation, delivered by the OS, that the person signed out there
+    /// (after `unlink` with `signOut`); it changed nothing here.
+    pub signed_out: Option<SignedOut>,
+}
+
+/// A provider that confirmed the person signed out there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedOut {
+    /// Provider id.
+    pub provider: String,
+    /// Its display name.
+    pub name: String,
 }
 
 /// What `checkConnection` found.
@@ -228,6 +241,65 @@ pub struct Unlinked {
     pub revoked: bool,
     /// Why revoking failed (the account was removed here anyway).
     pub warning: Option<String>,
+    /// What became of signing out at the provider; `None` unless `unlink` was asked to.
+    pub sign_out: Option<SignOut>,
+    /// A sentence for the person about [`Unlinked::sign_out`] (never the sign-out URL, which
+    /// holds the ID token: SECURITY 50).
+    pub sign_out_message: Option<String>,
+}
+
+/// What became of signing out at the provider when unlinking with `signOut`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignOut {
+    /// The browser opened the provider's sign-out page.
+    Opened,
+    /// The provider offers no sign-out (no `end_session_endpoint`).
+    NotSupported,
+    /// No ID token is stored for the account, so the provider cannot be told whose session
+    /// to end.
+    NoIdToken,
+    /// Signing out failed; the message says why.
+    Failed,
+}
+
+impl SignOut {
+    /// What the core reported, and a sentence for the person naming the provider.
+    pub(crate) fn from_core(outcome: &keylink::token::SignOut, provider: &str) -> (Self, String) {
+        match outcome {
+            keylink::token::SignOut::Opened => (
+                SignOut::Opened,
+                format!(
+                    "Your browser opened {provider}'s sign-out page; confirm there to end your session."
+                ),
+            ),
+            keylink::token::SignOut::NotSupported => (
+                SignOut::NotSupported,
+                format!(
+                    "{provider} offers no sign-out, so you are still signed in there; sign out on its website."
+                ),
+            ),
+            keylink::token::SignOut::NoIdToken => (
+                SignOut::NoIdToken,
+                format!(
+                    "{provider} cannot be told whose session to end (it gave no ID token), so you are still signed in there; sign out on its website."
+                ),
+            ),
+            keylink::token::SignOut::Failed(reason) => (
+                SignOut::Failed,
+                crate::error::sentence(&format!(
+                    "signing out at {provider} failed ({reason}), so you may still be signed in there; sign out on its website"
+                )),
+            ),
+            // A kind this version does not know: said as a failure, never as done.
+            _ => (
+                SignOut::Failed,
+                format!(
+                    "Signing out at {provider} could not be confirmed; sign out on its website."
+                ),
+            ),
+        }
+    }
 }
 
 /// `fetch(account, url, init)`'s request.

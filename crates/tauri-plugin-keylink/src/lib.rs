@@ -371,8 +371,36 @@ impl State {
         }
     }
 
+    /// Tells the listeners that `provider` confirmed the person signed out there; kept for
+    /// the first listener when there is none yet (the confirmation may cold-start the app).
+    pub(crate) fn signed_out(&self, provider: &keylink::ProviderId) {
+        let name = self
+            .keylink()
+            .ok()
+            .and_then(|k| k.config().provider(provider).map(|p| p.name.clone()))
+            .unwrap_or_else(|| provider.to_string());
+        tracing::info!(provider = %provider, "signed out at the provider");
+        self.send_outcome(
+            None,
+            None,
+            Some(dto::SignedOut {
+                provider: provider.to_string(),
+                name,
+            }),
+        );
+    }
+
     fn send_change(&self, linked: Option<Account>, error: Option<Error>) {
-        let outcome = linked.is_some() || error.is_some();
+        self.send_outcome(linked, error, None);
+    }
+
+    fn send_outcome(
+        &self,
+        linked: Option<Account>,
+        error: Option<Error>,
+        signed_out: Option<dto::SignedOut>,
+    ) {
+        let outcome = linked.is_some() || error.is_some() || signed_out.is_some();
         // Nobody to tell and nothing to keep: the accounts need not be read.
         if !outcome
             && self
@@ -399,6 +427,7 @@ impl State {
             accounts,
             linked,
             error,
+            signed_out,
         };
         let mut watchers = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
         watchers

@@ -1,7 +1,8 @@
 //! Redirects from the OS: the URL an app was cold-started with, `on_open_url` while it runs,
 //! and (through the single-instance plugin's `deep-link` feature) the URL a second instance
 //! forwarded. Each goes to the core once, on the plugin's one redirect worker; a result no
-//! link session here reports reaches the webview through `onAccountsChanged`. Whoever can run
+//! link session here reports, and a provider's sign-out confirmation, reach the webview through
+//! `onAccountsChanged`. Whoever can run
 //! the app can send it URLs: a flood costs one thread and a bounded queue (SECURITY 54).
 
 use std::sync::Arc;
@@ -126,8 +127,10 @@ fn work(state: &State, redirects: Receiver<String>) {
         let Ok(keylink) = state.keylink() else {
             continue;
         };
-        if let keylink::link::Delivery::Completed(result) = keylink.deliver_redirect(&url) {
-            state.redirect_finished(result);
+        match keylink.deliver_redirect(&url) {
+            keylink::link::Delivery::Completed(result) => state.redirect_finished(result),
+            keylink::link::Delivery::SignedOut(provider) => state.signed_out(&provider),
+            _ => {}
         }
     }
 }

@@ -498,3 +498,113 @@ fn an_argument_that_is_not_utf8_is_no_redirect_and_no_panic() {
     let text: Vec<String> = crate::redirects::text_arguments(args.into_iter()).collect();
     assert_eq!(text, ["test.keylink:/callback/work?code=c&state=s"]);
 }
+
+/// The provider's sign-out confirmation, delivered by the OS before the page listens (it may
+/// cold-start the app), is kept for the first listener as "signed out of <name>": no account
+/// linked, no error, nothing of the URL.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_sign_out_confirmation_reaches_the_first_listener_with_the_providers_name() {
+    use std::sync::{Arc, Mutex};
+    let _names = SINGLE_INSTANCE_NAMES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let bus = zbus::blocking::Connection::session()
+        .expect("a D-Bus session bus (run the tests under scripts/with-keyring.sh)");
+    bus.request_name("test.keylink.signout.SingleInstance")
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("data");
+    let mut context = tauri::test::mock_context(tauri::test::noop_assets());
+    context.config_mut().identifier = "test.keylink.signout".into();
+    context.config_mut().plugins.0.insert(
+        "keylink".into(),
+        serde_json::json!({
+            "providers": { "work": { "name": "Work Login", "issuer": "https://127.0.0.1:9",
+                                     "client_id": "x" } }
+        }),
+    );
+    let app = tauri::test::mock_builder()
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(
+            crate::Builder::new()
+                .register_scheme(false)
+                .keylink(move |b| b.data_dir(data_dir))
+                .build(),
+        )
+        .build(context)
+        .unwrap();
+    let state = tauri::Manager::state::<Arc<crate::State>>(&app)
+        .inner()
+        .clone();
+    crate::deliver_arguments(
+        app.handle(),
+        ["test.keylink.signout:/signed-out/work?state=returned-state-value".to_owned()],
+    );
+    let start = std::time::Instant::now();
+    while state.watchers.lock().unwrap().pending.is_empty() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let heard = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = heard.clone();
+    state.watch(tauri::ipc::Channel::new(move |body| {
+        if let tauri::ipc::InvokeResponseBody::Json(json) = body {
+            sink.lock().unwrap().push(json);
+        }
+        Ok(())
+    }));
+    let heard = heard.lock().unwrap();
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    let change: serde_json::Value = serde_json::from_str(&heard[0]).unwrap();
+    assert_eq!(
+        change["signedOut"],
+        serde_json::json!({ "provider": "work", "name": "Work Login" })
+    );
+    assert_eq!(change["linked"], serde_json::Value::Null);
+    assert_eq!(change["error"], serde_json::Value::Null);
+    assert!(
+        !heard[0].contains("returned-state-value") && !heard[0].contains("signed-out"),
+        "{}",
+        heard[0]
+    );
+    drop(heard);
+    drop(app);
+    bus.release_name("test.keylink.signout.SingleInstance")
+        .unwrap();
+}
+
+/// What `unlink` with `signOut` says: a kind the page can test and a sentence naming the
+/// provider, the reason of a failure without the sign-out URL's secrets.
+#[test]
+fn each_sign_out_outcome_is_a_kind_and_a_sentence_naming_the_provider() {
+    use crate::dto::SignOut;
+    let cases = [
+        (
+            keylink::token::SignOut::Opened,
+            "opened",
+            "Your browser opened Demo's sign-out page",
+        ),
+        (
+            keylink::token::SignOut::NotSupported,
+            "not_supported",
+            "Demo offers no sign-out, so you are still signed in there",
+        ),
+        (
+            keylink::token::SignOut::NoIdToken,
+            "no_id_token",
+            "you are still signed in there",
+        ),
+        (
+            keylink::token::SignOut::Failed("the browser could not be started".into()),
+            "failed",
+            "Signing out at Demo failed (the browser could not be started), so you may still be signed in there",
+        ),
+    ];
+    for (core, kind, sentence) in cases {
+        let (dto, message) = SignOut::from_core(&core, "Demo");
+        assert_eq!(serde_json::to_value(dto).unwrap(), kind);
+        assert!(message.contains(sentence), "{message}");
+        assert!(message.ends_with('.'), "{message}");
+    }
+}

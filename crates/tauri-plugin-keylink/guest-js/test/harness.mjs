@@ -100,10 +100,12 @@ export class FakePlugin {
   }
 
   /** A change as State::send_change makes it: to every listener, else kept if an outcome. */
-  change({ accounts = [], linked = null, error = null }) {
-    const change = { accounts, linked, error }
+  change({ accounts = [], linked = null, error = null, signedOut = null }) {
+    const change = { accounts, linked, error, signedOut }
     for (const w of this.watchers) w.send(change)
-    if (this.watchers.length === 0 && (linked !== null || error !== null)) this.pending.push(change)
+    if (this.watchers.length === 0 && (linked !== null || error !== null || signedOut !== null)) {
+      this.pending.push(change)
+    }
   }
 
   /** A progress message on a command's channel, delivered at once. */
