@@ -35,7 +35,14 @@ export const link = (provider, { device = false, account = null, scopes = null, 
 });
 /** Asks the provider who the stored tokens belong to. */
 export const checkConnection = (account) => call((k) => k.checkConnection(account));
-/** Revokes and removes an account. */
-export const unlink = (account) => call((k) => k.unlink(account));
-/** Calls `callback` with every change of the accounts, and what a redirect nobody waited for did. */
+/**
+ * Revokes and removes an account; with `signOut` ("Sign out everywhere"), the browser also
+ * opens the provider's sign-out page, and the result says whether it did, or why not.
+ */
+export const unlink = (account, { signOut = false } = {}) =>
+  call((k) => (signOut ? k.unlink(account, { signOut: true }) : k.unlink(account)));
+/**
+ * Calls `callback` with every change of the accounts, and what a redirect nobody waited for
+ * did: an account linked, an error, or a provider's confirmation that the person signed out.
+ */
 export const onAccountsChanged = (callback) => call((k) => k.onAccountsChanged(callback));

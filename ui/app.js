@@ -125,6 +125,7 @@ function notify(kind, headline, message) {
   // A few at most, so they never pile up over the page: the oldest goes first.
   while (notices.children.length > MAX_NOTICES) notices.firstElementChild.remove();
   if (kind === 'success') setTimeout(() => box.remove(), 15000);
+  return box;
 }
 
 function notifyError(error) {
@@ -166,6 +167,14 @@ function accountsChanged(change) {
   if (change.error) {
     if (change.error.code === 'cancelled') notify('info', change.error.message);
     else notifyError(change.error);
+  }
+  if (change.signedOut) {
+    // The "continue in your browser" notice of this provider has had its answer.
+    for (const waiting of document.querySelectorAll(`.notice[data-signing-out="${CSS.escape(change.signedOut.provider)}"]`)) {
+      waiting.remove();
+    }
+    notify('success', `You are signed out of ${change.signedOut.name}.`,
+      'The provider ended your session in the browser; signing in there again asks for your password.');
   }
   // Read again rather than take the list: a change kept since a cold start may be older than
   // what the page has already read.
@@ -458,15 +467,23 @@ function confirmUnlink(account) {
   $('unlink-cancel').focus();
 }
 
-async function unlinkConfirmed() {
+async function unlinkConfirmed({ signOut = false } = {}) {
   const account = unlinkTarget;
   unlinkTarget = null;
   if (!account) return;
   try {
-    const report = await api.unlink(account.id);
+    const report = await api.unlink(account.id, { signOut });
     connections.delete(account.id);
     notify('success', `${accountLabel(account)} was unlinked.`,
       report.warning || (report.revoked ? 'The provider revoked Keylink\'s access.' : 'The tokens were removed from this computer.'));
+    // Whether the browser opened the provider's sign-out page, or why not: the person
+    // must know when they are still signed in there.
+    if (report.signOutMessage) {
+      const box = notify(report.signOut === 'failed' ? 'error' : 'info',
+        report.signOut === 'opened' ? 'Continue in your browser to sign out.' : 'You are still signed in at the provider.',
+        report.signOutMessage);
+      if (report.signOut === 'opened') box.dataset.signingOut = account.provider;
+    }
   } catch (error) {
     notifyError(error);
   }
@@ -506,6 +523,8 @@ $('linking-retry').addEventListener('click', () => linkView && beginLink(linkVie
 $('unlink-dialog').addEventListener('close', () => {
   if ($('unlink-dialog').returnValue === 'unlink') {
     unlinkConfirmed();
+  } else if ($('unlink-dialog').returnValue === 'signout') {
+    unlinkConfirmed({ signOut: true });
   } else {
     unlinkTarget = null;
   }

@@ -520,6 +520,108 @@ test('(j) an account row shows its permissions; Allow more asks for the optional
   }
 });
 
+test('(k) Sign out everywhere: the account goes, the provider ends its session, and the app says so when the browser comes back', async () => {
+  // Accounts of their own; a browser that keeps its cookies between runs, as a person's does,
+  // so the provider's session outlives the sign-in; the provider's confirmation comes back
+  // through xdg-open, as a sign-in's redirect does.
+  const env = scenarioEnv('k', {
+    KEYLINK_UA_LOGIN: 'grace',
+    KEYLINK_UA_HANDLER: 'xdg-open',
+    KEYLINK_UA_COOKIES: join(root, 'k-cookies.json'),
+    KEYLINK_DATA_DIR: join(root, 'k-data'),
+  });
+  const driver = await startDriver(env, join(root, 'k', 'driver.log'));
+  try {
+    const session = await launch(driver);
+    // Everything onAccountsChanged hands the page, as JSON.
+    await session.execute(`
+      window.__changes = [];
+      window.__TAURI__.keylink.onAccountsChanged((c) => window.__changes.push(JSON.stringify(c)));
+    `);
+    const signIn = async (what) => {
+      await session.clickCss('button.link[data-provider="demo"]');
+      await waitFor('the "Continue in your browser" screen', async () =>
+        (await session.textOf('#linking')).includes('Continue in your browser'));
+      writeFileSync(env.KEYLINK_TEST_GATE, 'go');
+      await waitFor(what, async () => (await accountNames(session)).includes('Grace'), 30000);
+    };
+
+    const ipcStart = ipcResponses.length;
+    const start = await idp.stats();
+    await signIn('Grace in the accounts list');
+    const first = await idp.stats();
+    assert.equal(first.logins, start.logins + 1, 'the first sign-in showed the login page');
+    // While the provider's session lasts, signing in again shows no login page (what
+    // signing out is to change).
+    await session.clickCss('button.link[data-provider="demo"]');
+    await waitFor('the "Continue in your browser" screen', async () =>
+      (await session.textOf('#linking')).includes('Continue in your browser'));
+    writeFileSync(env.KEYLINK_TEST_GATE, 'go');
+    await waitFor('the second sign-in', async () =>
+      (await idp.stats()).token_requests.authorization_code === first.token_requests.authorization_code + 1, 30000);
+    await waitFor('back to the accounts', async () => (await session.textOf('#linking')) === '', 20000);
+    const linked = await idp.stats();
+    assert.equal(linked.logins, first.logins, 'the provider knew the browser: no login page');
+    const [grace] = await listJson(env);
+    assert.equal(grace.email, 'grace@example.test');
+    await collectTokens(env);
+    const card = `.account[data-account="${grace.id}"]`;
+
+    await session.clickCss(`${card} button.unlink`);
+    await waitFor('the unlink dialog', () => session.execute('return document.getElementById("unlink-dialog").open'));
+    assert.equal(await session.textOf('#unlink-signout'), 'Sign out everywhere');
+    await snapshot(session, 'k1-sign-out-everywhere');
+    await session.clickCss('#unlink-signout');
+    await waitFor('Grace to be gone', async () => !(await accountNames(session)).includes('Grace'), 20000);
+    assert.deepEqual(await listJson(env), [], 'keylink list shows no account');
+    const notices = await session.textOf('#notices');
+    assert.match(notices, /Grace \(grace@example\.test\) was unlinked/);
+    assert.match(notices, /Continue in your browser to sign out\.\s*Your browser opened Demo provider's sign-out page/);
+    assert.doesNotMatch(notices, /You are signed out/, 'not before the provider confirms');
+    const unlinked = await idp.stats();
+    assert.equal(unlinked.revocations, linked.revocations + 1, 'revoked at the provider');
+    assert.equal(unlinked.sign_outs, linked.sign_outs, 'the session ends only once the person confirms');
+
+    // The browser confirms at the provider, which sends it back to dev.keylink:/signed-out/demo.
+    writeFileSync(env.KEYLINK_TEST_GATE, 'go');
+    await waitFor('"You are signed out of Demo provider"', async () =>
+      /You are signed out of Demo provider\./.test(await session.textOf('#notices')), 30000);
+    assert.equal((await idp.stats()).sign_outs, linked.sign_outs + 1, 'the provider ended the session');
+    assert.match(readFileSync(env.KEYLINK_UA_LOG, 'utf8'), /\/session\/end/, 'the browser went to the end_session_endpoint');
+    assert.deepEqual(await listJson(env), [], 'the confirmation linked nothing');
+    assert.doesNotMatch(await session.textOf('#notices'), /Continue in your browser to sign out/, 'answered, so gone');
+    await snapshot(session, 'k2-signed-out');
+
+    // What the page heard: the provider's name, and nothing of the URL or a token.
+    const changes = await session.execute('return window.__changes');
+    const confirmation = changes.map((c) => JSON.parse(c)).find((c) => c.signedOut);
+    assert.deepEqual(confirmation.signedOut, { provider: 'demo', name: 'Demo provider' });
+    assert.equal(confirmation.linked, null);
+    assert.equal(confirmation.error, null);
+    await collectIpc(session);
+    const unlinkAnswer = ipcResponses.slice(ipcStart).find((r) => /keylink(%7C|\|)unlink/.test(r.url));
+    assert.ok(unlinkAnswer, 'the unlink answer was recorded');
+    assert.match(unlinkAnswer.body, /"signOut":"opened"/);
+    for (const body of [...changes, unlinkAnswer.body]) {
+      assert.doesNotMatch(body, /https?:|id_token|signed-out|session\/end|state=/, body);
+      for (const token of tokens) assert.ok(!body.includes(token), 'a token reached the page');
+    }
+
+    // The same browser signs in again (the notices dismissed, as a person would, so the Link
+    // button is in reach): the provider asks for the login again.
+    while (await session.execute('return document.querySelectorAll("#notices .notice").length') > 0) {
+      await session.clickCss('#notices .notice .dismiss');
+    }
+    await signIn('Grace linked again');
+    assert.equal((await idp.stats()).logins, linked.logins + 1, 'the next link showed the login page');
+    await collectTokens(env);
+    await collectIpc(session);
+    await session.delete();
+  } finally {
+    await driver.stop();
+  }
+});
+
 test('(e) no IPC response during the run contains any of the tokens', () => {
   // Alice's and Bob's access, refresh and ID tokens (Bob's twice).
   assert.ok(tokens.size >= 9, `tokens were collected (${tokens.size})`);
