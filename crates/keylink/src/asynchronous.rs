@@ -110,6 +110,19 @@ impl AsyncKeylink {
         on_blocking_pool(move || keylink.access_token(&account, min_ttl)).await
     }
 
+    /// An access token limited to some of the account's granted scopes and to one API
+    /// ([`Keylink::access_token_for`]: a scope never granted is refused before anything is
+    /// sent; single-flight; cached apart from the account's own token).
+    pub async fn access_token_for(
+        &self,
+        account: &AccountId,
+        request: &crate::token::TokenRequest,
+        min_ttl: Duration,
+    ) -> Result<crate::token::ApiToken, Error> {
+        let (keylink, account, request) = (self.inner.clone(), account.clone(), request.clone());
+        on_blocking_pool(move || keylink.access_token_for(&account, &request, min_ttl)).await
+    }
+
     /// Links an account: runs the link session for `start` until it is linked, fails, is
     /// cancelled or `timeout` passes, handing each step to `progress`
     /// ([`Keylink::link`], [`LinkSession::run`](crate::LinkSession::run)). Dropping the

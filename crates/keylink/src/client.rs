@@ -318,6 +318,28 @@ impl Keylink {
         crate::asynchronous::off_runtime(|| self.tokens.access_token(&self.ctx, account, secs))
     }
 
+    /// An access token for `account` limited to some of its granted scopes and to one API
+    /// (`request`: RFC 6749 §6 down-scoped refresh, RFC 8707 resource indicators), refreshed
+    /// first when it expires within `min_ttl`; the empty request is
+    /// [`Keylink::access_token`]'s token.
+    ///
+    /// A scope the account was never granted is [`Error::ScopeNotGranted`], and nothing is
+    /// sent. Each (scopes, resource) token is kept in memory and in the keychain under its
+    /// own key beside the account's tokens, refreshed single-flight under the account's lock;
+    /// a refresh token the provider rotates replaces the account's, stored first. Unlinking
+    /// deletes them all.
+    pub fn access_token_for(
+        &self,
+        account: &AccountId,
+        request: &crate::tokens::TokenRequest,
+        min_ttl: Duration,
+    ) -> Result<crate::tokens::ApiToken, Error> {
+        let secs = min_ttl.as_secs();
+        crate::asynchronous::off_runtime(|| {
+            self.tokens.limited_token(&self.ctx, account, request, secs)
+        })
+    }
+
     /// A new access token for an account whose token a server refused (HTTP 401) although it
     /// had not expired, such as a git server's answer that made git call its helper's
     /// `erase` (SECURITY 44): one refresh, at most once a minute per account (SECURITY 49;

@@ -49,6 +49,19 @@ pub enum Error {
         "{0:?} is not a valid scope: a scope is one word of printable ASCII characters without quotes or backslashes"
     )]
     InvalidScope(String),
+    /// A resource asked for is not an absolute URI without a fragment (RFC 8707 §2); nothing
+    /// was requested.
+    #[error("{0:?} is not a valid resource: it must be an absolute URI without a fragment")]
+    InvalidResource(String),
+    /// A token was asked for with a scope the account was never granted; nothing was
+    /// requested (a refresh cannot widen a grant, RFC 6749 §6).
+    #[error("the account {account} was not granted {}", scopes.join(" "))]
+    ScopeNotGranted {
+        /// The account id.
+        account: AccountId,
+        /// The scopes it lacks.
+        scopes: Vec<String>,
+    },
     /// More than one account has this email.
     #[error("more than one linked account has the email \"{0}\"")]
     AmbiguousAccount(String),
@@ -229,6 +242,9 @@ impl Error {
                 format!("reconnect again and sign in as {expected}")
             }
             Error::NoRefreshToken(..) => "link the account again".to_owned(),
+            Error::ScopeNotGranted { .. } => {
+                "reconnect the account and allow those permissions".to_owned()
+            }
             Error::Interrupted => "try again".to_owned(),
             Error::LinkFailed { remedy, .. } => return remedy.clone(),
             Error::Config(e) => return e.remedy(),
@@ -339,6 +355,7 @@ impl Error {
             Error::Config(_) | Error::Http(_) | Error::Identity(_) | Error::InvalidScope(_) => {
                 ErrorCode::Config
             }
+            Error::InvalidResource(_) => ErrorCode::Config,
             Error::UnknownProvider(_) | Error::UnknownAccount(_) | Error::AmbiguousAccount(_) => {
                 ErrorCode::NotFound
             }
@@ -347,9 +364,10 @@ impl Error {
             | Error::SignInDeclined(_)
             | Error::Loopback(LoopbackError::Cancelled) => ErrorCode::Cancelled,
             Error::LinkTimedOut(_) | Error::Loopback(_) => ErrorCode::Timeout,
-            Error::NeedsRelink(_) | Error::NoRefreshToken(_) | Error::IssuerChanged { .. } => {
-                ErrorCode::NeedsRelink
-            }
+            Error::NeedsRelink(_)
+            | Error::NoRefreshToken(_)
+            | Error::IssuerChanged { .. }
+            | Error::ScopeNotGranted { .. } => ErrorCode::NeedsRelink,
             Error::Store(_) => ErrorCode::Keychain,
             Error::Device(_)
             | Error::Discovery(_)

@@ -316,14 +316,21 @@ pub(crate) fn refresh(
     provider: &ProviderConfig,
     metadata: &Metadata,
     refresh_token: &RefreshToken,
+    limit: &crate::tokens::TokenRequest,
     now: UnixTime,
 ) -> Result<TokenSet, ExchangeError> {
     let client = token_client(provider, metadata);
     let seen = Observed::default();
     let token = oauth2::RefreshToken::new(refresh_token.secret().to_owned());
-    let result = client
-        .exchange_refresh_token(&token)
-        .request(&observing(http, &seen, now));
+    let mut request = client.exchange_refresh_token(&token);
+    // RFC 6749 §6: a narrower scope than granted; RFC 8707 §2.2: the API the token is for.
+    for scope in limit.scopes() {
+        request = request.add_scope(oauth2::Scope::new(scope.clone()));
+    }
+    if let Some(resource) = limit.resource_uri() {
+        request = request.add_extra_param("resource", resource);
+    }
+    let result = request.request(&observing(http, &seen, now));
     classify(result, &seen, now)
 }
 

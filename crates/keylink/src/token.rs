@@ -16,4 +16,6 @@
 
 pub use crate::logout::SignOut;
 pub use crate::secret::{AccessToken, ClientSecret, IdToken, RefreshToken, SecretString};
-pub use crate::tokens::{MAX_RETRY_WAIT, REFRESH_ATTEMPTS, Revocation, UnlinkReport};
+pub use crate::tokens::{
+    ApiToken, MAX_RETRY_WAIT, REFRESH_ATTEMPTS, Revocation, TokenRequest, UnlinkReport,
+};

@@ -15,6 +15,9 @@ use crate::provider::{Metadata, ProviderConfig};
 use crate::secret::AccessToken;
 use crate::store::{Account, AccountStatus, decode_tokens, encode_tokens};
 
+mod limited;
+pub use limited::{ApiToken, TokenRequest};
+
 /// An access token this process holds.
 #[derive(Clone)]
 struct CachedToken {
@@ -64,6 +67,8 @@ pub(crate) struct TokenSource {
     cache: std::sync::Mutex<HashMap<AccountId, CachedToken>>,
     /// When a refused access token last set off a refresh, by account.
     rejected_refreshes: std::sync::Mutex<HashMap<AccountId, UnixTime>>,
+    /// Limited access tokens this process holds, by account and request digest.
+    limited: std::sync::Mutex<HashMap<(AccountId, String), CachedToken>>,
 }
 
 impl TokenSource {
@@ -138,30 +143,7 @@ impl TokenSource {
             return Ok(token);
         }
         let account = ctx.account_by_id(account)?;
-        // Before anything is read or sent: tokens go only to the issuer they came from
-        // (SECURITY 52). A provider no longer configured is found out below, when it is
-        // needed.
-        if let Ok(provider) = ctx.provider(&account.provider)
-            && let Some(configured) = crate::identity::changed_issuer(ctx, provider, &account)?
-        {
-            tracing::warn!(account = %account.id, "the provider's issuer changed since the account was linked");
-            if account.status != AccountStatus::NeedsRelink {
-                ctx.index()?.update(|accounts| {
-                    if let Some(a) = accounts.iter_mut().find(|a| a.id == account.id) {
-                        a.status = AccountStatus::NeedsRelink;
-                    }
-                })?;
-            }
-            return Err(Error::IssuerChanged {
-                linked: account.issuer.to_string(),
-                provider: account.provider.to_string(),
-                account: account.id,
-                configured: crate::text::printable(&configured, 200),
-            });
-        }
-        if account.status == AccountStatus::NeedsRelink {
-            return Err(Error::NeedsRelink(account.id));
-        }
+        check_usable(ctx, &account)?;
         let secrets = ctx.secrets()?;
         let key = ctx.token_key(&account.id)?;
         let load = || -> Result<TokenSet, Error> {
@@ -203,28 +185,15 @@ impl TokenSource {
         }
         let provider = ctx.provider(&account.provider)?;
         let metadata = ctx.metadata(provider)?;
-        match refresh_with_retries(ctx, provider, &metadata, &refresh_token) {
+        match refresh_with_retries(
+            ctx,
+            provider,
+            &metadata,
+            &refresh_token,
+            &TokenRequest::default(),
+        ) {
             Ok(mut new) => {
-                // An ID token that comes with a refresh is checked like the first one and
-                // must name the same person (OIDC Core §12.2, SECURITY 42); otherwise
-                // nothing is stored.
-                if let Some(id_token) = &new.id_token
-                    && provider.is_oidc()
-                {
-                    let claims = crate::identity::validate_id_token(
-                        ctx,
-                        provider,
-                        &metadata,
-                        id_token,
-                        None,
-                        ctx.now(),
-                    )?;
-                    if claims.subject != account.subject || account.issuer.as_str() != claims.issuer
-                    {
-                        tracing::warn!(account = %account.id, "refreshed ID token names another subject");
-                        return Err(Error::RefreshedIdentityMismatch(account.id.clone()));
-                    }
-                }
+                check_refreshed_identity(ctx, provider, &metadata, &account, &new)?;
                 // Keep what the provider did not resend (RFC 6749 §6: a new refresh token is
                 // optional).
                 if new.refresh_token.is_none() {
@@ -279,6 +248,7 @@ impl TokenSource {
     #[cfg(unix)]
     pub(crate) fn forget_all(&self) {
         self.lock_cache().clear();
+        self.lock_limited().clear();
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<AccountId, CachedToken>> {
@@ -327,8 +297,12 @@ impl TokenSource {
         // Read before the tokens are deleted: the ID token is the provider's hint.
         let sign_out = sign_out
             .map(|browser| crate::logout::sign_out(ctx, browser, &account, tokens.as_ref()));
+        // The limited tokens first: the account's own entry is what says it is linked.
+        limited::delete_all(secrets.as_ref(), &key)?;
         secrets.delete(&key)?;
         self.lock_cache()
+            .retain(|_, cached| cached.account != account.id);
+        self.lock_limited()
             .retain(|_, cached| cached.account != account.id);
         let id = account.id.clone();
         ctx.index()?
@@ -341,6 +315,58 @@ impl TokenSource {
     }
 }
 
+/// Refuses an account whose tokens must not be used: its provider's issuer changed since it
+/// was linked (marked `needs_relink`), or it already needs linking again.
+fn check_usable(ctx: &Context, account: &Account) -> Result<(), Error> {
+    // Before anything is read or sent: tokens go only to the issuer they came from
+    // (SECURITY 52). A provider no longer configured is found out below, when it is
+    // needed.
+    if let Ok(provider) = ctx.provider(&account.provider)
+        && let Some(configured) = crate::identity::changed_issuer(ctx, provider, account)?
+    {
+        tracing::warn!(account = %account.id, "the provider's issuer changed since the account was linked");
+        if account.status != AccountStatus::NeedsRelink {
+            ctx.index()?.update(|accounts| {
+                if let Some(a) = accounts.iter_mut().find(|a| a.id == account.id) {
+                    a.status = AccountStatus::NeedsRelink;
+                }
+            })?;
+        }
+        return Err(Error::IssuerChanged {
+            linked: account.issuer.to_string(),
+            provider: account.provider.to_string(),
+            account: account.id.clone(),
+            configured: crate::text::printable(&configured, 200),
+        });
+    }
+    if account.status == AccountStatus::NeedsRelink {
+        return Err(Error::NeedsRelink(account.id.clone()));
+    }
+    Ok(())
+}
+
+/// An ID token that comes with a refresh is checked like the first one and must name the
+/// same person (OIDC Core §12.2, SECURITY 42); otherwise nothing is stored.
+fn check_refreshed_identity(
+    ctx: &Context,
+    provider: &ProviderConfig,
+    metadata: &Metadata,
+    account: &Account,
+    new: &TokenSet,
+) -> Result<(), Error> {
+    if let Some(id_token) = &new.id_token
+        && provider.is_oidc()
+    {
+        let claims =
+            crate::identity::validate_id_token(ctx, provider, metadata, id_token, None, ctx.now())?;
+        if claims.subject != account.subject || account.issuer.as_str() != claims.issuer {
+            tracing::warn!(account = %account.id, "refreshed ID token names another subject");
+            return Err(Error::RefreshedIdentityMismatch(account.id.clone()));
+        }
+    }
+    Ok(())
+}
+
 /// The refresh grant with bounded retries: at most [`REFRESH_ATTEMPTS`] attempts, backing
 /// off exponentially or as long as `Retry-After` asks (up to [`MAX_RETRY_WAIT`]), and only
 /// for errors where a retry cannot replay a token the provider already consumed.
@@ -349,11 +375,19 @@ fn refresh_with_retries(
     provider: &ProviderConfig,
     metadata: &Metadata,
     refresh_token: &crate::secret::RefreshToken,
+    limit: &TokenRequest,
 ) -> Result<TokenSet, exchange::ExchangeError> {
     let mut backoff = Duration::from_millis(500);
     let mut attempt = 1;
     loop {
-        let result = exchange::refresh(ctx.http(), provider, metadata, refresh_token, ctx.now());
+        let result = exchange::refresh(
+            ctx.http(),
+            provider,
+            metadata,
+            refresh_token,
+            limit,
+            ctx.now(),
+        );
         match result {
             Err(e) if e.is_retryable() && attempt < REFRESH_ATTEMPTS => {
                 let wait = e.retry_after().map(Duration::from_secs).unwrap_or(backoff);
