@@ -18,7 +18,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { parseArgs } from 'node:util';
 
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 // oidc-provider prints its "NOTICE" messages with console.info, i.e. to
 // stdout (only at run time, never while being imported). Stdout is reserved
@@ -47,7 +47,7 @@ function usage(message) {
       + '[--interactive] [--access-ttl SECS]\n'
       + '                      [--device-ttl SECS] [--device-interval SECS] '
       + '[--device-poll-interval SECS]\n'
-      + '                      [--confidential-client ID:SECRET]\n',
+      + '                      [--confidential-client ID:SECRET] [--api-resources]\n',
   );
   process.exit(2);
 }
@@ -74,6 +74,7 @@ function parseCommandLine() {
         'device-interval': { type: 'string', default: '5' },
         'device-poll-interval': { type: 'string' },
         'confidential-client': { type: 'string' },
+        'api-resources': { type: 'boolean', default: false },
       },
       strict: true,
       allowPositionals: false,
@@ -108,8 +109,49 @@ function parseCommandLine() {
       ? undefined
       : parseInteger('device-poll-interval', values['device-poll-interval'], 0, 3600),
     confidentialClient,
+    apiResources: values['api-resources'],
   };
 }
+
+// ---------------------------------------------------------------------------
+// Two test APIs (RFC 8707 resource indicators), with --api-resources: a refresh with
+// `resource` gets a JWT access token whose `aud` is that API, limited to its scope.
+
+const API_RESOURCES = {
+  'https://api-a.example.test': 'calendar',
+  'https://api-b.example.test': 'files',
+};
+
+function resourceIndicators(options) {
+  if (!options.apiResources) {
+    // As before: a `resource` parameter is refused (invalid_target).
+    return { enabled: true };
+  }
+  return {
+    enabled: true,
+    // The client is preauthorised for both test APIs: an authorization request that names
+    // none names both (RFC 8707 §2.1), so the grant and its refresh tokens may serve them. A
+    // token request without `resource` stays the userinfo token it always was.
+    defaultResource: async (ctx, _client, oneOf) => (
+      !oneOf && ctx.oidc.route === 'authorization' ? Object.keys(API_RESOURCES) : undefined
+    ),
+    useGrantedResource: async () => false,
+    getResourceServerInfo: async (_ctx, resource) => {
+      const scope = API_RESOURCES[resource];
+      if (!scope) {
+        throw new errors.InvalidTarget();
+      }
+      return {
+        scope,
+        audience: resource,
+        accessTokenTTL: 3600,
+        accessTokenFormat: 'jwt',
+        jwt: { sign: { alg: 'RS256' } },
+      };
+    },
+  };
+}
+
 
 // ---------------------------------------------------------------------------
 // Accounts: any login name is a valid account; its claims derive from it.
@@ -544,7 +586,7 @@ function automatedInteractions(provider) {
 // Provider configuration.
 
 function providerConfiguration({
-  interactive, accessTtl, deviceTtl, confidentialClient,
+  interactive, accessTtl, deviceTtl, confidentialClient, apiResources,
 }) {
   // A fresh signing key per run: nothing outlives the process anyway.
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -593,7 +635,8 @@ function providerConfiguration({
     cookies: { keys: ['keylink-test-idp-cookie-key'] },
     // "calendar" stands for an API scope an app asks for later (incremental
     // consent); nothing asks for it unless a test does.
-    scopes: ['openid', 'offline_access', 'calendar'],
+    // With --api-resources "files" is one too, the scope of the second test API.
+    scopes: ['openid', 'offline_access', 'calendar', ...(apiResources ? ['files'] : [])],
     // Standard claims per scope; "profile" and "email" become supported scopes.
     claims: {
       openid: ['sub'],
@@ -609,6 +652,7 @@ function providerConfiguration({
       ctx.body = out;
     },
     features: {
+      resourceIndicators: resourceIndicators({ apiResources }),
       devInteractions: { enabled: interactive },
       revocation: {
         enabled: true,
