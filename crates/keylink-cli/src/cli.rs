@@ -93,6 +93,12 @@ enum Commands {
         /// Refresh when the token expires within this many seconds.
         #[arg(long, default_value_t = 60)]
         min_ttl: u64,
+        /// A token limited to this granted scope (repeatable; RFC 6749 §6).
+        #[arg(long = "scope", value_name = "S")]
+        scopes: Vec<String>,
+        /// A token for this API only (an absolute URI; RFC 8707).
+        #[arg(long, value_name = "URI")]
+        resource: Option<String>,
         /// Print JSON with the token and its expiry.
         #[arg(long)]
         json: bool,
@@ -390,11 +396,15 @@ pub(crate) fn open(app: Option<&str>) -> Result<Keylink, Error> {
 /// Runs `command`; `agent_asked` when the token agent already had its chance to answer it.
 fn run(app: Option<&str>, command: Commands, agent_asked: bool) -> Result<(), Error> {
     #[cfg(unix)]
+    // The agent serves the account's own token only: a limited one is asked for below.
     if let Commands::Token {
         account,
         min_ttl,
+        scopes,
+        resource: None,
         json,
     } = &command
+        && scopes.is_empty()
         && !agent_asked
         && token_from_agent(app, account, *min_ttl, *json)?
     {
@@ -557,10 +567,25 @@ fn run(app: Option<&str>, command: Commands, agent_asked: bool) -> Result<(), Er
         Commands::Token {
             account,
             min_ttl,
+            scopes,
+            resource,
             json,
         } => {
             // The account as the person named it: its id or its email.
             let id = keylink.account(&account)?.id;
+            if !scopes.is_empty() || resource.is_some() {
+                let mut request = keylink::token::TokenRequest::new();
+                for scope in &scopes {
+                    request = request.scope(scope)?;
+                }
+                if let Some(resource) = &resource {
+                    request = request.resource(resource)?;
+                }
+                let token =
+                    keylink.access_token_for(&id, &request, Duration::from_secs(min_ttl))?;
+                print_token(&id, &token.access_token, token.expires_at, json);
+                return Ok(());
+            }
             let token = keylink.access_token(&id, Duration::from_secs(min_ttl))?;
             // Read again: a refresh just now moved the expiry.
             let a = keylink.account(id.as_str())?;
@@ -785,6 +810,11 @@ fn advice(e: &Error) -> Option<String> {
         Error::InvalidScope(_) => "give each scope to its own --scope, spelled as the provider documents it".into(),
         Error::Browser(_) => "use --device to sign in from another device, or --no-browser to open the printed URL yourself (or set BROWSER)".into(),
         Error::NeedsRelink(_) => "run `keylink link` for its provider".into(),
+        Error::ScopeNotGranted { account, scopes } => format!(
+            "run `keylink reconnect {account}{}` to ask for it",
+            scopes.iter().map(|s| format!(" --scope {s}")).collect::<String>()
+        ),
+        Error::InvalidResource(_) => "give --resource the API's URI, such as https://api.example.com".into(),
         Error::Identity(IdentityError::DataDirUnknown(_)) => "set KEYLINK_DATA_DIR to an absolute path of your own".into(),
         Error::ChecksFailed(_) => "fix the lines marked fail above".into(),
         Error::LinkTimedOut(_) => "run the link again".into(),

@@ -10,11 +10,14 @@ fn plain(args: &[&str]) -> Option<TokenArgs> {
 fn clap(args: &[&str]) -> Option<TokenArgs> {
     let cli = Cli::try_parse_from(std::iter::once("keylink").chain(args.iter().copied())).ok()?;
     match cli.command {
+        // A limited token (--scope, --resource) is never the fast lane's.
         Commands::Token {
             account,
             min_ttl,
+            scopes,
+            resource: None,
             json,
-        } => Some(TokenArgs {
+        } if scopes.is_empty() => Some(TokenArgs {
             // clap also reads KEYLINK_APP; the fast lane's caller does that.
             app: cli.app,
             account,
@@ -57,6 +60,8 @@ fn everything_else_is_left_to_clap() {
         &["token", "--min-ttl", "-1", "a"],
         &["token", "--json=yes", "a"],
         &["token", "--scope", "mail", "a"],
+        &["token", "a", "--resource", "https://api.example.com"],
+        &["token", "--resource=https://api.example.com", "a"],
         &["token", "a", "--"],
         &["token", "--", "a"],
         &["list", "--json"],

@@ -42,3 +42,5 @@ mod kubectl;
 mod consent;
 // Signing out at the provider on unlink (RP-Initiated Logout): the session ends, the next link signs in again.
 mod signout;
+// Tokens per API (RFC 8707, down-scoped refresh): each API's own audience, one refresh, gone on unlink.
+mod resources;
