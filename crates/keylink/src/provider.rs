@@ -168,6 +168,9 @@ pub struct ProviderConfig {
     /// tokens to through [`Keylink::api_request`](crate::Keylink::api_request): exact
     /// origins, https (or http on loopback) only.
     pub api_origins: Vec<url::Origin>,
+    /// `[providers.<id>.apis."<origin>"]`: the token each API origin gets, limited to a
+    /// resource (RFC 8707) and scopes; see [`ProviderConfig::api_for`].
+    pub apis: BTreeMap<ServerOrigin, ApiConfig>,
     /// Set by a locked system policy: the user file cannot replace this provider.
     pub locked: bool,
     /// Defined by the system policy file (shown as such by `keylink providers` and the app).
@@ -182,6 +185,14 @@ impl ProviderConfig {
     /// True when this is an OpenID Connect provider (an ID token is expected and checked).
     pub fn is_oidc(&self) -> bool {
         self.issuer.is_some() && self.scopes.iter().any(|s| s == "openid")
+    }
+
+    /// The configured API whose origin is `url`'s, if any: what a request to `url` should
+    /// get its token with ([`ApiConfig::token_request`] for
+    /// [`Keylink::access_token_for`](crate::Keylink::access_token_for)).
+    pub fn api_for(&self, url: &Url) -> Option<&ApiConfig> {
+        let origin = ServerOrigin::parse(&url.origin().ascii_serialization()).ok()?;
+        self.apis.get(&origin)
     }
 
     /// The path of this provider's loopback redirect URI, `/callback/<provider-id>`.
@@ -205,6 +216,25 @@ impl ProviderConfig {
             RedirectKind::DeepLink => self.deep_link_redirect(app).to_string(),
             RedirectKind::Loopback => format!("http://127.0.0.1{}", self.loopback_path()),
         }
+    }
+}
+
+/// One API of a provider, `[providers.<id>.apis."<origin>"]`: the tokens sent to it are
+/// limited to `resource` (RFC 8707) and `scopes` (RFC 6749 §6), so that a token for one API
+/// never reaches another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApiConfig {
+    /// The resource indicator, an absolute URI without a fragment, exactly as written.
+    pub resource: Option<String>,
+    /// The scopes, each once; each must be one the account was granted.
+    pub scopes: Vec<String>,
+}
+
+impl ApiConfig {
+    /// The token request for this API.
+    pub fn token_request(&self) -> crate::tokens::TokenRequest {
+        crate::tokens::TokenRequest::for_api(self.resource.as_deref(), &self.scopes)
     }
 }
 

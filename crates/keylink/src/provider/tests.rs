@@ -130,6 +130,85 @@ fn an_optional_scope_that_could_never_be_asked_for_is_refused() {
 }
 
 #[test]
+fn each_api_origin_gets_its_resource_and_scopes() {
+    let config = load(&format!(
+        "{DEMO}[providers.demo.apis.\"https://api.example.com\"]\nresource = \"https://api.example.com\"\nscopes = [\"files.read\", \"files.read\"]\n[providers.demo.apis.\"https://calendar.example.com:443\"]\nscopes = [\"calendar\"]\n"
+    ))
+    .unwrap();
+    let demo = config.provider(&crate::ProviderId::new("demo")).unwrap();
+    let url = |u: &str| Url::parse(u).unwrap();
+    let api = demo
+        .api_for(&url("https://api.example.com/v1/items?x=1"))
+        .unwrap();
+    assert_eq!(api.resource.as_deref(), Some("https://api.example.com"));
+    assert_eq!(api.scopes, ["files.read"]);
+    let request = api.token_request();
+    assert_eq!(request.resource_uri(), Some("https://api.example.com"));
+    assert_eq!(request.scopes().collect::<Vec<_>>(), ["files.read"]);
+    // The default port is the same origin; another port, scheme or host is not.
+    let calendar = demo.api_for(&url("https://calendar.example.com/")).unwrap();
+    assert_eq!(
+        (calendar.resource.as_deref(), calendar.scopes.as_slice()),
+        (None, &["calendar".to_owned()][..])
+    );
+    assert!(
+        demo.api_for(&url("https://api.example.com:8443/"))
+            .is_none()
+    );
+    assert!(demo.api_for(&url("http://api.example.com/")).is_none());
+    assert!(demo.api_for(&url("https://other.example.com/")).is_none());
+    assert!(load(DEMO).unwrap().providers["demo"].apis.is_empty());
+}
+
+#[test]
+fn an_api_table_that_is_wrong_names_the_file_the_key_and_the_problem() {
+    let table = |origin: &str, body: &str| {
+        error(&format!(
+            "{DEMO}[providers.demo.apis.\"{origin}\"]\n{body}\n"
+        ))
+    };
+    let cases = [
+        (
+            table("https://api.example.com/v1", "scopes = [\"a\"]"),
+            "`providers.demo.apis.\"https://api.example.com/v1\"` must be an origin only",
+        ),
+        (
+            table("http://api.example.com", "scopes = [\"a\"]"),
+            "must be an https URL",
+        ),
+        (
+            table(
+                "https://api.example.com",
+                "resource = \"https://api.example.com#x\"",
+            ),
+            "`providers.demo.apis.\"https://api.example.com\".resource` is \"https://api.example.com#x\", which is not an absolute URI",
+        ),
+        (
+            table("https://api.example.com", "resource = \"/relative\""),
+            "not an absolute URI",
+        ),
+        (
+            table("https://api.example.com", "scopes = [\"two words\"]"),
+            "`providers.demo.apis.\"https://api.example.com\".scopes` contains the invalid scope",
+        ),
+        (
+            table("https://api.example.com", ""),
+            "names neither `resource` nor `scopes`",
+        ),
+    ];
+    for (message, expected) in cases {
+        assert!(message.starts_with("/etc/test.toml: "), "{message}");
+        assert!(message.contains(expected), "{message}");
+    }
+    let unknown = table("https://api.example.com", "audience = \"x\"");
+    assert!(unknown.contains("audience"), "{unknown}");
+    let twice = error(&format!(
+        "{DEMO}[providers.demo.apis.\"https://api.example.com\"]\nscopes = [\"a\"]\n[providers.demo.apis.\"https://api.example.com:443\"]\nscopes = [\"b\"]\n"
+    ));
+    assert!(twice.contains("a second time"), "{twice}");
+}
+
+#[test]
 fn syntax_errors_give_the_line_and_never_echo_the_file() {
     let text =
         "[providers.demo]\nclient_secret = \"s3cret-value\"\nredirect = \"carrier-pigeon\"\n";

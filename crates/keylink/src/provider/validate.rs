@@ -8,7 +8,9 @@ use serde::Deserialize;
 use url::Url;
 
 use super::presets::apply_preset;
-use super::{ConfigError, EndpointOverrides, ProviderConfig, RedirectKind};
+use super::{
+    ApiConfig, ConfigError, EndpointOverrides, ProviderConfig, RedirectKind, ServerOrigin,
+};
 use crate::http::is_allowed_endpoint;
 use crate::ids::ProviderId;
 use crate::secret::ClientSecret;
@@ -38,7 +40,18 @@ pub(super) struct RawProvider {
     #[serde(default)]
     pub(super) optional_scopes: Vec<String>,
     #[serde(default)]
+    pub(super) apis: BTreeMap<String, RawApi>,
+    #[serde(default)]
     pub(super) locked: bool,
+}
+
+/// `[providers.<id>.apis."<origin>"]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApi {
+    resource: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
 }
 
 /// Authorization parameters Keylink sets itself; a config may not override them.
@@ -258,6 +271,7 @@ pub(super) fn parse_provider(
         };
         api_origins.push(url.origin());
     }
+    let apis = parse_apis(file, id, raw.apis)?;
     Ok(ProviderConfig {
         id: ProviderId::new(id),
         name: raw.name.unwrap_or_else(|| id.to_owned()),
@@ -271,9 +285,88 @@ pub(super) fn parse_provider(
         endpoints,
         authorize_params: raw.authorize_params,
         api_origins,
+        apis,
         locked: raw.locked,
         from_policy: false,
         preset: raw.preset,
         quirks,
     })
+}
+
+/// `[providers.<id>.apis."<origin>"]`: for each API origin, the resource indicator (RFC 8707)
+/// and the scopes of the tokens sent there.
+fn parse_apis(
+    file: &Path,
+    id: &str,
+    raw: BTreeMap<String, RawApi>,
+) -> Result<BTreeMap<ServerOrigin, ApiConfig>, ConfigError> {
+    let mut apis = BTreeMap::new();
+    for (origin, api) in raw {
+        let key = |k: Option<&str>| {
+            let table = format!("providers.{id}.apis.{origin:?}");
+            k.map_or(table.clone(), |k| format!("{table}.{k}"))
+        };
+        let parsed = ServerOrigin::parse(&origin).map_err(|problem| {
+            invalid(
+                file,
+                &key(None),
+                &problem.replace(
+                    "a server only, such as https://git.example.com",
+                    "an origin only, such as https://api.example.com",
+                ),
+            )
+        })?;
+        if let Some(resource) = &api.resource {
+            let ok = Url::parse(resource).is_ok_and(|u| u.fragment().is_none())
+                && !resource.contains('#');
+            if !ok {
+                return Err(invalid(
+                    file,
+                    &key(Some("resource")),
+                    &format!(
+                        "is {:?}, which is not an absolute URI without a fragment (RFC 8707), such as https://api.example.com",
+                        crate::text::printable(resource, 100)
+                    ),
+                ));
+            }
+        }
+        let mut scopes: Vec<String> = Vec::new();
+        for scope in api.scopes {
+            if !crate::flow::is_scope_token(&scope) {
+                return Err(invalid(
+                    file,
+                    &key(Some("scopes")),
+                    &format!(
+                        "contains the invalid scope {:?}; a scope is one word of printable ASCII characters without quotes or backslashes",
+                        crate::text::printable(&scope, 100)
+                    ),
+                ));
+            }
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        if api.resource.is_none() && scopes.is_empty() {
+            return Err(invalid(
+                file,
+                &key(None),
+                "names neither `resource` nor `scopes`; give at least one, or remove the table",
+            ));
+        }
+        if apis.contains_key(&parsed) {
+            return Err(invalid(
+                file,
+                &key(None),
+                &format!("names the origin {parsed} a second time; keep one table for it"),
+            ));
+        }
+        apis.insert(
+            parsed,
+            ApiConfig {
+                resource: api.resource,
+                scopes,
+            },
+        );
+    }
+    Ok(apis)
 }

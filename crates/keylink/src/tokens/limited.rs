@@ -53,6 +53,15 @@ impl TokenRequest {
         Ok(self)
     }
 
+    /// The request a configured API's values make; they were checked when the configuration
+    /// was read.
+    pub(crate) fn for_api(resource: Option<&str>, scopes: &[String]) -> Self {
+        TokenRequest {
+            scopes: scopes.iter().cloned().collect(),
+            resource: resource.map(str::to_owned),
+        }
+    }
+
     /// The scopes asked for, sorted.
     pub fn scopes(&self) -> impl Iterator<Item = &String> {
         self.scopes.iter()
@@ -277,3 +286,6 @@ impl TokenSource {
         self.limited.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests;
