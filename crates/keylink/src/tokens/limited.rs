@@ -1,6 +1,7 @@
 //! Access tokens limited to some of the granted scopes (RFC 6749 §6) and to one API (RFC 8707
 //! resource indicators), each obtained with the account's refresh token and kept apart from
-//! the account's own access token, so that a token for one API never reaches another.
+//! the account's own access token, so that a token for one API never reaches another
+//! (SECURITY 58).
 
 use std::collections::BTreeSet;
 
