@@ -24,7 +24,7 @@ use crate::error::Error;
 use crate::http::MAX_BODY_BYTES;
 use crate::ids::AccountId;
 use crate::secret::AccessToken;
-use crate::tokens::TokenSource;
+use crate::tokens::{TokenRequest, TokenSource};
 
 /// A request to a provider's API, made with an account's access token
 /// ([`Keylink::api_request`](crate::Keylink::api_request)).
@@ -43,17 +43,68 @@ pub struct ApiRequest {
     pub headers: Vec<(String, String)>,
     /// The request body, if any.
     pub body: Option<Vec<u8>>,
+    /// The scopes the token is limited to (RFC 6749 §6), each one the account was granted;
+    /// empty for those configured for the URL's origin
+    /// (`[providers.<id>.apis."<origin>"]`), if any.
+    pub scopes: Vec<String>,
+    /// The API the token is limited to (RFC 8707 resource indicator); `None` for the one
+    /// configured for the URL's origin, if any.
+    pub resource: Option<String>,
 }
 
 impl ApiRequest {
-    /// A `GET` of `url` without extra headers.
+    /// A `GET` of `url` without extra headers, with the token configured for its origin.
     pub fn get(url: Url) -> Self {
         ApiRequest {
             method: "GET".into(),
             url,
             headers: Vec::new(),
             body: None,
+            scopes: Vec::new(),
+            resource: None,
         }
+    }
+
+    /// The same request with a token limited to `scopes` (instead of the origin's
+    /// configured ones).
+    pub fn with_scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The same request with a token limited to the API `resource` (instead of the origin's
+    /// configured one).
+    pub fn with_resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource = Some(resource.into());
+        self
+    }
+
+    /// What the token sent with this request is limited to: the scopes and resource asked
+    /// for, each defaulting to what the provider configures for the URL's origin; the empty
+    /// request (the account's own token) when neither names anything. Invalid values are
+    /// refused here, before anything is sent.
+    fn token_request(
+        &self,
+        provider: &crate::provider::ProviderConfig,
+    ) -> Result<TokenRequest, Error> {
+        let configured = provider.api_for(&self.url);
+        let scopes = if self.scopes.is_empty() {
+            configured.map_or(&[][..], |api| api.scopes.as_slice())
+        } else {
+            self.scopes.as_slice()
+        };
+        let resource = self
+            .resource
+            .as_deref()
+            .or_else(|| configured.and_then(|api| api.resource.as_deref()));
+        let mut limited = TokenRequest::new();
+        for scope in scopes {
+            limited = limited.scope(scope)?;
+        }
+        if let Some(resource) = resource {
+            limited = limited.resource(resource)?;
+        }
+        Ok(limited)
     }
 }
 
@@ -135,6 +186,7 @@ pub(crate) fn request(
             provider.id
         )));
     }
+    let limited = request.token_request(provider)?;
     let method = request.method.to_ascii_uppercase();
     if !METHODS.contains(&method.as_str()) {
         return Err(Error::ApiNotAllowed(format!(
@@ -188,13 +240,18 @@ pub(crate) fn request(
         http.send("the provider's API", builder)
             .map_err(|e| Error::ApiFailed(e.reason()))
     };
-    let token = tokens.access_token(ctx, &account.id, 60)?;
+    // Each API gets the token limited to it, never another API's (SECURITY 58).
+    let token = tokens
+        .limited_token(ctx, &account.id, &limited, 60)?
+        .access_token;
     let mut answer = send(&token)?;
     let mut sent = vec![token];
     // A token the provider refuses although it has not expired: one refresh, then once more
     // (SECURITY 44), at most once a minute per account (SECURITY 49); within that minute
-    // the refusal is the answer.
-    if answer.status == 401 {
+    // the refusal is the answer. A token limited to an API has no such rate-limited refresh
+    // yet, so its refusal is the answer: refreshing it on every 401 would let an API make
+    // Keylink call the token endpoint without limit (SECURITY 49).
+    if answer.status == 401 && limited.is_empty() {
         let rejected = &sent[sent.len() - 1];
         match tokens.replace_rejected_token(ctx, &account.id, rejected) {
             Ok(token) => {

@@ -348,6 +348,8 @@ pub(crate) async fn fetch<R: Runtime>(
             url,
             headers: init.headers,
             body,
+            scopes: init.scopes,
+            resource: init.resource,
         };
         Ok(s.keylink()?.api_request(&account, &request)?.into())
     })

@@ -313,6 +313,12 @@ pub struct FetchInit {
     pub headers: Vec<(String, String)>,
     /// The body, base64.
     pub body: Option<String>,
+    /// The scopes the token is limited to; none for those configured for the URL's origin.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The API the token is limited to (RFC 8707); `None` for the one configured for the
+    /// URL's origin.
+    pub resource: Option<String>,
 }
 
 /// `fetch`'s answer; the JS side makes a `Response` of it.
