@@ -681,7 +681,10 @@ export async function onSignedOut(
 /** A body `fetch` sends. */
 export type FetchBody = string | ArrayBuffer | ArrayBufferView | Blob | URLSearchParams | FormData
 
-/** The request of `fetch`: `method`, `headers`, `body` and `signal`, as in the web's `fetch`. */
+/**
+ * The request of `fetch`: `method`, `headers`, `body` and `signal`, as in the web's `fetch`,
+ * and which token it carries (`scopes`, `resource`).
+ */
 export interface FetchInit {
   /** `GET` unless given. */
   method?: string
@@ -698,9 +701,52 @@ export interface FetchInit {
    * may already have reached the provider; its answer is dropped.
    */
   signal?: AbortSignal | null
+  /**
+   * The scopes the token is limited to, each one the account was granted (else the call
+   * rejects with code `needs_relink` and nothing is sent; `reconnect(account, { scopes })`
+   * asks for more). Unless given, those configured for the URL's origin
+   * (`[providers.x.apis."<origin>"]`), if any.
+   */
+  scopes?: string[]
+  /**
+   * The API the token is for (an RFC 8707 resource indicator: an absolute URL without a
+   * fragment, sent exactly as written). Unless given, the one configured for the URL's
+   * origin, if any; without either, the account's own token.
+   */
+  resource?: string
 }
 
-const INIT_KEYS = new Set(['method', 'headers', 'body', 'signal'])
+const INIT_KEYS = new Set(['method', 'headers', 'body', 'signal', 'scopes', 'resource'])
+
+/** `init.scopes` and `init.resource` as the command takes them; checked here so a mistake sends nothing. */
+function tokenArgs(init: FetchInit): { scopes?: string[]; resource?: string } {
+  const { scopes, resource } = init
+  const args: { scopes?: string[]; resource?: string } = {}
+  if (scopes !== undefined) {
+    if (!Array.isArray(scopes) || scopes.some((s) => typeof s !== 'string' || s === '')) {
+      const what = Array.isArray(scopes)
+        ? `an array holding ${describeValue(scopes.find((s) => typeof s !== 'string' || s === ''))}`
+        : describeValue(scopes)
+      throw new TypeError(`fetch(): init.scopes must be an array of scope names (non-empty strings), not ${what}.`)
+    }
+    args.scopes = [...scopes]
+  }
+  if (resource !== undefined) {
+    let absolute = false
+    try {
+      absolute = typeof resource === 'string' && new URL(resource).href !== '' && !resource.includes('#')
+    } catch {
+      absolute = false
+    }
+    if (!absolute) {
+      throw new TypeError(
+        `fetch(): init.resource must be the API's absolute URL without a fragment, such as 'https://api.example.com', not ${typeof resource === 'string' ? JSON.stringify(resource.slice(0, 100)) : describeValue(resource)}.`
+      )
+    }
+    args.resource = resource
+  }
+  return args
+}
 
 function isBody(body: unknown): body is FetchBody {
   return (
@@ -753,9 +799,14 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | null | undefine
  * in the provider's `api_origins`, redirects not followed (a 3xx is the answer). Needs the
  * `keylink:allow-fetch` permission. The token never reaches the webview.
  *
- * `url` must be absolute. `init` takes `method`, `headers`, `body` and `signal` (see
- * {@link FetchInit}); anything else in it, or a body of another type, rejects with a
- * `TypeError`.
+ * `url` must be absolute. `init` takes `method`, `headers`, `body` and `signal`, and
+ * `scopes` and `resource` for the token (see {@link FetchInit}); anything else in it, a body
+ * of another type, scopes that are not a list of strings or a resource that is not an
+ * absolute URL, rejects with a `TypeError` and sends nothing.
+ *
+ * The token is the one for the API at `url`'s origin: limited to the resource and scopes the
+ * provider's configuration gives that origin (`[providers.x.apis."<origin>"]`), or to the
+ * `scopes` and `resource` given here, so a token for one API never reaches another.
  *
  * @example
  * ```ts
@@ -769,6 +820,12 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | null | undefine
  * })
  * if (!response.ok) throw new Error(`the API answered ${response.status}`)
  * const file = await response.json()
+ *
+ * // A token for the calendar API only, whatever the configuration says for this origin:
+ * const events = await fetch(account, 'https://api.example.com/calendar/events', {
+ *   scopes: ['calendar.read'],
+ *   resource: 'https://calendar.example.com'
+ * })
  * ```
  */
 export async function fetch(
@@ -785,9 +842,10 @@ export async function fetch(
   )
   if (extra.length > 0) {
     throw new TypeError(
-      `fetch(): init.${extra[0]} is not supported; Keylink's fetch takes method, headers, body and signal.`
+      `fetch(): init.${extra[0]} is not supported; Keylink's fetch takes method, headers, body, signal, scopes and resource.`
     )
   }
+  const tokenInit = tokenArgs(init)
   const { signal, body } = init
   if (signal?.aborted) throw abortError(signal, 'The request was cancelled before it was sent.')
   let target: string
@@ -819,7 +877,7 @@ export async function fetch(
     call<FetchAnswer>('fetch', {
       account: id,
       url: target,
-      init: { method: request.method, headers: [...headers], body: bytes && toBase64(bytes) }
+      init: { method: request.method, headers: [...headers], body: bytes && toBase64(bytes), ...tokenInit }
     }),
     signal
   )

@@ -176,3 +176,36 @@ test('a signal that is never aborted changes nothing', async () => {
   const got = await sent({ signal: new AbortController().signal })
   assert.equal(got.method, 'GET')
 })
+
+test('scopes and resource reach the plugin as given, and are left out unless given', async () => {
+  const { api, plugin } = await setup()
+  plugin.handlers.fetch = () => ({ status: 200, headers: [], body: '' })
+  await api.fetch('a1', URL_ME, { scopes: ['calendar.read', 'files'], resource: 'https://calendar.example.test' })
+  await api.fetch('a1', URL_ME, { resource: 'urn:example:files' })
+  await api.fetch('a1', URL_ME)
+  const [both, resourceOnly, neither] = plugin.named('fetch').map(({ args }) => args.init)
+  assert.deepEqual(both.scopes, ['calendar.read', 'files'])
+  assert.equal(both.resource, 'https://calendar.example.test')
+  assert.equal('scopes' in resourceOnly, false)
+  assert.equal(resourceOnly.resource, 'urn:example:files')
+  assert.equal('scopes' in neither, false)
+  assert.equal('resource' in neither, false)
+})
+
+test('scopes that are not a list of strings, or a resource that is not an absolute URL, reject with a TypeError and send nothing', async () => {
+  const { api, plugin } = await setup()
+  const cases = [
+    [{ scopes: 'calendar' }, /init\.scopes must be an array of scope names \(non-empty strings\), not a string/],
+    [{ scopes: ['calendar', 7] }, /init\.scopes must be .*, not an array holding a number/],
+    [{ scopes: [''] }, /init\.scopes must be .*, not an array holding a string/],
+    [{ resource: 'calendar' }, /init\.resource must be the API's absolute URL without a fragment, .*, not "calendar"/],
+    [{ resource: 'https://calendar.example.test/#top' }, /init\.resource must be the API's absolute URL without a fragment/],
+    [{ resource: new URL('https://calendar.example.test') }, /init\.resource must be .*, not a URL/]
+  ]
+  for (const [init, message] of cases) {
+    const e = await rejection(api.fetch('a1', URL_ME, init))
+    assert.ok(e instanceof TypeError, String(e))
+    assert.match(e.message, message)
+  }
+  assert.deepEqual(plugin.calls, [])
+})
