@@ -608,3 +608,51 @@ fn each_sign_out_outcome_is_a_kind_and_a_sentence_naming_the_provider() {
         assert!(message.ends_with('.'), "{message}");
     }
 }
+
+#[test]
+fn apis_in_tauri_conf_give_each_origin_its_token_and_fetch_can_name_another() {
+    let c = config(serde_json::json!({
+        "providers": {
+            "work": {
+                "issuer": "https://login.example.com",
+                "client_id": "desktop",
+                "api_origins": ["https://api.example.com", "https://files.example.com"],
+                "apis": {
+                    "https://api.example.com": {
+                        "resource": "https://calendar.example.com",
+                        "scopes": ["calendar.read"]
+                    }
+                }
+            }
+        }
+    }))
+    .unwrap();
+    let Source::Inline(core) = c.source(None).unwrap() else {
+        panic!("inline providers");
+    };
+    let work = core.provider(&keylink::ProviderId::new("work")).unwrap();
+    let calendar = work
+        .api_for(&url::Url::parse("https://api.example.com/v1/events").unwrap())
+        .expect("the configured origin");
+    assert_eq!(
+        calendar.resource.as_deref(),
+        Some("https://calendar.example.com")
+    );
+    assert_eq!(calendar.scopes, ["calendar.read"]);
+    assert!(
+        work.api_for(&url::Url::parse("https://files.example.com/list").unwrap())
+            .is_none()
+    );
+
+    // What the JS API sends: scopes and resource when the page names them, nothing otherwise.
+    let named: crate::dto::FetchInit = serde_json::from_value(serde_json::json!({
+        "method": "GET", "headers": [], "body": null,
+        "scopes": ["files"], "resource": "https://files.example.com"
+    }))
+    .unwrap();
+    assert_eq!(named.scopes, ["files"]);
+    assert_eq!(named.resource.as_deref(), Some("https://files.example.com"));
+    let plain: crate::dto::FetchInit =
+        serde_json::from_value(serde_json::json!({ "method": "GET", "headers": [] })).unwrap();
+    assert!(plain.scopes.is_empty() && plain.resource.is_none());
+}
