@@ -25,7 +25,7 @@ use crate::exchange::ExchangeError;
 use crate::flow::PendingError;
 use crate::http::HttpError;
 use crate::id_token::IdTokenError;
-use crate::ids::AccountId;
+use crate::ids::{AccountId, ProviderId};
 use crate::provider::{ConfigError, DiscoveryError};
 use crate::store::StoreError;
 
@@ -53,6 +53,18 @@ pub enum Error {
     /// was requested.
     #[error("{0:?} is not a valid resource: it must be an absolute URI without a fragment")]
     InvalidResource(String),
+    /// A token was asked for an API (a resource) the provider's configuration does not name;
+    /// nothing was requested. A provider that refuses an unknown resource may count the
+    /// refresh token as used, so asking for any resource could end the account's grant.
+    #[error(
+        "{resource} is not one of the APIs configured for {provider}, so no token was asked for it"
+    )]
+    ResourceNotConfigured {
+        /// The resource asked for.
+        resource: String,
+        /// The account's provider.
+        provider: ProviderId,
+    },
     /// A token was asked for with a scope the account was never granted; nothing was
     /// requested (a refresh cannot widen a grant, RFC 6749 §6).
     #[error("the account {account} was not granted {}", scopes.join(" "))]
@@ -245,6 +257,9 @@ impl Error {
             Error::ScopeNotGranted { .. } => {
                 "reconnect the account and allow those permissions".to_owned()
             }
+            Error::ResourceNotConfigured { resource, provider } => format!(
+                "add it to the configuration as [providers.{provider}.apis.\"<its origin>\"] resource = \"{resource}\""
+            ),
             Error::Interrupted => "try again".to_owned(),
             Error::LinkFailed { remedy, .. } => return remedy.clone(),
             Error::Config(e) => return e.remedy(),
@@ -355,7 +370,7 @@ impl Error {
             Error::Config(_) | Error::Http(_) | Error::Identity(_) | Error::InvalidScope(_) => {
                 ErrorCode::Config
             }
-            Error::InvalidResource(_) => ErrorCode::Config,
+            Error::InvalidResource(_) | Error::ResourceNotConfigured { .. } => ErrorCode::Config,
             Error::UnknownProvider(_) | Error::UnknownAccount(_) | Error::AmbiguousAccount(_) => {
                 ErrorCode::NotFound
             }

@@ -13,10 +13,23 @@ use crate::support::{Home, Idp, stderr, wait_output};
 const API_A: &str = "https://api-a.example.test";
 const API_B: &str = "https://api-b.example.test";
 
+/// A home whose `demo` provider names the two APIs (`[providers.demo.apis]`).
+fn home_with_apis(idp: &Idp) -> Home {
+    let home = Home::for_idp(idp);
+    let mut config = std::fs::read_to_string(&home.config).unwrap();
+    for api in [API_A, API_B] {
+        config.push_str(&format!(
+            "\n[providers.demo.apis.\"{api}\"]\nresource = \"{api}\"\n"
+        ));
+    }
+    std::fs::write(&home.config, config).unwrap();
+    home
+}
+
 /// The test provider with its two APIs, and an account linked with their scopes.
 fn linked() -> (Idp, Home, String) {
     let idp = Idp::start_with(&["--api-resources"]);
-    let home = Home::for_idp(&idp);
+    let home = home_with_apis(&idp);
     let out = home.run(&[
         "link", "demo", "--scope", "calendar", "--scope", "files", "--json",
     ]);
@@ -103,7 +116,7 @@ fn each_api_accepts_only_its_own_token() {
 #[test]
 fn a_scope_never_granted_is_exit_3_naming_reconnect_and_sends_nothing() {
     let idp = Idp::start_with(&["--api-resources"]);
-    let home = Home::for_idp(&idp);
+    let home = home_with_apis(&idp);
     let id = home.link("demo")["id"].as_str().unwrap().to_owned();
     let before = idp.stats();
     let out = home.run(&["token", &id, "--scope", "files", "--resource", API_B]);
@@ -211,4 +224,31 @@ fn time_of(rfc3339: &str) -> i64 {
         .trim()
         .parse()
         .unwrap()
+}
+
+#[test]
+fn an_api_the_configuration_does_not_name_gets_no_token_and_the_grant_stays() {
+    let (idp, home, id) = linked();
+    let before = idp.stats();
+    let out = home.run(&["token", &id, "--resource", "https://api-c.example.test"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr(&out).contains(
+            "https://api-c.example.test is not one of the APIs configured for demo, so no token was asked for it"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        idp.stats(),
+        before,
+        "nothing was requested from the provider"
+    );
+    // The grant is intact: the account's refresh token still works.
+    home.ok(&["token", &id, "--min-ttl", "999999"]);
+    assert_eq!(
+        idp.stats().token_requests.refresh_token,
+        before.token_requests.refresh_token + 1
+    );
 }

@@ -76,6 +76,10 @@ scopes = ["read"]
 
 [providers.plain.apis."{files}"]
 resource = "https://files.example"
+
+# An API of its own, so a request may name its resource for another origin.
+[providers.plain.apis."https://other.example"]
+resource = "https://other.example"
 "#;
 
     struct Apis {
@@ -183,6 +187,25 @@ resource = "https://files.example"
                 (Some("https://files.example".into()), None),
             ]
         );
+    }
+
+    #[test]
+    fn a_resource_the_configuration_does_not_name_gets_no_token_and_nothing_is_sent() {
+        let apis = apis(200);
+        let request = apis
+            .calendar("/events")
+            .with_resource("https://unknown.example");
+        let e = apis.fetch(&request).unwrap_err();
+        assert!(
+            matches!(e, crate::Error::ResourceNotConfigured { .. }),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "https://unknown.example is not one of the APIs configured for plain, so no token was asked for it"
+        );
+        assert!(apis.fixture.server.requests("/token").is_empty());
+        assert!(apis.fixture.server.requests("/events").is_empty());
     }
 
     #[test]

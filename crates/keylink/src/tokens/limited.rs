@@ -187,6 +187,22 @@ impl TokenSource {
                 scopes: missing.iter().map(|s| s.to_string()).collect(),
             });
         }
+        // Only an API the configuration names: a provider may count the refresh token as
+        // used even when it refuses an unknown resource, and the next refresh would then be a
+        // replay that ends the grant.
+        if let Some(resource) = &request.resource {
+            let provider = ctx.provider(&account.provider)?;
+            if !provider
+                .apis
+                .values()
+                .any(|api| api.resource.as_deref() == Some(resource.as_str()))
+            {
+                return Err(Error::ResourceNotConfigured {
+                    resource: crate::text::printable(resource, 200),
+                    provider: account.provider.clone(),
+                });
+            }
+        }
         check_usable(ctx, &account)?;
         let secrets = ctx.secrets()?;
         let key = ctx.token_key(&account.id)?;
