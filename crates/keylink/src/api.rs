@@ -246,17 +246,16 @@ pub(crate) fn request(
         .access_token;
     let mut answer = send(&token)?;
     let mut sent = vec![token];
-    // A token the provider refuses although it has not expired: one refresh, then once more
-    // (SECURITY 44), at most once a minute per account (SECURITY 49); within that minute
-    // the refusal is the answer. A token limited to an API has no such rate-limited refresh
-    // yet, so its refusal is the answer: refreshing it on every 401 would let an API make
-    // Keylink call the token endpoint without limit (SECURITY 49).
-    if answer.status == 401 && limited.is_empty() {
+    // A token the API refuses although it has not expired: one refresh, then once more
+    // (SECURITY 44), at most once a minute per account, the account's own token and those
+    // limited to an API together (SECURITY 49); within that minute the refusal is the
+    // answer.
+    if answer.status == 401 {
         let rejected = &sent[sent.len() - 1];
-        match tokens.replace_rejected_token(ctx, &account.id, rejected) {
+        match tokens.replace_rejected_limited_token(ctx, &account.id, &limited, rejected) {
             Ok(token) => {
-                answer = send(&token)?;
-                sent.push(token);
+                answer = send(&token.access_token)?;
+                sent.push(token.access_token);
             }
             Err(Error::TokenRejectedAgain(_)) => {}
             Err(e) => return Err(e),

@@ -255,15 +255,24 @@ resource = "https://other.example"
     }
 
     #[test]
-    fn a_refused_limited_token_is_the_answer_and_the_accounts_token_is_untouched() {
+    fn a_refused_limited_token_is_refreshed_once_a_minute_and_the_accounts_token_is_untouched() {
         let apis = apis(401);
+        // Refused: one refresh of the calendar's token, and the request once more.
         let answer = apis.fetch(&apis.calendar("/events")).unwrap();
         assert_eq!(answer.status, 401);
-        assert_eq!(
-            Apis::bearers(&apis.fixture.server, "/events"),
-            ["Bearer token-for-calendar"]
+        assert_eq!(apis.fixture.server.requests("/events").len(), 2);
+        let grants = apis.fixture.server.requests("/token");
+        assert_eq!(grants.len(), 2, "the first token, then one refresh");
+        assert!(
+            grants
+                .iter()
+                .all(|g| g.form("resource").as_deref() == Some("https://calendar.example"))
         );
-        assert_eq!(apis.fixture.server.requests("/token").len(), 1);
+        // Within the minute: the refusal is the answer, and nothing is refreshed (SECURITY 49).
+        apis.tokens.forget_all();
+        let answer = apis.fetch(&apis.calendar("/events")).unwrap();
+        assert_eq!(answer.status, 401);
+        assert_eq!(apis.fixture.server.requests("/token").len(), 2);
         let stored = apis.fixture.stored_tokens(&apis.account).unwrap();
         assert_eq!(stored.access_token.secret(), "account-token");
     }

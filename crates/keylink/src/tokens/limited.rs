@@ -152,6 +152,40 @@ impl TokenSource {
         request: &TokenRequest,
         min_ttl: u64,
     ) -> Result<ApiToken, Error> {
+        self.limited(ctx, account, request, min_ttl, None)
+    }
+
+    /// A new token limited by `request` for an API that has just refused `rejected` (HTTP
+    /// 401) although it had not expired (SECURITY 44): one refresh, at most one per account
+    /// per [`REJECTED_TOKEN_REFRESH_INTERVAL`](super::REJECTED_TOKEN_REFRESH_INTERVAL)
+    /// together with the account's own token (SECURITY 49); within it, a token another
+    /// refresh stored meanwhile or [`Error::TokenRejectedAgain`].
+    pub(crate) fn replace_rejected_limited_token(
+        &self,
+        ctx: &Context,
+        account: &AccountId,
+        request: &TokenRequest,
+        rejected: &AccessToken,
+    ) -> Result<ApiToken, Error> {
+        if request.is_empty() {
+            let access_token = self.replace_rejected_token(ctx, account, rejected)?;
+            let expires_at = ctx.account_by_id(account)?.expires_at;
+            return Ok(ApiToken {
+                access_token,
+                expires_at,
+            });
+        }
+        self.limited(ctx, account, request, 0, Some(rejected))
+    }
+
+    fn limited(
+        &self,
+        ctx: &Context,
+        account: &AccountId,
+        request: &TokenRequest,
+        min_ttl: u64,
+        rejected: Option<&AccessToken>,
+    ) -> Result<ApiToken, Error> {
         if request.is_empty() {
             let access_token = self.access_token(ctx, account, min_ttl)?;
             let expires_at = ctx.account_by_id(account)?.expires_at;
@@ -164,10 +198,15 @@ impl TokenSource {
         let fresh = |expires_at: Option<UnixTime>, now: UnixTime| {
             expires_at.is_none_or(|exp| exp.saturating_sub(now) > min_ttl)
         };
+        // A token the API refused is not fresh, whatever its expiry says.
+        let usable = |tokens: &TokenSet, now: UnixTime| {
+            fresh(tokens.expires_at, now) && rejected != Some(&tokens.access_token)
+        };
         let digest = request.digest();
         let cache_key = (account.clone(), digest.clone());
         if let Some(cached) = self.lock_limited().get(&cache_key)
             && fresh(cached.expires_at, ctx.now())
+            && rejected != Some(&cached.token)
         {
             return Ok(ApiToken {
                 access_token: cached.token.clone(),
@@ -227,17 +266,21 @@ impl TokenSource {
         };
         let seen = load_own()?;
         if let Some(tokens) = &seen
-            && fresh(tokens.expires_at, ctx.now())
+            && usable(tokens, ctx.now())
         {
             return Ok(remember(tokens));
         }
         let _lock = account_lock(ctx, &account.id)?;
         // Another thread or process may have got this token while we waited for the lock.
         if let Some(tokens) = load_own()?
-            && (fresh(tokens.expires_at, ctx.now())
+            && (usable(&tokens, ctx.now())
                 || seen.as_ref().map(|s| &s.access_token) != Some(&tokens.access_token))
         {
             return Ok(remember(&tokens));
+        }
+        if rejected.is_some() && !self.may_refresh_rejected(&account.id, ctx.now()) {
+            tracing::info!(account = %account.id, "an API refused the limited access token again; not refreshing within a minute of the last refresh it set off");
+            return Err(Error::TokenRejectedAgain(account.id));
         }
         let load_account = || -> Result<TokenSet, Error> {
             let raw = secrets
