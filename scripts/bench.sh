@@ -70,10 +70,16 @@ idp_pids+=($!)
 for _ in $(seq 1 100); do [[ -S "$XDG_RUNTIME_DIR/keylink/dev.keylink.sock" ]] && break; sleep 0.05; done
 # Many short runs: the two differ by less than the machine's jitter. /bin/true is the floor of
 # starting any program here.
-hyperfine --warmup 100 --runs 3000 -N \
+hyperfine --warmup 100 --runs 3000 -N --export-json "$work/2b.json" \
     "$keylink token $account" \
     "$oidc_token_cmd" \
     /bin/true
+# The median and the 10th percentile too: a VM's stray slow runs move the mean.
+node -e '
+  for (const r of JSON.parse(require("fs").readFileSync(process.argv[1])).results) {
+    const t = [...r.times].sort((a, b) => a - b), ms = (x) => (x * 1e3).toFixed(3);
+    console.log(`${r.command.split(" ").slice(0, 2).join(" ").padEnd(40)} mean ${ms(r.mean)} ms, median ${ms(t[t.length >> 1])} ms, p10 ${ms(t[Math.floor(t.length / 10)])} ms`);
+  }' "$work/2b.json"
 
 echo "== 3. two processes x ten callers, expiring token (each run refreshes at the provider)"
 start_idp --access-ttl 30
