@@ -233,11 +233,7 @@ impl TokenSource {
                     }
                     return Err(Error::Relinked(account.id.clone()));
                 }
-                ctx.index()?.update(|accounts| {
-                    if let Some(a) = accounts.iter_mut().find(|a| a.id == account.id) {
-                        a.status = AccountStatus::NeedsRelink;
-                    }
-                })?;
+                mark_needs_relink(ctx, &account.id)?;
                 Err(Error::NeedsRelink(account.id))
             }
             Err(e) => Err(e.into()),
@@ -326,11 +322,7 @@ fn check_usable(ctx: &Context, account: &Account) -> Result<(), Error> {
     {
         tracing::warn!(account = %account.id, "the provider's issuer changed since the account was linked");
         if account.status != AccountStatus::NeedsRelink {
-            ctx.index()?.update(|accounts| {
-                if let Some(a) = accounts.iter_mut().find(|a| a.id == account.id) {
-                    a.status = AccountStatus::NeedsRelink;
-                }
-            })?;
+            mark_needs_relink(ctx, &account.id)?;
         }
         return Err(Error::IssuerChanged {
             linked: account.issuer.to_string(),
@@ -409,6 +401,17 @@ fn refresh_with_retries(
 /// is stuck.
 fn lock_wait(ctx: &Context) -> Duration {
     ctx.http().timeout() * (REFRESH_ATTEMPTS + 1) + MAX_RETRY_WAIT * (REFRESH_ATTEMPTS - 1)
+}
+
+/// Marks `account` `needs_relink` in the index: its grant is gone, or its tokens must not go
+/// to the provider it now names.
+fn mark_needs_relink(ctx: &Context, account: &AccountId) -> Result<(), Error> {
+    ctx.index()?.update(|accounts| {
+        if let Some(a) = accounts.iter_mut().find(|a| a.id == *account) {
+            a.status = AccountStatus::NeedsRelink;
+        }
+    })?;
+    Ok(())
 }
 
 /// Takes the per-account lock that serialises refresh and unlink across threads and

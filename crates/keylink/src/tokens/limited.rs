@@ -8,14 +8,17 @@ use std::collections::BTreeSet;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::{CachedToken, TokenSource, account_lock, check_refreshed_identity, check_usable};
+use super::{
+    CachedToken, TokenSource, account_lock, check_refreshed_identity, check_usable,
+    mark_needs_relink,
+};
 use crate::clock::UnixTime;
 use crate::context::Context;
 use crate::error::Error;
 use crate::exchange::TokenSet;
 use crate::ids::AccountId;
 use crate::secret::AccessToken;
-use crate::store::{AccountStatus, SecretStore, decode_tokens, encode_tokens};
+use crate::store::{SecretStore, decode_tokens, encode_tokens};
 
 /// What an access token is to be limited to: some of the account's granted scopes (RFC 6749
 /// §6) and the API it is for (RFC 8707 `resource`). The empty request is the account's own
@@ -328,11 +331,7 @@ impl TokenSource {
                 if load_account()?.refresh_token.as_ref() != Some(&refresh_token) {
                     return Err(Error::Relinked(account.id.clone()));
                 }
-                ctx.index()?.update(|accounts| {
-                    if let Some(a) = accounts.iter_mut().find(|a| a.id == account.id) {
-                        a.status = AccountStatus::NeedsRelink;
-                    }
-                })?;
+                mark_needs_relink(ctx, &account.id)?;
                 Err(Error::NeedsRelink(account.id))
             }
             Err(e) => Err(e.into()),
