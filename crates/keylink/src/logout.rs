@@ -51,23 +51,10 @@ pub(crate) fn sign_out(
     account: &Account,
     tokens: Option<&TokenSet>,
 ) -> SignOut {
-    let provider = match ctx.provider(&account.provider) {
-        Ok(provider) => provider,
-        Err(e) => return SignOut::Failed(e.to_string()),
-    };
     // The ID token of another issuer is not sent to this one (SECURITY 52).
-    match crate::identity::changed_issuer(ctx, provider, account) {
-        Ok(None) => {}
-        Ok(Some(_)) => {
-            return SignOut::Failed(
-                "the provider's issuer changed since the account was linked, so its ID token was not sent to the new one".into(),
-            );
-        }
-        Err(e) => return SignOut::Failed(e.to_string()),
-    }
-    let metadata = match ctx.metadata(provider) {
-        Ok(metadata) => metadata,
-        Err(e) => return SignOut::Failed(e.to_string()),
+    let (provider, metadata) = match crate::tokens::provider_of_tokens(ctx, account) {
+        Ok(found) => found,
+        Err(reason) => return SignOut::Failed(reason),
     };
     let Some(endpoint) = &metadata.end_session_endpoint else {
         return SignOut::NotSupported;

@@ -443,25 +443,30 @@ fn account_lock(ctx: &Context, account: &AccountId) -> Result<std::fs::File, Err
     }
 }
 
-fn revoke(ctx: &Context, account: &Account, tokens: &TokenSet) -> Revocation {
-    let provider = match ctx.provider(&account.provider) {
-        Ok(provider) => provider,
-        Err(e) => return Revocation::Failed(e.to_string()),
-    };
-    // The tokens of another issuer are not sent to this one's endpoints, not even to be
-    // revoked (SECURITY 52).
+/// The account's provider and its metadata, for sending the account's tokens to one of its
+/// endpoints on the way out (revocation, sign-out): only while it is still the issuer the
+/// tokens came from (SECURITY 52). The error is the reason, without a secret.
+pub(crate) fn provider_of_tokens<'a>(
+    ctx: &'a Context,
+    account: &Account,
+) -> Result<(&'a ProviderConfig, std::sync::Arc<Metadata>), String> {
+    let provider = ctx.provider(&account.provider).map_err(|e| e.to_string())?;
     match crate::identity::changed_issuer(ctx, provider, account) {
         Ok(None) => {}
         Ok(Some(_)) => {
-            return Revocation::Failed(
-                "the provider's issuer changed since the account was linked, so its tokens were not sent to the new one".into(),
-            );
+            return Err("the provider's issuer changed since the account was linked, so its tokens were not sent to the new one".into());
         }
-        Err(e) => return Revocation::Failed(e.to_string()),
+        Err(e) => return Err(e.to_string()),
     }
-    let metadata = match ctx.metadata(provider) {
-        Ok(metadata) => metadata,
-        Err(e) => return Revocation::Failed(e.to_string()),
+    let metadata = ctx.metadata(provider).map_err(|e| e.to_string())?;
+    Ok((provider, metadata))
+}
+
+fn revoke(ctx: &Context, account: &Account, tokens: &TokenSet) -> Revocation {
+    // Not even to be revoked do tokens go to another issuer's endpoints.
+    let (provider, metadata) = match provider_of_tokens(ctx, account) {
+        Ok(found) => found,
+        Err(reason) => return Revocation::Failed(reason),
     };
     let Some(endpoint) = &metadata.revocation_endpoint else {
         return Revocation::NotSupported;
