@@ -409,5 +409,16 @@ impl Error {
     }
 }
 
+/// Checks an extra scope asked for by the app or the person: a scope-token of RFC 6749 §3.3
+/// (`%x21 / %x23-5B / %x5D-7E`, no spaces, quotes or backslashes), at most
+/// [`MAX_SCOPE_LEN`](crate::text::MAX_SCOPE_LEN) characters; else [`Error::InvalidScope`].
+pub(crate) fn check_scope(scope: &str) -> Result<(), Error> {
+    if crate::text::is_scope_token(scope) {
+        Ok(())
+    } else {
+        Err(Error::InvalidScope(crate::text::printable(scope, 100)))
+    }
+}
+
 #[cfg(test)]
 mod tests;

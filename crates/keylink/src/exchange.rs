@@ -316,7 +316,7 @@ pub(crate) fn refresh(
     provider: &ProviderConfig,
     metadata: &Metadata,
     refresh_token: &RefreshToken,
-    limit: &crate::tokens::TokenRequest,
+    limit: &crate::token_request::TokenRequest,
     now: UnixTime,
 ) -> Result<TokenSet, ExchangeError> {
     let client = token_client(provider, metadata);

@@ -163,34 +163,6 @@ impl PendingFlow {
     }
 }
 
-/// The longest scope Keylink sends. RFC 6749 sets no limit; this keeps a mistyped argument
-/// (a pasted token, say) out of the request.
-const MAX_SCOPE_LEN: usize = 256;
-
-/// True when `scope` is a scope-token of RFC 6749 §3.3 (`%x21 / %x23-5B / %x5D-7E`) of at
-/// most [`MAX_SCOPE_LEN`] characters: the one rule for scopes asked for at a sign-in and for
-/// those a configuration names.
-pub(crate) fn is_scope_token(scope: &str) -> bool {
-    !scope.is_empty()
-        && scope.len() <= MAX_SCOPE_LEN
-        && scope
-            .bytes()
-            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
-}
-
-/// Checks an extra scope asked for by the app or the person: a scope-token of RFC 6749 §3.3
-/// (`%x21 / %x23-5B / %x5D-7E`, no spaces, quotes or backslashes), at most
-/// [`MAX_SCOPE_LEN`] characters.
-pub(crate) fn check_scope(scope: &str) -> Result<(), crate::Error> {
-    if is_scope_token(scope) {
-        Ok(())
-    } else {
-        Err(crate::Error::InvalidScope(crate::text::printable(
-            scope, 100,
-        )))
-    }
-}
-
 /// The scopes a sign-in asks for: the provider's configured ones, then those the account
 /// was granted before (a reconnect drops nothing already granted), then the extra ones,
 /// each once, in that order.

@@ -94,6 +94,7 @@ mod session;
 #[cfg(test)]
 mod test_harness;
 mod text;
+mod token_request;
 mod tokens;
 
 pub use app::{AppIdentity, Environment, IdentityError};

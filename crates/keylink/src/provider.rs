@@ -233,8 +233,8 @@ pub struct ApiConfig {
 
 impl ApiConfig {
     /// The token request for this API.
-    pub fn token_request(&self) -> crate::tokens::TokenRequest {
-        crate::tokens::TokenRequest::for_api(self.resource.as_deref(), &self.scopes)
+    pub fn token_request(&self) -> crate::token_request::TokenRequest {
+        crate::token_request::TokenRequest::for_api(self.resource.as_deref(), &self.scopes)
     }
 }
 

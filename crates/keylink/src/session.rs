@@ -240,7 +240,7 @@ impl LinkSessions {
         start: LinkStart,
     ) -> Result<LinkSession, Error> {
         for scope in &start.extra_scopes {
-            crate::flow::check_scope(scope)?;
+            crate::error::check_scope(scope)?;
         }
         let (provider, reconnect, granted) = match &start.target {
             Target::Provider(id) => (ctx.provider(id)?.id.clone(), None, Vec::new()),

@@ -16,7 +16,8 @@ use crate::secret::AccessToken;
 use crate::store::{Account, AccountStatus, decode_tokens, encode_tokens};
 
 mod limited;
-pub use limited::{ApiToken, TokenRequest};
+pub use crate::token_request::TokenRequest;
+pub use limited::ApiToken;
 
 /// An access token this process holds.
 #[derive(Clone)]

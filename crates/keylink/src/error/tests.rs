@@ -52,3 +52,35 @@ fn codes_serialise_as_their_text_and_cover_cancel_and_browser() {
         ErrorCode::NeedsRelink
     );
 }
+
+/// Extra scopes are RFC 6749 §3.3 scope-tokens; anything else is named in the error.
+#[test]
+fn an_extra_scope_must_be_one_printable_ascii_word() {
+    for good in [
+        "calendar",
+        "https://www.googleapis.com/auth/calendar.readonly",
+        "read:user",
+        "!#[]~",
+    ] {
+        assert!(super::check_scope(good).is_ok(), "{good}");
+    }
+    let long = "a".repeat(crate::text::MAX_SCOPE_LEN + 1);
+    for bad in [
+        "",
+        "a b",
+        "a\"b",
+        "a\\b",
+        "a\tb",
+        "caf\u{e9}",
+        "a\nb",
+        &long,
+    ] {
+        let e = super::check_scope(bad).unwrap_err();
+        assert!(matches!(e, crate::Error::InvalidScope(_)), "{bad:?}: {e:?}");
+        assert_eq!(e.code(), crate::ErrorCode::Config, "{bad:?}");
+    }
+    assert_eq!(
+        super::check_scope("a b").unwrap_err().to_string(),
+        "\"a b\" is not a valid scope: a scope is one word of printable ASCII characters without quotes or backslashes"
+    );
+}

@@ -55,38 +55,6 @@ fn state_and_nonce_carry_at_least_128_bits() {
     assert_ne!(CsrfState::generate(), CsrfState::generate());
 }
 
-/// Extra scopes are RFC 6749 §3.3 scope-tokens; anything else is named in the error.
-#[test]
-fn an_extra_scope_must_be_one_printable_ascii_word() {
-    for good in [
-        "calendar",
-        "https://www.googleapis.com/auth/calendar.readonly",
-        "read:user",
-        "!#[]~",
-    ] {
-        assert!(check_scope(good).is_ok(), "{good}");
-    }
-    let long = "a".repeat(MAX_SCOPE_LEN + 1);
-    for bad in [
-        "",
-        "a b",
-        "a\"b",
-        "a\\b",
-        "a\tb",
-        "caf\u{e9}",
-        "a\nb",
-        &long,
-    ] {
-        let e = check_scope(bad).unwrap_err();
-        assert!(matches!(e, crate::Error::InvalidScope(_)), "{bad:?}: {e:?}");
-        assert_eq!(e.code(), crate::ErrorCode::Config, "{bad:?}");
-    }
-    assert_eq!(
-        check_scope("a b").unwrap_err().to_string(),
-        "\"a b\" is not a valid scope: a scope is one word of printable ASCII characters without quotes or backslashes"
-    );
-}
-
 /// A reconnect asks again for everything granted before, then the new ones, each once.
 #[test]
 fn requested_scopes_are_configured_then_granted_then_extra_each_once() {

@@ -197,7 +197,7 @@ pub(super) fn parse_provider(
     for scope in raw.optional_scopes {
         // The same rule a sign-in applies to the scopes an app asks for, so a scope that is
         // configured here can always be asked for.
-        if !crate::flow::is_scope_token(&scope) {
+        if !crate::text::is_scope_token(&scope) {
             return Err(invalid(
                 file,
                 &key("optional_scopes"),
@@ -332,7 +332,7 @@ fn parse_apis(
         }
         let mut scopes: Vec<String> = Vec::new();
         for scope in api.scopes {
-            if !crate::flow::is_scope_token(&scope) {
+            if !crate::text::is_scope_token(&scope) {
                 return Err(invalid(
                     file,
                     &key(Some("scopes")),
